@@ -1,0 +1,45 @@
+"""parallax: run commands and copy files over SSH on many hosts at once.
+
+Drop-in compatible with Parallax SSH 1.0 (``call``, ``copy``, ``slurp``,
+``Options``, ``Error``), with ``run``, interchangeable backends, an async twin
+(:mod:`parallax.aio`) and precise error classes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import aio
+from .api import call, copy, run, slurp
+from .errors import (
+    AuthenticationFailed,
+    BadInput,
+    Cancelled,
+    CommandFailed,
+    ConnectionFailed,
+    Error,
+    HostKeyChanged,
+    HostKeyError,
+    HostKeyUnknown,
+    NameResolutionFailed,
+    Timeout,
+    TransferFailed,
+    TransportError,
+    UnsupportedOption,
+)
+from .hookspecs import hookimpl
+from .options import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT, Options
+from .results import CallResult, CopyResult, SlurpResult
+
+__version__ = "2.0.0.dev0"
+
+logging.getLogger("parallax").addHandler(logging.NullHandler())
+
+__all__ = [
+    "call", "run", "copy", "slurp", "aio", "Options", "hookimpl",
+    "CallResult", "CopyResult", "SlurpResult",
+    "DEFAULT_PARALLELISM", "DEFAULT_TIMEOUT",
+    "Error", "TransportError", "ConnectionFailed", "NameResolutionFailed", "AuthenticationFailed",
+    "HostKeyError", "HostKeyUnknown", "HostKeyChanged", "Timeout", "Cancelled", "CommandFailed",
+    "TransferFailed", "BadInput", "UnsupportedOption",
+]

@@ -1,0 +1,10 @@
+"""Async twins of the four operations, for use inside a running event loop."""
+
+from __future__ import annotations
+
+from .api import acall as call
+from .api import acopy as copy
+from .api import arun as run
+from .api import aslurp as slurp
+
+__all__ = ["call", "run", "copy", "slurp"]

@@ -1,0 +1,1 @@
+"""Transports. Each module holds one backend; :mod:`.builtin` registers them."""

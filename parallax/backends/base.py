@@ -1,0 +1,67 @@
+"""The interface every transport implements.
+
+A backend only moves bytes: it connects (or reuses a connection), runs a
+command streaming output into a sink, puts and gets files, and closes.  The
+scheduler owns concurrency, timeouts, retries and cancellation; a backend
+must simply clean up (kill processes, close channels) when its coroutine is
+cancelled, and raise the shared classes from :mod:`parallax.errors`.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar, Protocol
+
+from ..jobs import CommandJob, GetJob, PutJob, Target
+
+
+class OutputSink(Protocol):
+    """Receives a command's output as it arrives."""
+
+    def stdout(self, data: bytes) -> None: ...
+
+    def stderr(self, data: bytes) -> None: ...
+
+
+class Backend(abc.ABC):
+    """One SSH transport.  An instance lives as long as one session/call."""
+
+    #: The name users select it by (``Options.backend``).
+    name: ClassVar[str] = ""
+    #: ssh option names (lower case) this backend honours; others are refused.
+    #: ``None`` means "any" (the openssh backend hands them all to ssh).
+    supported_options: ClassVar[frozenset[str] | None] = None
+
+    def check_target(self, target: Target) -> None:
+        """Refuse, before anything runs, options this backend cannot honour."""
+        if self.supported_options is None:
+            return
+        from ..errors import UnsupportedOption
+
+        for key, _ in target.ssh_options:
+            if key.lower() not in self.supported_options:
+                raise UnsupportedOption(
+                    f"ssh option {key!r} is not supported by the {self.name} backend",
+                    host=target.key,
+                )
+
+    @abc.abstractmethod
+    async def run(self, job: CommandJob, sink: OutputSink) -> int:
+        """Run the job's command; stream output to *sink*; return the exit status."""
+
+    @abc.abstractmethod
+    async def put(self, job: PutJob, sink: OutputSink) -> None:
+        """Copy the job's local ``src`` to the remote ``dst``."""
+
+    @abc.abstractmethod
+    async def get(self, job: GetJob, sink: OutputSink) -> None:
+        """Copy the job's remote ``src`` to the local ``dst``."""
+
+    async def disconnect(self, target: Target) -> None:
+        """Drop any pooled connection to *target* (after a failure)."""
+
+    async def close(self) -> None:
+        """Release every connection and resource the backend holds."""
+
+
+__all__ = ["Backend", "OutputSink"]

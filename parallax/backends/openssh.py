@@ -1,0 +1,282 @@
+"""The OpenSSH backend: the system ``ssh`` and ``scp`` binaries as subprocesses.
+
+Argument order is deliberate.  OpenSSH keeps the first value it sees for
+each option, command-line options beat config files, and ``-F``/``-E`` keep
+the last value.  So the caller's settings come first (host entry user/port,
+``ssh_key``, ``ssh_options``, ``PARALLAX_OPTIONS``, ``ssh_extra``), and
+parallax's own defaults (BatchMode, ConnectTimeout, LogLevel) live in a
+generated config file that *includes the user's ssh config before them*, so
+that the user's ``~/.ssh/config`` wins over parallax's defaults too.
+
+ssh's own diagnostics go to a per-job log file (``-E``), never into the
+host's stderr; the log tells a remote exit status 255 apart from an SSH
+failure ("Authenticated to" appears once the session is up).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shlex
+import shutil
+import tempfile
+import threading
+from typing import Iterable
+
+from ..errors import (
+    AuthenticationFailed,
+    BadInput,
+    ConnectionFailed,
+    Error,
+    HostKeyChanged,
+    HostKeyUnknown,
+    NameResolutionFailed,
+    Timeout,
+    TransferFailed,
+    TransportError,
+)
+from ..jobs import CommandJob, GetJob, PutJob, Target
+from .base import Backend, OutputSink
+from .process import run_process
+
+POLICY_OPTIONS = {
+    "strict": (("StrictHostKeyChecking", "yes"),),
+    "accept-new": (("StrictHostKeyChecking", "accept-new"),),
+    "off": (("StrictHostKeyChecking", "no"), ("UserKnownHostsFile", "/dev/null"), ("GlobalKnownHostsFile", "/dev/null")),
+}
+
+_GLOB = re.compile(r"([\\*?\[\]])")
+
+
+def default_ssh_config() -> str | None:
+    """The user's ``~/.ssh/config``, from the passwd home as ssh itself does."""
+    try:
+        home = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        home = os.path.expanduser("~")
+    path = os.path.join(home, ".ssh", "config")
+    return path if os.path.exists(path) else None
+
+
+def classify(log: str, target: Target, *, transfer: bool = False) -> Error:
+    """Map ssh/scp diagnostics onto the shared error classes."""
+    label = target.label
+    lines = [ln for ln in log.splitlines() if ln.strip() and not ln.startswith(("debug", "Authenticated to"))]
+    detail = lines[-1].strip() if lines else "ssh failed without a diagnostic"
+    if "Could not resolve hostname" in log or "Name or service not known" in log:
+        return NameResolutionFailed(f"Could not resolve hostname {target.host}: {detail}")
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in log or "Host key for" in log and "has changed" in log:
+        return HostKeyChanged(f"Host key for {label} has changed: {detail}")
+    if "Host key verification failed" in log or "No matching host key" in log:
+        return HostKeyUnknown(f"Host key for {label} is not trusted: {detail}")
+    if "Permission denied" in log or "Too many authentication failures" in log:
+        return AuthenticationFailed(f"Authentication failed for {label}: {detail}")
+    if "timed out" in log.lower():
+        return Timeout(f"Connection to {label} timed out: {detail}")
+    for marker in ("Connection refused", "No route to host", "Network is unreachable", "Connection reset",
+                   "Connection closed by", "kex_exchange_identification", "closed by remote host",
+                   "Broken pipe", "Connection to"):
+        if marker in log:
+            return ConnectionFailed(f"Connection to {label} failed: {detail}")
+    if transfer:
+        return TransferFailed(f"Transfer with {label} failed: {detail}")
+    return TransportError(f"ssh to {label} failed: {detail}")
+
+
+def _quote_config(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class OpenSSHBackend(Backend):
+    """Runs ``ssh``/``scp`` per job; every process is killed if its job is cancelled."""
+
+    name = "openssh"
+    supported_options = None
+
+    def __init__(self, settings: object = None, ssh: str = "ssh", scp: str = "scp") -> None:
+        self.ssh = shutil.which(ssh) or ssh
+        self.scp = shutil.which(scp) or scp
+        self._dir: str | None = None
+        self._configs: dict[tuple, str] = {}
+        self._askpass: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    # --- private files -------------------------------------------------
+    def _workdir(self) -> str:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="parallax-ssh-")
+        return self._dir
+
+    def _next_log(self) -> str:
+        with self._lock:
+            self._seq += 1
+            return os.path.join(self._workdir(), f"{self._seq}.log")
+
+    def config_file(self, target: Target, *, for_scp: bool = False) -> str:
+        """The generated ``-F`` file: the user's config first, then parallax's defaults."""
+        user_config = target.ssh_config if target.ssh_config is not None else default_ssh_config()
+        if target.ssh_config is not None and not os.path.exists(target.ssh_config):
+            raise BadInput(f"ssh_config file {target.ssh_config!r} does not exist", host=target.key)
+        batch = not (target.askpass or target.password)
+        key = (user_config, batch, target.connect_timeout, for_scp)
+        path = self._configs.get(key)
+        if path is not None:
+            return path
+        lines = ["# generated by parallax: the user's config first, so that it wins"]
+        if user_config:
+            lines.append(f"Include {_quote_config(os.path.abspath(user_config))}")
+        lines.append("Host *")
+        if batch:
+            lines.append("  BatchMode yes")
+        lines.append("  NumberOfPasswordPrompts 1")
+        if target.connect_timeout:
+            lines.append(f"  ConnectTimeout {max(1, round(target.connect_timeout))}")
+        lines.append("  LogLevel ERROR" if for_scp else "  LogLevel VERBOSE")
+        if os.path.exists("/etc/ssh/ssh_config"):
+            lines.append('Include "/etc/ssh/ssh_config"')
+        with self._lock:
+            self._seq += 1
+            path = os.path.join(self._workdir(), f"config-{self._seq}")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self._configs[key] = path
+        return path
+
+    def _env(self, target: Target) -> dict[str, str] | None:
+        secret = target.password
+        if not (target.askpass or secret):
+            return None
+        if secret is None:
+            raise BadInput("askpass is set but no password was obtained", host=target.key)
+        with self._lock:
+            script = self._askpass.get(secret)
+            if script is None:
+                n = len(self._askpass) + 1
+                secret_path = os.path.join(self._workdir(), f"secret-{n}")
+                fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(secret + "\n")
+                script = os.path.join(self._workdir(), f"askpass-{n}")
+                with open(script, "w") as f:
+                    f.write(f"#!/bin/sh\nexec cat {shlex.quote(secret_path)}\n")
+                os.chmod(script, 0o700)
+                self._askpass[secret] = script
+        env = dict(os.environ)
+        env.update(SSH_ASKPASS=script, SSH_ASKPASS_REQUIRE="force", DISPLAY=env.get("DISPLAY", ":0"))
+        return env
+
+    # --- argument vectors ------------------------------------------------
+    def _common(self, target: Target, port_flag: str, *, for_scp: bool) -> list[str]:
+        argv = ["-F", self.config_file(target, for_scp=for_scp)]
+        if target.user:
+            argv += ["-o", f"User={target.user}"] if for_scp else ["-l", target.user]
+        if target.port:
+            argv += [port_flag, str(target.port)]
+        if target.ssh_key:
+            argv += ["-i", target.ssh_key]
+        for key, value in target.ssh_options:
+            argv += ["-o", f"{key}={value}"]
+        argv += list(target.ssh_extra)
+        if target.host_key_policy:
+            for key, value in POLICY_OPTIONS[target.host_key_policy]:
+                if not (target.known_hosts and key == "UserKnownHostsFile"):
+                    argv += ["-o", f"{key}={value}"]
+        if target.known_hosts:
+            argv += ["-o", f"UserKnownHostsFile={target.known_hosts}"]
+        for key, value in target.env:
+            argv += ["-o", f"SetEnv={key}={_quote_config(value)}"]
+        return argv
+
+    def ssh_argv(self, target: Target, command: str, log_path: str) -> list[str]:
+        """The full ``ssh`` command line for *command* on *target* (host after ``--``)."""
+        return [self.ssh, "-E", log_path, *self._common(target, "-p", for_scp=False), "-T", "--", target.host, command]
+
+    def scp_argv(self, target: Target, sources: Iterable[str], dest: str, recursive: bool) -> list[str]:
+        """The full ``scp`` command line (operands after ``--``)."""
+        argv = [self.scp, *self._common(target, "-P", for_scp=True), "-p"]
+        if recursive:
+            argv.append("-r")
+        return [*argv, "--", *sources, dest]
+
+    def _remote(self, target: Target, path: str) -> str:
+        host = f"[{target.host}]" if ":" in target.host else target.host
+        return f"{host}:{path}"
+
+    # --- operations ------------------------------------------------------
+    async def run(self, job: CommandJob, sink: OutputSink) -> int:
+        target = job.target
+        log_path = self._next_log()
+        argv = self.ssh_argv(target, job.command, log_path)
+        try:
+            rc = await run_process(argv, sink, job.stdin, self._env(target))
+            if rc == 255:
+                log = _read(log_path)
+                if "Authenticated to" not in log:
+                    raise classify(log, target)
+                if re.search(r"closed by remote host|Broken pipe|Connection reset|client_loop", log):
+                    raise ConnectionFailed(f"Connection to {target.label} lost: {log.strip().splitlines()[-1]}")
+            return rc
+        finally:
+            _unlink(log_path)
+
+    async def _scp(self, job: PutJob | GetJob, argv: list[str]) -> None:
+        collected = _Collect()
+        rc = await run_process(argv, collected, None, self._env(job.target))
+        if rc != 0:
+            err = classify(collected.text(), job.target, transfer=True)
+            raise err
+
+    async def put(self, job: PutJob, sink: OutputSink) -> None:
+        src = os.path.abspath(job.src)
+        await self._scp(job, self.scp_argv(job.target, [src], self._remote(job.target, job.dst), job.recursive))
+
+    async def get(self, job: GetJob, sink: OutputSink) -> None:
+        remote = self._remote(job.target, _GLOB.sub(r"\\\1", job.src))
+        await self._scp(job, self.scp_argv(job.target, [remote], os.path.abspath(job.dst), job.recursive))
+
+    async def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+            self._configs.clear()
+            self._askpass.clear()
+
+    def __del__(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class _Collect:
+    """A sink that keeps scp's diagnostics for error mapping."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def stdout(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def stderr(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def text(self) -> str:
+        return b"".join(self.parts).decode("utf-8", "replace")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+__all__ = ["OpenSSHBackend", "classify", "default_ssh_config"]

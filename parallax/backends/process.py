@@ -1,0 +1,94 @@
+"""Run a local child process under asyncio, streaming its output into a sink.
+
+The child gets its own session (process group, no controlling terminal, so
+ssh can never prompt on the user's tty); a cancelled run kills the whole
+group and reaps it before the cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from typing import Mapping
+
+from .base import OutputSink
+
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+
+
+class _Protocol(asyncio.SubprocessProtocol):
+    def __init__(self, sink: OutputSink, done: asyncio.Future) -> None:
+        self.sink = sink
+        self.done = done
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            self.sink.stdout(data)
+        else:
+            self.sink.stderr(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+def _killpg(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def run_process(
+    argv: list[str],
+    sink: OutputSink,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run *argv* (never through a shell); return its exit status.
+
+    A status for death by signal N is reported as ``128 + N``, like a shell.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+    transport, _ = await loop.subprocess_exec(
+        lambda: _Protocol(sink, done),
+        *argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env=dict(env) if env is not None else None,
+    )
+    pid = transport.get_pid()
+    try:
+        if stdin is not None:
+            pipe = transport.get_pipe_transport(0)
+            if stdin:
+                pipe.write(stdin)
+            pipe.close()
+        await done
+        rc = transport.get_returncode()
+        if rc is None:  # pipes closed before the exit was reaped
+            while transport.get_returncode() is None:
+                await asyncio.sleep(0.005)
+            rc = transport.get_returncode()
+        return 128 - rc if rc < 0 else rc
+    except BaseException:
+        _killpg(pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(done), KILL_GRACE)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            _killpg(pid, signal.SIGKILL)
+            try:
+                await asyncio.wait_for(asyncio.shield(done), KILL_GRACE)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+        raise
+    finally:
+        transport.close()
+
+
+__all__ = ["run_process"]

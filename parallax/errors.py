@@ -1,0 +1,125 @@
+"""The per-host error hierarchy shared by every backend.
+
+An :class:`Error` is *returned* in place of a host's result (it is also an
+``Exception``, so callers may raise it).  Every backend maps its transport
+failures onto these classes so that callers can handle them uniformly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _text(data: bytes | str | None) -> str:
+    if not data:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return data
+
+
+class Error(Exception):
+    """A failure for one host, returned instead of that host's result.
+
+    Keeps the 1.0 attributes ``msg`` and ``task`` (here: the job); ``str()``
+    includes the host's stderr, as 1.0 did.
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        task: Any = None,
+        *,
+        host: str | None = None,
+        stdout: bytes = b"",
+        stderr: bytes = b"",
+        rc: int | None = None,
+        duration: float = 0.0,
+    ) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.task = task
+        self.host = host
+        self.stdout = stdout
+        self.stderr = stderr
+        self.rc = rc
+        self.duration = duration
+
+    def __str__(self) -> str:
+        err = _text(self.stderr).rstrip("\n")
+        if err:
+            return f"{self.msg}, Error output: {err}"
+        return self.msg
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.msg!r}, host={self.host!r})"
+
+
+class TransportError(Error):
+    """The SSH layer failed: nothing (or not all) of the remote work happened."""
+
+
+class ConnectionFailed(TransportError):
+    """The TCP connection was refused, reset, or the host was unreachable."""
+
+
+class NameResolutionFailed(ConnectionFailed):
+    """The host name could not be resolved (DNS)."""
+
+
+class AuthenticationFailed(TransportError):
+    """The server rejected every credential offered."""
+
+
+class HostKeyError(TransportError):
+    """The server's host key was not accepted."""
+
+
+class HostKeyUnknown(HostKeyError):
+    """The host key is not in known_hosts and the policy is ``strict``."""
+
+
+class HostKeyChanged(HostKeyError):
+    """The host key differs from the one recorded in known_hosts."""
+
+
+class Timeout(Error):
+    """The per-host limit (connect + result) or the overall deadline ran out."""
+
+
+class Cancelled(Error):
+    """The host's work was cancelled (Ctrl-C, deadline) or never started."""
+
+
+class CommandFailed(Error):
+    """The remote command exited non-zero (``call`` only); ``rc`` holds the status."""
+
+
+class TransferFailed(Error):
+    """A file copy to or from the host failed after the connection was made."""
+
+
+class BadInput(Error, ValueError):
+    """An argument for this host (path, option) was invalid; nothing ran."""
+
+
+class UnsupportedOption(BadInput):
+    """An ssh option is not supported by the chosen backend."""
+
+
+__all__ = [
+    "Error",
+    "TransportError",
+    "ConnectionFailed",
+    "NameResolutionFailed",
+    "AuthenticationFailed",
+    "HostKeyError",
+    "HostKeyUnknown",
+    "HostKeyChanged",
+    "Timeout",
+    "Cancelled",
+    "CommandFailed",
+    "TransferFailed",
+    "BadInput",
+    "UnsupportedOption",
+]

@@ -1,0 +1,96 @@
+"""Immutable units of work produced by the planner and run by the scheduler.
+
+A job carries a fully resolved :class:`Target` (where and how to connect), so
+a backend never looks at ``Options`` or the environment itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to connect to one host; hashable so sessions can pool by it."""
+
+    key: str  # the result-dict key: the host as the caller wrote it
+    host: str
+    port: int | None = None
+    user: str | None = None
+    ssh_key: str | None = None
+    # ssh options as ("Key", "value") pairs, caller's first (first one wins).
+    ssh_options: tuple[tuple[str, str], ...] = ()
+    ssh_extra: tuple[str, ...] = ()  # raw extra ssh arguments (openssh only)
+    connect_timeout: float | None = None
+    password: str | None = field(default=None, repr=False)
+    askpass: bool = False
+    host_key_policy: str | None = None  # None: the transport's/ssh config's default
+    known_hosts: str | None = None
+    ssh_config: str | None = None  # None: ~/.ssh/config of the passwd home
+    env: tuple[tuple[str, str], ...] = ()
+
+    def option(self, name: str) -> str | None:
+        """The first value given for ssh option *name* (case-insensitive), if any."""
+        low = name.lower()
+        for key, value in self.ssh_options:
+            if key.lower() == low:
+                return value
+        return None
+
+    @property
+    def label(self) -> str:
+        """``[user@]host[:port]`` for messages."""
+        text = self.host if ":" not in self.host else f"[{self.host}]"
+        if self.user:
+            text = f"{self.user}@{text}"
+        if self.port:
+            text = f"{text}:{self.port}"
+        return text
+
+
+@dataclass(frozen=True)
+class CommandJob:
+    """Run ``command`` on the target. ``check``: non-zero exit is an error (``call``)."""
+
+    target: Target
+    command: str
+    stdin: bytes | None = None
+    check: bool = True
+    local: bool = False  # 1.0 shortcut: the target is this machine; run without ssh
+
+    @property
+    def key(self) -> str:
+        return self.target.key
+
+
+@dataclass(frozen=True)
+class PutJob:
+    """Copy local ``src`` to remote ``dst`` (a directory tree when ``recursive``)."""
+
+    target: Target
+    src: str
+    dst: str
+    recursive: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.target.key
+
+
+@dataclass(frozen=True)
+class GetJob:
+    """Copy remote ``src`` to the local path ``dst`` (``<localdir>/<host>/<dst>``)."""
+
+    target: Target
+    src: str
+    dst: str
+    recursive: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.target.key
+
+
+Job = CommandJob | PutJob | GetJob
+
+__all__ = ["Target", "CommandJob", "PutJob", "GetJob", "Job"]

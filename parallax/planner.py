@@ -1,0 +1,124 @@
+"""Hosts + resolved options -> immutable jobs with fully resolved targets.
+
+Pure: the only I/O is reading hosts files (through :mod:`parallax.hosts`).
+Everything that can be rejected up front is rejected here, before any
+connection is made, with a ``ValueError`` naming the culprit.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import Any, Iterable, Mapping
+
+from .hosts import HostSpec, parse_hosts
+from .jobs import CommandJob, GetJob, PutJob, Target
+from .options import Settings
+
+
+def make_target(spec: HostSpec, settings: Settings) -> Target:
+    """Combine one host entry with the call's settings (entry values win)."""
+    return Target(
+        key=spec.key,
+        host=spec.host,
+        port=spec.port if spec.port is not None else settings.default_port,
+        user=spec.user if spec.user is not None else settings.default_user,
+        ssh_key=settings.ssh_key,
+        ssh_options=settings.ssh_options,
+        ssh_extra=settings.ssh_extra,
+        connect_timeout=settings.connect_timeout,
+        password=settings.password,
+        askpass=settings.askpass,
+        host_key_policy=settings.host_key_policy,
+        known_hosts=settings.known_hosts,
+        ssh_config=settings.ssh_config,
+        env=settings.env,
+    )
+
+
+def plan_targets(hosts: Any, settings: Settings, environ: Mapping[str, str] | None = None) -> list[Target]:
+    """Parse *hosts* (any accepted form; ``None`` reads ``PARALLAX_HOSTS``) into targets."""
+    specs = parse_hosts(hosts, environ=environ)
+    return [make_target(spec, settings) for spec in specs]
+
+
+def _check_text(what: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, not {type(value).__name__}: {value!r}")
+    if "\x00" in value:
+        raise ValueError(f"{what} {value!r} contains a NUL character")
+    return value
+
+
+def is_local(target: Target, local_names: Iterable[str], local_user: str | None) -> bool:
+    """1.0's shortcut: the target names this machine with no other port or user."""
+    names = {n.lower() for n in local_names}
+    return (
+        target.host.lower() in names
+        and target.port is None
+        and (target.user is None or target.user == local_user)
+    )
+
+
+def plan_commands(
+    targets: list[Target],
+    command: str,
+    settings: Settings,
+    *,
+    check: bool,
+    stdin: bytes | None = None,
+    local_names: Iterable[str] = (),
+    local_user: str | None = None,
+) -> list[CommandJob]:
+    """One :class:`CommandJob` per target; ``check`` makes a non-zero exit an error."""
+    _check_text("command", command)
+    if not command.strip():
+        raise ValueError("command is empty")
+    names = tuple(local_names) if settings.local_shortcut else ()
+    return [
+        CommandJob(
+            target=t,
+            command=command,
+            stdin=stdin,
+            check=check,
+            local=bool(names) and is_local(t, names, local_user),
+        )
+        for t in targets
+    ]
+
+
+def plan_put(targets: list[Target], src: str, dst: str, settings: Settings) -> list[PutJob]:
+    """One :class:`PutJob` per target copying local *src* to remote *dst*."""
+    src = os.fspath(src)
+    _check_text("copy source", src)
+    _check_text("copy destination", dst)
+    if not src:
+        raise ValueError("copy source is empty")
+    if not dst:
+        raise ValueError("copy destination is empty")
+    return [PutJob(target=t, src=src, dst=dst, recursive=settings.recursive) for t in targets]
+
+
+def slurp_path(localdir: str | None, key: str, dst: str) -> str:
+    """``<localdir>/<host>/<dst>``: where a slurp from *key* lands."""
+    return os.path.join(localdir or os.curdir, key, dst)
+
+
+def plan_get(targets: list[Target], src: str, dst: str, settings: Settings) -> list[GetJob]:
+    """One :class:`GetJob` per target copying remote *src* to ``<localdir>/<host>/<dst>``."""
+    _check_text("slurp source", src)
+    dst = os.fspath(dst)
+    _check_text("slurp destination", dst)
+    if not src:
+        raise ValueError("slurp source is empty")
+    if not dst or os.path.isabs(dst):
+        raise ValueError(f"slurp: destination {dst!r} must be a non-empty relative path")
+    if ".." in posixpath.normpath(dst.replace(os.sep, "/")).split("/"):
+        raise ValueError(f"slurp: destination {dst!r} must stay inside the host's directory")
+    return [
+        GetJob(target=t, src=src, dst=slurp_path(settings.localdir, t.key, dst), recursive=settings.recursive)
+        for t in targets
+    ]
+
+
+__all__ = ["make_target", "plan_targets", "plan_commands", "plan_put", "plan_get", "slurp_path", "is_local"]

@@ -1,0 +1,73 @@
+"""The plugin manager: backend discovery and the global event plugins."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import pluggy
+
+from . import hookspecs
+
+_lock = threading.Lock()
+_pm: pluggy.PluginManager | None = None
+_backends: dict[str, Callable[..., Any]] | None = None
+
+
+def _builtin_plugins() -> list[Any]:
+    from .backends import builtin
+
+    return [builtin]
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide manager, with built-ins and ``parallax`` entry points loaded."""
+    global _pm
+    with _lock:
+        if _pm is None:
+            pm = pluggy.PluginManager("parallax")
+            pm.add_hookspecs(hookspecs)
+            for plugin in _builtin_plugins():
+                pm.register(plugin)
+            pm.load_setuptools_entrypoints("parallax")
+            _pm = pm
+        return _pm
+
+
+def register(plugin: Any, name: str | None = None) -> None:
+    """Register a plugin object (backends and/or event hooks) for this process."""
+    global _backends
+    plugin_manager().register(plugin, name=name)
+    with _lock:
+        _backends = None
+
+
+def unregister(plugin: Any) -> None:
+    """Undo :func:`register`."""
+    global _backends
+    plugin_manager().unregister(plugin)
+    with _lock:
+        _backends = None
+
+
+def backends() -> dict[str, Callable[..., Any]]:
+    """All known backend factories by name (a later registration of a name wins)."""
+    global _backends
+    pm = plugin_manager()
+    with _lock:
+        if _backends is None:
+            found: dict[str, Callable[..., Any]] = {}
+            # pluggy calls the most recently registered plugin first.
+            for mapping in reversed(pm.hook.parallax_backends()):
+                found.update(mapping or {})
+            _backends = found
+        return dict(_backends)
+
+
+def backend_factory(name: str) -> Callable[..., Any]:
+    """The factory for backend *name*, or a ``ValueError`` listing the known ones."""
+    known = backends()
+    try:
+        return known[name]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(sorted(known))}") from None

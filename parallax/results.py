@@ -1,0 +1,109 @@
+"""Result types: tuples that unpack exactly like Parallax 1.0's, plus names.
+
+``rc, out, err = call_result`` and ``rc, out, err, path = slurp_result`` keep
+working; new code can use ``.rc``, ``.stdout``, ``.host``, ``.duration`` ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class _Result(tuple):
+    """Base: a tuple of the 1.0 fields with extra attributes in ``__dict__``."""
+
+    _fields: tuple[str, ...] = ()
+
+    def __new__(cls, *values: Any, **extra: Any) -> "_Result":
+        self = tuple.__new__(cls, values)
+        self.__dict__.update(extra)
+        return self
+
+    def __getnewargs_ex__(self) -> tuple[tuple, dict]:
+        return tuple(self), dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={v!r}" for n, v in zip(self._fields, self))
+        return f"{type(self).__name__}(host={self.__dict__.get('host')!r}, {fields})"
+
+    @property
+    def rc(self) -> int:
+        return self[0]
+
+    @property
+    def stdout(self) -> bytes:
+        return self[1]
+
+    @property
+    def stderr(self) -> bytes:
+        return self[2]
+
+    @property
+    def ok(self) -> bool:
+        return self[0] == 0
+
+
+class CallResult(_Result):
+    """``(rc, stdout, stderr)`` of a command, plus ``host``, ``duration``,
+    ``truncated`` (bytes dropped past the per-host output cap)."""
+
+    _fields = ("rc", "stdout", "stderr")
+
+    def __new__(
+        cls,
+        rc: int,
+        stdout: bytes,
+        stderr: bytes,
+        *,
+        host: str,
+        duration: float = 0.0,
+        truncated: int = 0,
+    ) -> "CallResult":
+        return super().__new__(cls, rc, stdout, stderr, host=host, duration=duration, truncated=truncated)
+
+
+class CopyResult(_Result):
+    """``(rc, stdout, stderr)`` of a copy to the host, plus ``host``, ``src``,
+    ``dst``, ``duration``."""
+
+    _fields = ("rc", "stdout", "stderr")
+
+    def __new__(
+        cls,
+        rc: int,
+        stdout: bytes,
+        stderr: bytes,
+        *,
+        host: str,
+        src: str,
+        dst: str,
+        duration: float = 0.0,
+    ) -> "CopyResult":
+        return super().__new__(cls, rc, stdout, stderr, host=host, src=src, dst=dst, duration=duration)
+
+
+class SlurpResult(_Result):
+    """``(rc, stdout, stderr, path)`` of a copy from the host; ``path`` is the
+    local file or directory written."""
+
+    _fields = ("rc", "stdout", "stderr", "path")
+
+    def __new__(
+        cls,
+        rc: int,
+        stdout: bytes,
+        stderr: bytes,
+        path: str,
+        *,
+        host: str,
+        src: str,
+        duration: float = 0.0,
+    ) -> "SlurpResult":
+        return super().__new__(cls, rc, stdout, stderr, path, host=host, src=src, duration=duration)
+
+    @property
+    def path(self) -> str:
+        return self[3]
+
+
+__all__ = ["CallResult", "CopyResult", "SlurpResult"]

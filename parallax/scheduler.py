@@ -1,0 +1,184 @@
+"""The one asyncio scheduler every backend runs under.
+
+It owns what backends must not: the concurrency limit (a fixed pool of
+``limit`` workers, so unstarted jobs never touch the backend), the per-host
+timeout (connect + result), the optional overall deadline, retries of
+connection failures, cancellation, and turning outcomes into results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from typing import Any, Sequence
+
+from .backends.base import Backend
+from .errors import Cancelled, CommandFailed, ConnectionFailed, Error, Timeout
+from .events import EventBus, JobSink
+from .jobs import CommandJob, GetJob, Job, PutJob
+from .options import Settings
+from .results import CallResult, CopyResult, SlurpResult
+
+log = logging.getLogger("parallax")
+
+RETRY_DELAY = 0.2  # seconds before the first retry; doubles per attempt
+
+
+class Scheduler:
+    """Runs jobs on a backend under the call's limits and reports events."""
+
+    def __init__(self, backend: Backend, settings: Settings, bus: EventBus, local: Backend | None = None) -> None:
+        self.backend = backend
+        self.local = local
+        self.settings = settings
+        self.bus = bus
+        self.max_running = 0  # observed peak of concurrently running jobs
+        self._running = 0
+
+    async def execute(self, jobs: Sequence[Job]) -> dict[str, Any]:
+        """Run *jobs*; return ``{key: result | Error}`` in job order.
+
+        On the overall deadline, running jobs become :class:`Timeout` and
+        unstarted ones :class:`Cancelled`.  If the caller cancels (Ctrl-C),
+        every running job is cancelled (its backend kills what it started)
+        and the cancellation propagates once everything is cleaned up.
+        """
+        results: dict[str, Any] = {}
+        queue = deque(jobs)
+        running: dict[str, Job] = {}
+
+        async def worker() -> None:
+            while queue:
+                job = queue.popleft()
+                running[job.key] = job
+                try:
+                    results[job.key] = await self._run_one(job)
+                finally:
+                    running.pop(job.key, None)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.settings.limit, len(jobs)))]
+        try:
+            if workers:
+                done, pending = await asyncio.wait(workers, timeout=self.settings.deadline)
+                if pending:
+                    interrupted = list(running.values())
+                    await self._stop(pending)
+                    for job in interrupted:
+                        if job.key not in results:
+                            results[job.key] = self._finish(job, Timeout(
+                                f"Overall deadline of {self.settings.deadline:g} s reached", job, host=job.key))
+                for w in done:
+                    exc = w.exception()
+                    if exc is not None:
+                        raise exc
+        except asyncio.CancelledError:
+            interrupted = list(running.values())
+            await self._stop(workers)
+            for job in interrupted:
+                if job.key not in results:
+                    results[job.key] = self._finish(job, Cancelled("Cancelled", job, host=job.key))
+            raise
+        finally:
+            for job in jobs:
+                if job.key not in results:
+                    results[job.key] = Cancelled("Cancelled before it started", job, host=job.key)
+        return {job.key: results[job.key] for job in jobs}
+
+    async def _stop(self, tasks: Any) -> None:
+        for t in tasks:
+            t.cancel()
+        # Wait for backends to kill what they started, even if cancelled again.
+        await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+
+    def _finish(self, job: Job, result: Any) -> Any:
+        out, err, dropped = self.bus.buffer.take(job.key)
+        if isinstance(result, Error):
+            if not result.stdout:
+                result.stdout = out
+            if not result.stderr:
+                result.stderr = err
+        try:
+            self.bus.finished(job, result)
+        except Exception:  # a user callback must not lose other hosts' results
+            log.exception("%s: event consumer failed", job.key)
+        return result
+
+    async def _run_one(self, job: Job) -> Any:
+        self._running += 1
+        self.max_running = max(self.max_running, self._running)
+        start = time.monotonic()
+        try:
+            self.bus.started(job)
+            sink = JobSink(job, self.bus)
+            try:
+                result = await asyncio.wait_for(self._attempts(job, sink), self.settings.timeout)
+            except asyncio.TimeoutError:
+                result = Timeout(f"Timed out after {self.settings.timeout:g} s", job, host=job.key)
+            except Error as e:
+                e.task = job
+                e.host = job.key
+                result = e
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a backend bug must not hide other hosts' results
+                log.debug("%s: unexpected backend failure", job.key, exc_info=True)
+                result = Error(f"Internal error: {type(e).__name__}: {e}", job, host=job.key)
+            duration = time.monotonic() - start
+            out, err, dropped = self.bus.buffer.take(job.key)
+            result = self._assemble(job, result, out, err, dropped, duration)
+            self.bus.finished(job, result)
+            return result
+        finally:
+            self._running -= 1
+
+    async def _attempts(self, job: Job, sink: JobSink) -> Any:
+        delay = RETRY_DELAY
+        for attempt in range(self.settings.retries + 1):
+            try:
+                return await self._dispatch(job, sink)
+            except ConnectionFailed as e:
+                if attempt >= self.settings.retries:
+                    raise
+                log.info("%s: %s; retrying in %.1f s", job.key, e.msg, delay)
+                await self.backend.disconnect(job.target)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    async def _dispatch(self, job: Job, sink: JobSink) -> Any:
+        if isinstance(job, CommandJob):
+            backend = self.local if job.local and self.local is not None else self.backend
+            return await backend.run(job, sink)
+        if isinstance(job, PutJob):
+            await self.backend.put(job, sink)
+            return 0
+        if isinstance(job, GetJob):
+            parent = os.path.dirname(job.dst)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            await self.backend.get(job, sink)
+            return 0
+        raise TypeError(f"unknown job type {type(job).__name__}")
+
+    def _assemble(self, job: Job, outcome: Any, out: bytes, err: bytes, dropped: int, duration: float) -> Any:
+        if isinstance(outcome, Error):
+            outcome.stdout = outcome.stdout or out
+            outcome.stderr = outcome.stderr or err
+            outcome.duration = duration
+            return outcome
+        if isinstance(job, CommandJob):
+            if job.check and outcome != 0:
+                return CommandFailed(
+                    f"Exited with error code {outcome}", job, host=job.key,
+                    stdout=out, stderr=err, rc=outcome, duration=duration,
+                )
+            return CallResult(outcome, out, err, host=job.key, duration=duration, truncated=dropped)
+        if isinstance(job, PutJob):
+            return CopyResult(0, out, err, host=job.key, src=job.src, dst=job.dst, duration=duration)
+        return SlurpResult(0, out, err, job.dst, host=job.key, src=job.src, duration=duration)
+
+
+__all__ = ["Scheduler"]
