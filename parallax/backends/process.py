@@ -69,12 +69,10 @@ async def run_process(
             if stdin:
                 pipe.write(stdin)
             pipe.close()
-        await done
+        # Shielded: cancelling this task must not cancel *done*, which the
+        # cleanup below still needs to wait on.
+        await asyncio.shield(done)
         rc = transport.get_returncode()
-        if rc is None:  # pipes closed before the exit was reaped
-            while transport.get_returncode() is None:
-                await asyncio.sleep(0.005)
-            rc = transport.get_returncode()
         return 128 - rc if rc < 0 else rc
     except BaseException:
         _killpg(pid, signal.SIGTERM)

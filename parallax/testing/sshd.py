@@ -56,6 +56,9 @@ MAX_LISTEN_PER_SSHD = 16
 #: Fast key exchange every client can use (paramiko knows only the @libssh name).
 KEX_ALGORITHMS = "curve25519-sha256,curve25519-sha256@libssh.org"
 
+#: Set this environment variable (non-empty) to keep lab workdirs for debugging.
+KEEP_ENV = "PARALLAX_SSHLAB_KEEP"
+
 _START_TIMEOUT = 10.0
 _TERM_GRACE = 3.0
 _PORT_ATTEMPTS = 5
@@ -183,31 +186,43 @@ def _proc_table() -> dict[int, tuple[int, str]]:
     return table
 
 
-def _descendants(roots: Iterable[int], table: dict[int, tuple[int, str]] | None = None) -> list[int]:
+def _descendant_levels(roots: Iterable[int], table: dict[int, tuple[int, str]] | None = None) -> list[list[int]]:
+    """Descendants of ``roots`` grouped by depth: [[children], [grandchildren], ...]."""
     table = _proc_table() if table is None else table
     children: dict[int, list[int]] = {}
     for pid, (ppid, _state) in table.items():
         children.setdefault(ppid, []).append(pid)
-    out: list[int] = []
-    todo = list(roots)
-    seen = set(todo)
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in seen:
-                seen.add(child)
-                out.append(child)
-                todo.append(child)
-    return out
+    levels: list[list[int]] = []
+    current = list(roots)
+    seen = set(current)
+    while True:
+        nxt = [c for pid in current for c in children.get(pid, ()) if c not in seen]
+        if not nxt:
+            return levels
+        seen.update(nxt)
+        levels.append(nxt)
+        current = nxt
 
 
-def _alive(pid: int) -> bool:
-    """True if pid exists and is not a zombie."""
+def _descendants(roots: Iterable[int], table: dict[int, tuple[int, str]] | None = None) -> list[int]:
+    return [pid for level in _descendant_levels(roots, table) for pid in level]
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(ppid, state) of pid, or None if it does not exist."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
-        return False
-    return data[data.rfind(b")") + 2 : data.rfind(b")") + 3] != b"Z"
+        return None
+    rest = data[data.rfind(b")") + 2 :].split()
+    return int(rest[1]), rest[0].decode()
+
+
+def _alive(pid: int) -> bool:
+    """True if pid exists and is not a zombie."""
+    st = _stat(pid)
+    return st is not None and st[1] != "Z"
 
 
 def _signal(pid: int, sig: int, group: bool = False) -> None:
@@ -261,6 +276,13 @@ def _ensure_test_account(name: str = TEST_ACCOUNT, home: str = TEST_ACCOUNT_HOME
     return pw
 
 
+def _current_user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER") or str(os.getuid())
+
+
 def _keygen(path: str, comment: str) -> subprocess.Popen:
     return subprocess.Popen(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
@@ -295,6 +317,29 @@ def _split_extra(extra: str) -> tuple[str, str, set[str], set[str]]:
     return "\n".join(global_lines), "\n".join(match_lines), keywords, subsystems
 
 
+def _subreaper_preexec():
+    """A preexec_fn making the sshd listener a child subreaper (Linux).
+
+    sshd's privileged monitor exits without reaping its unprivileged child
+    when that child dies abnormally, leaving an orphan zombie; orphans go to
+    the nearest subreaper, and the listener's SIGCHLD handler reaps any
+    child (waitpid(-1)).  Without this they would go to pid 1, which in some
+    containers never reaps.  The attribute survives execve.
+    """
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    PR_SET_CHILD_SUBREAPER = 36
+
+    def preexec() -> None:
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+    return preexec
+
+
 class _LabState:
     """Everything cleanup needs; deliberately holds no reference to the SSHLab."""
 
@@ -306,36 +351,72 @@ class _LabState:
         self.final_log: bytes | None = None
 
 
+def _terminate(pids: list[int], family: set[int], deadline: float) -> None:
+    """SIGTERM ``pids``, wait until they are reaped (SIGKILL at ``deadline``).
+
+    A process counts as gone once it has vanished from /proc, or is a zombie
+    whose parent is outside ``family`` (nobody in the lab will reap it; pid 1
+    in some containers never does).
+    """
+
+    def gone(pid: int) -> bool:
+        st = _stat(pid)
+        return st is None or (st[1] == "Z" and (st[0] not in family or not _alive(st[0])))
+
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    killed = False
+    hard_deadline = deadline + 2.0
+    while True:
+        left = [pid for pid in pids if not gone(pid)]
+        if not left:
+            return
+        now = time.monotonic()
+        if now >= deadline and not killed:
+            for pid in left:
+                _signal(pid, signal.SIGKILL)
+            killed = True
+        if now >= hard_deadline:
+            return
+        time.sleep(0.002)
+
+
 def _stop_procs(procs: list[subprocess.Popen]) -> None:
-    """Stop sshd listeners and every process they spawned (connections, sessions)."""
+    """Stop sshd listeners and every process they spawned (connections, sessions).
+
+    Per-connection sshd processes call setsid(), so killing the listener's
+    process group misses them.  They are found by walking /proc (the
+    listener is SIGSTOPped meanwhile so it cannot fork) and terminated
+    deepest first while their parents are alive to reap them: orphans would
+    become zombies of pid 1, which does not reap in some containers.
+    """
     live = [p for p in procs if p.poll() is None]
     if not live:
-        # Already-dead listeners: their children were reparented; nothing to find.
         return
-    # Freeze the listeners so they cannot fork while we collect their tree.
-    for p in live:
-        _signal(p.pid, signal.SIGSTOP, group=True)
-    kids = _descendants(p.pid for p in live)
-    for pid in kids:
-        _signal(pid, signal.SIGTERM)
-    for p in live:
-        _signal(p.pid, signal.SIGTERM, group=True)
-        _signal(p.pid, signal.SIGCONT, group=True)
+    roots = [p.pid for p in live]
     deadline = time.monotonic() + _TERM_GRACE
-    while time.monotonic() < deadline:
-        if all(p.poll() is not None for p in live) and not any(_alive(k) for k in kids):
+    for _round in range(2):  # a second pass catches connections accepted meanwhile
+        for pid in roots:
+            _signal(pid, signal.SIGSTOP, group=True)
+        levels = _descendant_levels(roots)
+        for pid in roots:
+            _signal(pid, signal.SIGCONT, group=True)
+        if not levels:
             break
-        time.sleep(0.01)
-    for pid in kids:
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
+        family = set(roots).union(*levels)
+        for level in reversed(levels):
+            _terminate(level, family, deadline)
+    for pid in roots:
+        _signal(pid, signal.SIGTERM, group=True)
     for p in live:
-        if p.poll() is None:
-            _signal(p.pid, signal.SIGKILL, group=True)
         try:
-            p.wait(timeout=5)
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            pass
+            _signal(p.pid, signal.SIGKILL, group=True)
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def _cleanup(state: _LabState) -> None:
@@ -349,7 +430,7 @@ def _cleanup(state: _LabState) -> None:
                     state.final_log = f.read()
             except OSError:
                 pass
-        if state.workdir and state.remove_workdir:
+        if state.workdir and state.remove_workdir and not os.environ.get(KEEP_ENV):
             shutil.rmtree(state.workdir, ignore_errors=True)
 
 
@@ -376,6 +457,10 @@ class SSHLab:
     ``sshd_config``    the (first) sshd config file; ``sshd_configs`` lists all of them
     ``scratch_dir``    a directory inside workdir owned and writable by ``user``
     ``workdir``        temporary directory holding all files, removed by :meth:`stop`
+                       (mode 0700, or 0711 when ``user`` is another account: sshd
+                       reads ``authorized_keys`` with the login user's uid).
+                       A caller-supplied ``workdir`` is removed only if it did not
+                       exist before; ``PARALLAX_SSHLAB_KEEP=1`` keeps it always.
 
     ``extra_config`` is appended to the generated sshd_config.  Since sshd
     uses the *first* value of most keywords, a lab default whose keyword
@@ -404,10 +489,9 @@ class SSHLab:
         self._fixed_port = port
         self.port: int = port or 0
         self._requested_workdir = workdir
-        self._requested_user = user
         self.extra_config = extra_config
         self.max_startups = max_startups
-        self.user: str = user or (TEST_ACCOUNT if os.geteuid() == 0 else pwd.getpwuid(os.getuid()).pw_name)
+        self.user: str = user or (TEST_ACCOUNT if os.geteuid() == 0 else _current_user())
         self.workdir: str = ""
         self.client_key = self.wrong_key = self.known_hosts = self.ssh_config = ""
         self.host_key_pub = self.log_file = self.sshd_config = self.scratch_dir = ""
@@ -628,7 +712,6 @@ class SSHLab:
         chunks = [self.addresses[i : i + MAX_LISTEN_PER_SSHD]
                   for i in range(0, len(self.addresses), MAX_LISTEN_PER_SSHD)]
         self.sshd_configs = []
-        self._chunks = chunks
         for n, chunk in enumerate(chunks):
             path = os.path.join(wd, "sshd_config" if n == 0 else f"sshd_config.{n + 1}")
             pidfile = os.path.join(wd, "sshd.pid" if n == 0 else f"sshd.{n + 1}.pid")
@@ -677,13 +760,15 @@ class SSHLab:
 
     def _launch(self) -> None:
         st = self._state
-        log_fd = os.open(self.log_file, os.O_WRONLY | os.O_APPEND)
+        # Fresh log per attempt (a failed attempt's "Bind to port" lines must not linger).
+        log_fd = os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_TRUNC)
+        preexec = _subreaper_preexec() if sys.platform == "linux" else None
         try:
             for cfg in self.sshd_configs:
                 st.procs.append(subprocess.Popen(
                     [SSHD_PATH, "-D", "-f", cfg, "-E", self.log_file],
                     stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-                    start_new_session=True, close_fds=True,
+                    start_new_session=True, close_fds=True, preexec_fn=preexec,
                 ))
         finally:
             os.close(log_fd)
@@ -712,7 +797,8 @@ class SSHLab:
 
     def _failure(self, what: str) -> str:
         tail = "\n".join(self.log_text().strip().splitlines()[-15:])
-        return (f"SSHLab: {what} (port {self.port}, config {self.sshd_config}).\n"
+        keep = "" if os.environ.get(KEEP_ENV) else f"; workdir is removed, set {KEEP_ENV}=1 to keep it"
+        return (f"SSHLab: {what} (port {self.port}, config {self.sshd_config}{keep}).\n"
                 f"--- tail of {self.log_file} ---\n{tail}")
 
 
