@@ -1,4 +1,8 @@
-"""The SSH test lab itself, exercised with plain OpenSSH clients (no parallax API)."""
+"""The SSH test lab itself, exercised with plain OpenSSH clients (no parallax API).
+
+The ``ssh_lab`` / ``make_ssh_lab`` fixtures come from
+``parallax.testing.pytest_plugin``, registered in ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ import socket
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from parallax.testing import SSHLab, can_start_sshd
-from parallax.testing.pytest_plugin import make_ssh_lab, ssh_lab  # noqa: F401
 from parallax.testing.sshd import SSHD_PATH
 
 TIMEOUT = 20
@@ -47,15 +51,15 @@ def test_layout_and_files(ssh_lab: SSHLab):
         st = os.stat(key)
         assert stat.S_IMODE(st.st_mode) == 0o600
         assert st.st_uid == os.geteuid()
-    kh = open(lab.known_hosts).read().splitlines()
+    kh = Path(lab.known_hosts).read_text().splitlines()
     key_part = " ".join(lab.host_key_pub.split()[:2])
     for addr, alias in zip(lab.addresses, lab.aliases):
         assert f"[{addr}]:{lab.port},[{alias}]:{lab.port},{alias} {key_part}" in kh
     assert lab.host_key_pub.startswith("ssh-ed25519 ")
-    cfg = open(lab.ssh_config).read()
+    cfg = Path(lab.ssh_config).read_text()
     assert "Host h4\n    HostName 127.0.0.5\n" in cfg
     assert os.path.isfile(lab.log_file)
-    assert "MaxSessions 100" in open(lab.sshd_config).read()
+    assert "MaxSessions 100" in Path(lab.sshd_config).read_text()
 
 
 def test_aliases_reach_distinct_addresses(ssh_lab: SSHLab):
