@@ -17,6 +17,7 @@ from .errors import (
     Cancelled,
     CommandFailed,
     ConnectionFailed,
+    ConnectionLost,
     Error,
     HostKeyChanged,
     HostKeyError,
@@ -30,16 +31,17 @@ from .errors import (
 from .hookspecs import hookimpl
 from .options import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT, Options
 from .results import CallResult, CopyResult, SlurpResult
+from .session import Session
 
 __version__ = "2.0.0.dev0"
 
 logging.getLogger("parallax").addHandler(logging.NullHandler())
 
 __all__ = [
-    "call", "run", "copy", "slurp", "aio", "Options", "hookimpl",
+    "call", "run", "copy", "slurp", "aio", "Options", "Session", "hookimpl",
     "CallResult", "CopyResult", "SlurpResult",
     "DEFAULT_PARALLELISM", "DEFAULT_TIMEOUT",
-    "Error", "TransportError", "ConnectionFailed", "NameResolutionFailed", "AuthenticationFailed",
+    "Error", "TransportError", "ConnectionFailed", "ConnectionLost", "NameResolutionFailed", "AuthenticationFailed",
     "HostKeyError", "HostKeyUnknown", "HostKeyChanged", "Timeout", "Cancelled", "CommandFailed",
     "TransferFailed", "BadInput", "UnsupportedOption",
 ]

@@ -6,5 +6,6 @@ from .api import acall as call
 from .api import acopy as copy
 from .api import arun as run
 from .api import aslurp as slurp
+from .session import AsyncSession as Session
 
-__all__ = ["call", "run", "copy", "slurp"]
+__all__ = ["call", "run", "copy", "slurp", "Session"]

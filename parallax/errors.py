@@ -63,6 +63,10 @@ class ConnectionFailed(TransportError):
     """The TCP connection was refused, reset, or the host was unreachable."""
 
 
+class ConnectionLost(ConnectionFailed):
+    """The connection dropped after the remote command started (never retried)."""
+
+
 class NameResolutionFailed(ConnectionFailed):
     """The host name could not be resolved (DNS)."""
 
@@ -111,6 +115,7 @@ __all__ = [
     "Error",
     "TransportError",
     "ConnectionFailed",
+    "ConnectionLost",
     "NameResolutionFailed",
     "AuthenticationFailed",
     "HostKeyError",

@@ -148,25 +148,35 @@ class FailureReporter:
 
 
 class UserCallbacks:
-    """The ``on_start``/``on_output``/``on_finish`` options as event consumers."""
+    """The ``on_start``/``on_output``/``on_finish`` options as event consumers.
+
+    A raising callback is logged, never allowed to skip the other consumers
+    or to lose any host's result.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    @staticmethod
+    def _safe(callback: Any, key: str, *args: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(key, *args)
+        except Exception:
+            log.exception("%s: callback %r failed", key, callback)
+
     @hookimpl
     def parallax_job_started(self, job: Any) -> None:
-        if self.settings.on_start:
-            self.settings.on_start(job.key)
+        self._safe(self.settings.on_start, job.key)
 
     @hookimpl
     def parallax_output(self, job: Any, stream: str, data: bytes) -> None:
-        if self.settings.on_output:
-            self.settings.on_output(job.key, stream, data)
+        self._safe(self.settings.on_output, job.key, stream, data)
 
     @hookimpl
     def parallax_job_finished(self, job: Any, result: Any) -> None:
-        if self.settings.on_finish:
-            self.settings.on_finish(job.key, result)
+        self._safe(self.settings.on_finish, job.key, result)
 
 
 class EventBus:

@@ -221,27 +221,32 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
     if overrides:
         opts = opts.updated(**overrides)
 
-    def pick(name: str, env_value: Any) -> Any:
-        if opts.is_set(name) or env_value is None:
+    def pick(name: str, env_value: Callable[[], Any]) -> Any:
+        """The caller's value if set, else the environment's (read only then), else the default."""
+        if opts.is_set(name):
             return getattr(opts, name)
-        return env_value
+        value = env_value()
+        return getattr(opts, name) if value is None else value
 
-    limit = pick("limit", _env_int(environ, "PARALLAX_PAR", 1))
+    limit = pick("limit", lambda: _env_int(environ, "PARALLAX_PAR", 1))
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"option limit={limit!r}: expected an integer >= 1")
 
-    env_user = environ.get("PARALLAX_USER") or None
-    if env_user is not None and (_CONTROL.search(env_user) or env_user.startswith("-") or " " in env_user):
-        raise ValueError(f"PARALLAX_USER={env_user!r}: not a valid user name")
+    def env_user() -> str | None:
+        value = environ.get("PARALLAX_USER") or None
+        if value is not None and (_CONTROL.search(value) or value.startswith("-") or any(c.isspace() for c in value)):
+            raise ValueError(f"PARALLAX_USER={value!r}: not a valid user name")
+        return value
+
     default_user = pick("default_user", env_user)
     if default_user is not None:
         if not isinstance(default_user, str) or not default_user or default_user.startswith("-") or _CONTROL.search(default_user) or any(c.isspace() for c in default_user) or "@" in default_user:
             raise ValueError(f"option default_user={default_user!r}: not a valid user name")
 
-    outdir = pick("outdir", environ.get("PARALLAX_OUTDIR") or None)
-    verbose = bool(pick("verbose", _env_bool(environ, "PARALLAX_VERBOSE")))
+    outdir = pick("outdir", lambda: environ.get("PARALLAX_OUTDIR") or None)
+    verbose = bool(pick("verbose", lambda: _env_bool(environ, "PARALLAX_VERBOSE")))
 
-    backend = pick("backend", (environ.get("PARALLAX_BACKEND") or "").strip() or None) or "openssh"
+    backend = pick("backend", lambda: (environ.get("PARALLAX_BACKEND") or "").strip() or None) or "openssh"
     if not isinstance(backend, str):
         raise ValueError(f"option backend={backend!r}: expected a backend name")
 

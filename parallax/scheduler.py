@@ -16,7 +16,7 @@ from collections import deque
 from typing import Any, Sequence
 
 from .backends.base import Backend
-from .errors import Cancelled, CommandFailed, ConnectionFailed, Error, Timeout
+from .errors import Cancelled, CommandFailed, ConnectionFailed, ConnectionLost, Error, Timeout
 from .events import EventBus, JobSink
 from .jobs import CommandJob, GetJob, Job, PutJob
 from .options import Settings
@@ -100,18 +100,22 @@ class Scheduler:
                 result.stdout = out
             if not result.stderr:
                 result.stderr = err
-        try:
-            self.bus.finished(job, result)
-        except Exception:  # a user callback must not lose other hosts' results
-            log.exception("%s: event consumer failed", job.key)
+        self._notify(self.bus.finished, job, result)
         return result
+
+    @staticmethod
+    def _notify(event: Any, job: Job, *args: Any) -> None:
+        try:
+            event(job, *args)
+        except Exception:  # a consumer must never lose other hosts' results
+            log.exception("%s: event consumer failed", job.key)
 
     async def _run_one(self, job: Job) -> Any:
         self._running += 1
         self.max_running = max(self.max_running, self._running)
         start = time.monotonic()
         try:
-            self.bus.started(job)
+            self._notify(self.bus.started, job)
             sink = JobSink(job, self.bus)
             try:
                 result = await asyncio.wait_for(self._attempts(job, sink), self.settings.timeout)
@@ -129,7 +133,7 @@ class Scheduler:
             duration = time.monotonic() - start
             out, err, dropped = self.bus.buffer.take(job.key)
             result = self._assemble(job, result, out, err, dropped, duration)
-            self.bus.finished(job, result)
+            self._notify(self.bus.finished, job, result)
             return result
         finally:
             self._running -= 1
@@ -139,10 +143,13 @@ class Scheduler:
         for attempt in range(self.settings.retries + 1):
             try:
                 return await self._dispatch(job, sink)
-            except ConnectionFailed as e:
+            except ConnectionLost:
+                raise  # the command may have run: never run it twice
+            except (ConnectionFailed, Timeout) as e:
                 if attempt >= self.settings.retries:
                     raise
                 log.info("%s: %s; retrying in %.1f s", job.key, e.msg, delay)
+                self.bus.buffer.take(job.key)  # drop a failed attempt's partial output
                 await self.backend.disconnect(job.target)
                 await asyncio.sleep(delay)
                 delay *= 2
@@ -150,7 +157,8 @@ class Scheduler:
 
     async def _dispatch(self, job: Job, sink: JobSink) -> Any:
         if isinstance(job, CommandJob):
-            backend = self.local if job.local and self.local is not None else self.backend
+            local = job.local and self.local is not None and self.backend.allows_local_shortcut
+            backend = self.local if local else self.backend
             return await backend.run(job, sink)
         if isinstance(job, PutJob):
             await self.backend.put(job, sink)

@@ -31,6 +31,10 @@ class Backend(abc.ABC):
     #: ssh option names (lower case) this backend honours; others are refused.
     #: ``None`` means "any" (the openssh backend hands them all to ssh).
     supported_options: ClassVar[frozenset[str] | None] = None
+    #: Set by a persistent Session: keep connections open between calls.
+    keep_connections: bool = False
+    #: Whether 1.0's local-host shortcut may bypass this backend (not for mocks).
+    allows_local_shortcut: ClassVar[bool] = True
 
     def check_target(self, target: Target) -> None:
         """Refuse, before anything runs, options this backend cannot honour."""
@@ -62,6 +66,10 @@ class Backend(abc.ABC):
 
     async def close(self) -> None:
         """Release every connection and resource the backend holds."""
+
+    def abandon(self) -> None:
+        """Best-effort synchronous cleanup for a session that was never closed
+        (called by a finalizer, possibly at interpreter exit, without a loop)."""
 
 
 __all__ = ["Backend", "OutputSink"]

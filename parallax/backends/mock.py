@@ -61,6 +61,7 @@ from ..errors import (
     AuthenticationFailed,
     BadInput,
     ConnectionFailed,
+    ConnectionLost,
     Error,
     HostKeyChanged,
     HostKeyUnknown,
@@ -194,8 +195,8 @@ def failure(kind: str, target: Target, message: str | None = None) -> Error:
     if kind == "transfer":
         return TransferFailed(f"Transfer with {label} failed: {message or 'scp: Permission denied'}")
     if kind == "lost":
-        return ConnectionFailed(f"Connection to {label} failed: "
-                                f"{message or f'Connection to {target.host} closed by remote host.'}")
+        return ConnectionLost(f"Connection to {label} lost: "
+                              f"{message or f'Connection to {target.host} closed by remote host.'}")
     raise ValueError(f"unknown mock failure {kind!r}")
 
 
@@ -208,6 +209,7 @@ class MockBackend(Backend):
     """Answers jobs from a :class:`MockHosts` description; see the module docstring."""
 
     name = "mock"
+    allows_local_shortcut = False
 
     def __init__(self, settings: Any = None) -> None:
         hosts = getattr(settings, "mock", None)

@@ -28,6 +28,7 @@ from ..errors import (
     AuthenticationFailed,
     BadInput,
     ConnectionFailed,
+    ConnectionLost,
     Error,
     HostKeyChanged,
     HostKeyUnknown,
@@ -216,7 +217,7 @@ class OpenSSHBackend(Backend):
                 if "Authenticated to" not in log:
                     raise classify(log, target)
                 if re.search(r"closed by remote host|Broken pipe|Connection reset|client_loop", log):
-                    raise ConnectionFailed(f"Connection to {target.label} lost: {log.strip().splitlines()[-1]}")
+                    raise ConnectionLost(f"Connection to {target.label} lost: {log.strip().splitlines()[-1]}")
             return rc
         finally:
             _unlink(log_path)

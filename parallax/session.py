@@ -1,0 +1,290 @@
+"""Sessions: one backend instance (and its connections) across many calls.
+
+``AsyncSession`` is the single code path: the module-level functions open a
+non-persistent one for one call; ``parallax.Session`` / ``parallax.aio.Session``
+keep connections open (OpenSSH ControlMaster, pooled paramiko/asyncssh
+connections) so a program talking to the same cluster many times pays the
+SSH handshake once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import getpass
+import os
+import resource
+import sys
+import threading
+import warnings
+import weakref
+from typing import Any, Coroutine, TypeVar
+
+from .backends.base import Backend
+from .backends.local import LocalBackend
+from .events import EventBus
+from .jobs import Job, Target
+from .options import Options, Settings, resolve
+from .planner import plan_commands, plan_get, plan_put, plan_targets
+from .plugins import backend_factory
+from .scheduler import Scheduler
+
+T = TypeVar("T")
+
+WARN_MESSAGE = (
+    "Warning: do not enter your password if anyone else has superuser\n"
+    "privileges or access to your account."
+)
+FDS_PER_JOB = 8  # pipes of an ssh child, or a socket plus slack for the in-process backends
+
+
+def _ask_password(settings: Settings) -> Settings:
+    """``askpass``: prompt once on the terminal; the answer feeds every host."""
+    if not settings.askpass or settings.password is not None:
+        return settings
+    if settings.warn_message:
+        print(WARN_MESSAGE, file=sys.stderr)
+    return dataclasses.replace(settings, password=getpass.getpass("Password: "))
+
+
+def ensure_fd_limit(limit: int) -> None:
+    """Raise the soft RLIMIT_NOFILE so *limit* jobs fit, or say clearly that they cannot."""
+    need = limit * FDS_PER_JOB + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise ValueError(
+            f"limit={limit} needs about {need} open files but RLIMIT_NOFILE allows at most {hard}; "
+            f"lower the limit or raise the hard limit (ulimit -Hn)"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
+def _local_identity() -> tuple[tuple[str, ...], str | None]:
+    import pwd
+    import socket
+
+    name = socket.gethostname()
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = None
+    return tuple(n for n in {name, name.split(".")[0]} if n), user
+
+
+def _read_input(stream: Any) -> bytes | None:
+    """``input_stream`` (file object, bytes or str) read once for every host."""
+    if stream is None:
+        return None
+    if isinstance(stream, (bytes, bytearray, memoryview)):
+        return bytes(stream)
+    if isinstance(stream, str):
+        return stream.encode()
+    binary = getattr(stream, "buffer", None)
+    data = (binary or stream).read()
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+class AsyncSession:
+    """Hosts + options + one backend instance, reused by every call made through it."""
+
+    def __init__(self, hosts: Any, opts: Options | None = None, *, persistent: bool = True, **overrides: Any) -> None:
+        self._opts = opts
+        self._overrides = overrides
+        settings = resolve(opts, **overrides)
+        targets = plan_targets(hosts, settings)
+        if targets:
+            settings = _ask_password(settings)
+        if settings.password:
+            targets = [dataclasses.replace(t, password=settings.password) for t in targets]
+        self.settings = settings
+        self.targets: list[Target] = targets
+        self.persistent = persistent
+        self.backend: Backend = backend_factory(settings.backend)(settings)
+        self.backend.keep_connections = persistent
+        self._local = LocalBackend()
+        self._closed = False
+        for target in targets:
+            self.backend.check_target(target)
+        if persistent:
+            self._finalizer = weakref.finalize(self, _abandon, self.backend)
+        else:
+            self._finalizer = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _settings_for(self, overrides: dict[str, Any]) -> Settings:
+        if not overrides:
+            return self.settings
+        settings = resolve(self._opts, **{**self._overrides, **overrides})
+        return dataclasses.replace(settings, password=self.settings.password)
+
+    async def _execute(self, jobs: list[Job], settings: Settings) -> dict[str, Any]:
+        if self._closed:
+            raise RuntimeError("this parallax session is closed")
+        if settings.verbose:
+            from .api import enable_verbose
+
+            enable_verbose()
+        ensure_fd_limit(min(settings.limit, max(len(jobs), 1)))
+        bus = EventBus(settings)
+        try:
+            return await Scheduler(self.backend, settings, bus, local=self._local).execute(jobs)
+        finally:
+            bus.close()
+
+    async def call(self, cmdline: str, *, _check: bool = True, **overrides: Any) -> dict[str, Any]:
+        """Run *cmdline* on every host; a non-zero exit is a :class:`CommandFailed`."""
+        settings = self._settings_for(overrides)
+        names, user = _local_identity() if settings.local_shortcut else ((), None)
+        jobs = plan_commands(self.targets, cmdline, settings, check=_check,
+                             stdin=_read_input(settings.input_stream), local_names=names, local_user=user)
+        return await self._execute(jobs, settings)
+
+    async def run(self, cmdline: str, **overrides: Any) -> dict[str, Any]:
+        """Run *cmdline* on every host; every exit status is a result."""
+        return await self.call(cmdline, _check=False, **overrides)
+
+    async def copy(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
+        """Copy local *src* (a directory when ``recursive``) to remote *dst* on every host."""
+        settings = self._settings_for(overrides)
+        src = os.fspath(src)
+        if not os.path.exists(src):
+            raise ValueError(f"copy: local source {src!r} does not exist")
+        if os.path.isdir(src) and not settings.recursive:
+            raise ValueError(f"copy: local source {src!r} is a directory; set recursive=True")
+        return await self._execute(plan_put(self.targets, src, dst, settings), settings)
+
+    async def slurp(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
+        """Copy remote *src* from every host to ``<localdir>/<host>/<dst>``."""
+        settings = self._settings_for(overrides)
+        return await self._execute(plan_get(self.targets, src, dst, settings), settings)
+
+    async def close(self) -> None:
+        """Close every connection the session holds (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        await self.backend.close()
+
+    async def __aenter__(self) -> "AsyncSession":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "persistent", False) and not getattr(self, "_closed", True):
+            warnings.warn(f"unclosed parallax session to {len(self.targets)} hosts", ResourceWarning, stacklevel=2)
+
+
+def _abandon(backend: Backend) -> None:
+    """Finalizer of a session that was never closed: release what needs no event loop."""
+    try:
+        backend.abandon()
+    except Exception:
+        pass
+
+
+class _LoopThread:
+    """An event loop in a daemon thread, so a sync Session can keep connections open."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="parallax-session", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            try:
+                future.result(timeout=30)
+            except BaseException:
+                pass
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+class Session:
+    """Synchronous session: ``with parallax.Session(hosts, **options) as s: s.call("id")``.
+
+    Calls return exactly what the module-level functions return; connections
+    stay open until :meth:`close` (or the end of the ``with`` block).
+    """
+
+    def __init__(self, hosts: Any, opts: Options | None = None, **overrides: Any) -> None:
+        self._loop = _LoopThread()
+
+        async def make() -> AsyncSession:
+            return AsyncSession(hosts, opts, persistent=True, **overrides)
+
+        try:
+            self._session = self._loop.run(make())
+        except BaseException:
+            self._loop.stop()
+            raise
+        self._finalizer = weakref.finalize(self, _close_sync_session, self._session, self._loop)
+
+    @property
+    def targets(self) -> list[Target]:
+        return self._session.targets
+
+    @property
+    def backend(self) -> Backend:
+        return self._session.backend
+
+    def call(self, cmdline: str, **overrides: Any) -> dict[str, Any]:
+        """Like :func:`parallax.call` on the session's hosts."""
+        return self._loop.run(self._session.call(cmdline, **overrides))
+
+    def run(self, cmdline: str, **overrides: Any) -> dict[str, Any]:
+        """Like :func:`parallax.run` on the session's hosts."""
+        return self._loop.run(self._session.run(cmdline, **overrides))
+
+    def copy(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
+        """Like :func:`parallax.copy` on the session's hosts."""
+        return self._loop.run(self._session.copy(src, dst, **overrides))
+
+    def slurp(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
+        """Like :func:`parallax.slurp` on the session's hosts."""
+        return self._loop.run(self._session.slurp(src, dst, **overrides))
+
+    def close(self) -> None:
+        """Close every connection and stop the session's event loop thread."""
+        if self._finalizer.detach():
+            _close_sync_session(self._session, self._loop)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_finalizer", None) is not None and self._finalizer.alive:
+            warnings.warn(f"unclosed parallax.Session to {len(self.targets)} hosts", ResourceWarning, stacklevel=2)
+
+
+def _close_sync_session(session: AsyncSession, loop: _LoopThread) -> None:
+    try:
+        if not loop.loop.is_closed() and loop.thread.is_alive():
+            loop.run(session.close())
+    finally:
+        loop.stop()
+
+
+__all__ = ["Session", "AsyncSession", "ensure_fd_limit"]
