@@ -243,25 +243,30 @@ class Session:
     def targets(self) -> list[Target]:
         return self._session.targets
 
+    def _run(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._finalizer.alive:
+            raise RuntimeError("this parallax session is closed")
+        return self._loop.run(method(*args, **kwargs))
+
     @property
     def backend(self) -> Backend:
         return self._session.backend
 
     def call(self, cmdline: str, **overrides: Any) -> dict[str, Any]:
         """Like :func:`parallax.call` on the session's hosts."""
-        return self._loop.run(self._session.call(cmdline, **overrides))
+        return self._run(self._session.call, cmdline, **overrides)
 
     def run(self, cmdline: str, **overrides: Any) -> dict[str, Any]:
         """Like :func:`parallax.run` on the session's hosts."""
-        return self._loop.run(self._session.run(cmdline, **overrides))
+        return self._run(self._session.run, cmdline, **overrides)
 
     def copy(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
         """Like :func:`parallax.copy` on the session's hosts."""
-        return self._loop.run(self._session.copy(src, dst, **overrides))
+        return self._run(self._session.copy, src, dst, **overrides)
 
     def slurp(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
         """Like :func:`parallax.slurp` on the session's hosts."""
-        return self._loop.run(self._session.slurp(src, dst, **overrides))
+        return self._run(self._session.slurp, src, dst, **overrides)
 
     def close(self) -> None:
         """Close every connection and stop the session's event loop thread."""

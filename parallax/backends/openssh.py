@@ -15,11 +15,14 @@ failure ("Authenticated to" appears once the session is up).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import pwd
 import re
 import shlex
 import shutil
+import signal
 import tempfile
 import threading
 from typing import Iterable
@@ -48,6 +51,12 @@ POLICY_OPTIONS = {
 }
 
 _GLOB = re.compile(r"([\\*?\[\]])")
+# ssh diagnostics that mean the session failed or dropped (not a remote exit 255)
+_FAILURE = re.compile(
+    r"closed by remote host|Broken pipe|Connection reset|client_loop: .*|Connection refused|"
+    r"Permission denied|Host key verification failed|Could not resolve hostname|timed out|"
+    r"mux_client_request_session: .*"
+)
 
 
 def default_ssh_config() -> str | None:
@@ -101,6 +110,8 @@ class OpenSSHBackend(Backend):
         self._dir: str | None = None
         self._configs: dict[tuple, str] = {}
         self._askpass: dict[str, str] = {}
+        self._masters: dict[Target, _Master] = {}
+        self._master_locks: dict[Target, asyncio.Lock] = {}
         self._lock = threading.Lock()
         self._seq = 0
 
@@ -169,7 +180,7 @@ class OpenSSHBackend(Backend):
         return env
 
     # --- argument vectors ------------------------------------------------
-    def _common(self, target: Target, port_flag: str, *, for_scp: bool) -> list[str]:
+    def _common(self, target: Target, port_flag: str, *, for_scp: bool, control: str | None = None) -> list[str]:
         argv = ["-F", self.config_file(target, for_scp=for_scp)]
         if target.user:
             argv += ["-o", f"User={target.user}"] if for_scp else ["-l", target.user]
@@ -188,15 +199,29 @@ class OpenSSHBackend(Backend):
             argv += ["-o", f"UserKnownHostsFile={target.known_hosts}"]
         for key, value in target.env:
             argv += ["-o", f"SetEnv={key}={_quote_config(value)}"]
+        if control:
+            argv += ["-o", f"ControlPath={control}", "-o", "ControlMaster=no"]
         return argv
 
-    def ssh_argv(self, target: Target, command: str, log_path: str) -> list[str]:
+    def ssh_argv(self, target: Target, command: str, log_path: str, control: str | None = None) -> list[str]:
         """The full ``ssh`` command line for *command* on *target* (host after ``--``)."""
-        return [self.ssh, "-E", log_path, *self._common(target, "-p", for_scp=False), "-T", "--", target.host, command]
+        common = self._common(target, "-p", for_scp=False, control=control)
+        return [self.ssh, "-E", log_path, *common, "-T", "--", target.host, command]
 
-    def scp_argv(self, target: Target, sources: Iterable[str], dest: str, recursive: bool) -> list[str]:
+    def master_argv(self, target: Target, control: str, log_path: str) -> list[str]:
+        """The ControlMaster a persistent session multiplexes over.
+
+        ``ControlMaster=yes`` alone: adding ``-M`` as well would mean "ask",
+        and an unattended master would refuse every session.
+        """
+        common = self._common(target, "-p", for_scp=False)
+        return [self.ssh, "-E", log_path, *common, "-o", f"ControlPath={control}", "-o", "ControlMaster=yes",
+                "-o", "ControlPersist=no", "-N", "-T", "--", target.host]
+
+    def scp_argv(self, target: Target, sources: Iterable[str], dest: str, recursive: bool,
+                 control: str | None = None) -> list[str]:
         """The full ``scp`` command line (operands after ``--``)."""
-        argv = [self.scp, *self._common(target, "-P", for_scp=True), "-p"]
+        argv = [self.scp, *self._common(target, "-P", for_scp=True, control=control), "-p"]
         if recursive:
             argv.append("-r")
         return [*argv, "--", *sources, dest]
@@ -206,18 +231,53 @@ class OpenSSHBackend(Backend):
         return f"{host}:{path}"
 
     # --- operations ------------------------------------------------------
+    # --- persistent sessions: one ControlMaster per target ----------------
+    async def _control(self, target: Target) -> str | None:
+        """The control socket of *target*'s master, started (or restarted) on demand."""
+        if not self.keep_connections:
+            return None
+        key = _pool_key(target)
+        lock = self._master_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            master = self._masters.get(key)
+            if master is not None and master.proc.returncode is None and os.path.exists(master.control):
+                return master.control
+            if master is not None:
+                await master.stop()
+            with self._lock:
+                self._seq += 1
+                n = self._seq
+            control = os.path.join(self._workdir(), f"cm{n}")
+            log_path = os.path.join(self._workdir(), f"cm{n}.log")
+            master = await _Master.start(self.master_argv(target, control, log_path), control, log_path,
+                                         self._env(target))
+            if master.proc.returncode is not None or not os.path.exists(control):
+                log = _read(log_path)
+                await master.stop()
+                raise classify(log, target)
+            self._masters[key] = master
+            return control
+
+    async def disconnect(self, target: Target) -> None:
+        master = self._masters.pop(_pool_key(target), None)
+        if master is not None:
+            await master.stop()
+
+    # --- operations ------------------------------------------------------
     async def run(self, job: CommandJob, sink: OutputSink) -> int:
         target = job.target
+        control = await self._control(target)
         log_path = self._next_log()
-        argv = self.ssh_argv(target, job.command, log_path)
+        argv = self.ssh_argv(target, job.command, log_path, control)
         try:
             rc = await run_process(argv, sink, job.stdin, self._env(target))
             if rc == 255:
                 log = _read(log_path)
-                if "Authenticated to" not in log:
+                failed = _FAILURE.search(log)
+                if "Authenticated to" not in log and (control is None or failed):
                     raise classify(log, target)
-                if re.search(r"closed by remote host|Broken pipe|Connection reset|client_loop", log):
-                    raise ConnectionLost(f"Connection to {target.label} lost: {log.strip().splitlines()[-1]}")
+                if failed:
+                    raise ConnectionLost(f"Connection to {target.label} lost: {failed.group(0)}")
             return rc
         finally:
             _unlink(log_path)
@@ -231,22 +291,89 @@ class OpenSSHBackend(Backend):
 
     async def put(self, job: PutJob, sink: OutputSink) -> None:
         src = os.path.abspath(job.src)
-        await self._scp(job, self.scp_argv(job.target, [src], self._remote(job.target, job.dst), job.recursive))
+        control = await self._control(job.target)
+        await self._scp(job, self.scp_argv(job.target, [src], self._remote(job.target, job.dst), job.recursive,
+                                           control))
 
     async def get(self, job: GetJob, sink: OutputSink) -> None:
         remote = self._remote(job.target, _GLOB.sub(r"\\\1", job.src))
-        await self._scp(job, self.scp_argv(job.target, [remote], os.path.abspath(job.dst), job.recursive))
+        control = await self._control(job.target)
+        await self._scp(job, self.scp_argv(job.target, [remote], os.path.abspath(job.dst), job.recursive,
+                                           control))
 
     async def close(self) -> None:
+        masters, self._masters = list(self._masters.values()), {}
+        await asyncio.gather(*(m.stop() for m in masters), return_exceptions=True)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
             self._configs.clear()
             self._askpass.clear()
 
+    def abandon(self) -> None:
+        for master in self._masters.values():
+            master.kill()
+        self._masters = {}
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
     def __del__(self) -> None:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _pool_key(target: Target) -> Target:
+    """Targets that differ only in their result key share a connection."""
+    return dataclasses.replace(target, key="")
+
+
+class _Master:
+    """A ControlMaster ssh process owned by this backend (its own process group)."""
+
+    STARTUP = 0.005  # seconds between checks for the control socket
+
+    def __init__(self, proc: asyncio.subprocess.Process, control: str, log_path: str) -> None:
+        self.proc = proc
+        self.control = control
+        self.log_path = log_path
+
+    @classmethod
+    async def start(cls, argv: list[str], control: str, log_path: str, env: dict[str, str] | None) -> "_Master":
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True, env=env,
+        )
+        master = cls(proc, control, log_path)
+        try:
+            while proc.returncode is None and not os.path.exists(control):
+                try:
+                    await asyncio.wait_for(proc.wait(), cls.STARTUP)
+                except asyncio.TimeoutError:
+                    pass
+        except BaseException:
+            await master.stop()
+            raise
+        return master
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+        _unlink(self.control)
+
+    async def stop(self) -> None:
+        self.kill()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except asyncio.TimeoutError:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            await self.proc.wait()
 
 
 class _Collect:

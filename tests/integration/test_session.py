@@ -1,0 +1,182 @@
+"""Sessions against a real sshd, for every built-in backend: connection reuse
+(checked on the server side), transparent reconnection, clean close, and one
+call on 1,000 hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import threading
+import time
+import warnings
+
+import pytest
+
+import parallax
+
+BACKENDS = ["openssh", "paramiko", "asyncssh"]
+
+
+def lab_opts(lab, backend, **kw):
+    base = dict(ssh_key=lab.client_key, known_hosts=lab.known_hosts, default_user=lab.user, backend=backend)
+    base.update(kw)
+    return base
+
+
+def ok(results):
+    bad = {k: v for k, v in results.items() if isinstance(v, parallax.Error)}
+    assert not bad, list(bad.items())[:3]
+    return results
+
+
+def _children() -> set[int]:
+    me = str(os.getpid())
+    found = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[1] == me:
+                    found.add(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def _kill_server_sessions(lab) -> int:
+    """Kill the per-connection sshd processes of *lab*: every open connection drops."""
+    listeners = set()
+    killed = 0
+    for pid in lab.pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if cmd.startswith("sshd: ") and "[listener]" not in cmd and ("[priv]" in cmd or "@notty" in cmd):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        else:
+            listeners.add(pid)
+    return killed
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_second_call_opens_no_new_connection(ssh_lab, backend):
+    hosts = ssh_lab.hosts[:3]
+    with parallax.Session(hosts, **lab_opts(ssh_lab, backend)) as s:
+        before = ssh_lab.connection_count()
+        first = ok(s.call("echo one"))
+        opened = ssh_lab.connection_count() - before
+        assert opened == 3
+        for i in range(3):
+            again = ok(s.run(f"echo {i}; exit 4"))
+            assert [r.rc for r in again.values()] == [4, 4, 4]
+            assert [r.stdout for r in again.values()] == [f"{i}\n".encode()] * 3
+        assert ssh_lab.connection_count() - before == 3, "a later call opened a new TCP connection"
+        assert [r.stdout for r in first.values()] == [b"one\n"] * 3
+        # same result shapes as the module-level functions
+        err = s.call("exit 3")[hosts[0]]
+        assert isinstance(err, parallax.CommandFailed) and "Exited with error code 3" in str(err)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_copy_and_slurp_through_a_session(ssh_lab, backend, tmp_path):
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"session copy\n")
+    remote = f"{ssh_lab.scratch_dir}/session-{backend}.txt"
+    with parallax.Session(ssh_lab.hosts[:2], **lab_opts(ssh_lab, backend)) as s:
+        s.call("true")
+        before = ssh_lab.connection_count()
+        ok(s.copy(str(src), remote))
+        res = ok(s.slurp(remote, "back.txt", localdir=str(tmp_path / "in")))
+        assert ssh_lab.connection_count() == before
+    for r in res.values():
+        rc, out, err, path = r
+        with open(path, "rb") as f:
+            assert f.read() == b"session copy\n"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dead_connection_is_reestablished_once(ssh_lab, backend):
+    hosts = ssh_lab.hosts[:2]
+    with parallax.Session(hosts, **lab_opts(ssh_lab, backend)) as s:
+        ok(s.call("true"))
+        assert _kill_server_sessions(ssh_lab) >= 2
+        time.sleep(0.3)
+        before = ssh_lab.connection_count()
+        res = ok(s.call("echo back"))
+        assert [r.stdout for r in res.values()] == [b"back\n"] * 2
+        assert ssh_lab.connection_count() - before == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_close_leaves_no_process_thread_or_file(ssh_lab, backend):
+    threads_before = set(threading.enumerate())
+    children_before = _children()
+    s = parallax.Session(ssh_lab.hosts[:3], **lab_opts(ssh_lab, backend))
+    ok(s.call("true"))
+    workdir = getattr(s.backend, "_dir", None)
+    s.close()
+    s.close()  # idempotent
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        extra_threads = [t for t in set(threading.enumerate()) - threads_before if t.is_alive()]
+        extra_children = _children() - children_before
+        if not extra_threads and not extra_children:
+            break
+        time.sleep(0.05)
+    assert not extra_threads, extra_threads
+    assert not extra_children, extra_children
+    if workdir:
+        assert not os.path.exists(workdir)
+    with pytest.raises(RuntimeError, match="closed"):
+        s.call("true")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unclosed_session_warns_and_is_cleaned_up(ssh_lab, backend):
+    children_before = _children()
+    s = parallax.Session(ssh_lab.hosts[:1], **lab_opts(ssh_lab, backend))
+    ok(s.call("true"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del s
+        gc.collect()
+    assert any(issubclass(w.category, ResourceWarning) for w in caught)
+    deadline = time.monotonic() + 5
+    while _children() - children_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _children() - children_before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_async_session(ssh_lab, backend):
+    async def main():
+        async with parallax.aio.Session(ssh_lab.hosts[:2], **lab_opts(ssh_lab, backend)) as s:
+            before = ssh_lab.connection_count()
+            a = await s.call("echo a")
+            b = await s.run("echo b")
+            return a, b, before
+
+    a, b, before = asyncio.run(main())
+    ok(a)
+    ok(b)
+    assert [r.stdout for r in b.values()] == [b"b\n"] * 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_thousand_hosts_limit_200(make_ssh_lab, backend):
+    lab = make_ssh_lab(hosts=1000)
+    t0 = time.monotonic()
+    res = parallax.run(lab.hosts, "echo ok", **lab_opts(lab, backend, limit=200, timeout=120))
+    assert len(res) == 1000
+    ok(res)
+    assert all(r.stdout == b"ok\n" for r in res.values())
+    print(f"{backend}: 1000 hosts in {time.monotonic() - t0:.1f} s")
