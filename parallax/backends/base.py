@@ -31,6 +31,9 @@ class Backend(abc.ABC):
     #: ssh option names (lower case) this backend honours; others are refused.
     #: ``None`` means "any" (the openssh backend hands them all to ssh).
     supported_options: ClassVar[frozenset[str] | None] = None
+    #: Optional behaviours the conformance suite checks when claimed, e.g.
+    #: ``"remote-kill"``: cancelling a job also ends its remote command.
+    capabilities: ClassVar[frozenset[str]] = frozenset()
     #: Set by a persistent Session: keep connections open between calls.
     keep_connections: bool = False
     #: Whether 1.0's local-host shortcut may bypass this backend (not for mocks).

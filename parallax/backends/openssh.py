@@ -193,9 +193,8 @@ class OpenSSHBackend(Backend):
         argv += list(target.ssh_extra)
         if target.host_key_policy:
             for key, value in POLICY_OPTIONS[target.host_key_policy]:
-                if not (target.known_hosts and key == "UserKnownHostsFile"):
-                    argv += ["-o", f"{key}={value}"]
-        if target.known_hosts:
+                argv += ["-o", f"{key}={value}"]
+        if target.known_hosts and target.host_key_policy != "off":
             argv += ["-o", f"UserKnownHostsFile={target.known_hosts}"]
         for key, value in target.env:
             argv += ["-o", f"SetEnv={key}={_quote_config(value)}"]

@@ -75,3 +75,12 @@ def make_ssh_lab() -> Iterator[Callable[..., SSHLab]]:
     finally:
         for lab in labs:
             lab.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_ssh_host() -> Iterator[Any]:
+    """One session-wide :class:`~parallax.testing.embedded.EmbeddedSSHHost` (needs asyncssh)."""
+    from parallax.testing.embedded import EmbeddedSSHHost
+
+    with EmbeddedSSHHost(hosts=4) as host:
+        yield host

@@ -1,0 +1,568 @@
+"""The backend conformance suite: what every parallax backend must do, tested against a real SSH server.
+
+Each test takes the fixtures ``backend_name`` (parametrised), ``lab`` (a
+running :class:`parallax.testing.SSHLab` or embedded host) and ``opts`` (base
+keyword arguments).  Run it for a backend with::
+
+    PARALLAX_CONFORMANCE_BACKENDS=mybackend python -m pytest --pyargs parallax.testing.conformance.suite
+
+See ``docs/conformance.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import socket
+import stat
+import subprocess
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+import parallax
+import parallax.aio
+from parallax.testing.conformance.fixtures import *  # noqa: F401,F403  (fixtures + pytest_generate_tests)
+from parallax.testing.conformance.fixtures import __all__ as _fixture_names
+from parallax.testing.conformance.fixtures import give_to_lab_user
+
+ALL_BYTES = bytes(range(256))
+MIB = 1024 * 1024
+
+
+# --- helpers ---------------------------------------------------------------
+
+
+def only(results: dict[str, Any]) -> Any:
+    """The single value of a one-host result dict."""
+    assert len(results) == 1, results
+    return next(iter(results.values()))
+
+
+def ok(result: Any) -> Any:
+    """*result*, after asserting it is a result and not an Error (with the error as message)."""
+    assert not isinstance(result, BaseException), f"expected a result, got {result!r}: {result}"
+    return result
+
+
+def server_address(result: Any) -> str:
+    """The server address from a command that printed ``$SSH_CONNECTION``."""
+    fields = ok(result).stdout.decode().split()
+    assert len(fields) == 4, f"unexpected $SSH_CONNECTION output {result.stdout!r}"
+    return fields[2]
+
+
+def write_file(lab: Any, path: str, data: bytes, mode: int = 0o644) -> str:
+    """Create *path* with *data* and *mode*, owned by the lab user (it is a remote file too)."""
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+    give_to_lab_user(lab, path)
+    return path
+
+
+def make_tree(root: str) -> dict[str, bytes]:
+    """A small nested directory tree under *root*; returns {relative path: content}."""
+    files = {
+        "a.txt": b"top level\n",
+        os.path.join("sub", "b.bin"): ALL_BYTES * 3,
+        os.path.join("sub", "deeper", "c.txt"): b"deep\n",
+    }
+    for rel, data in files.items():
+        full = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(data)
+    return files
+
+
+def assert_tree(root: str, files: dict[str, bytes]) -> None:
+    """Every file of *files* exists under *root* with its content."""
+    for rel, data in files.items():
+        full = os.path.join(root, rel)
+        assert os.path.isfile(full), f"{full} missing; found {sorted(_walk(os.path.dirname(root)))}"
+        with open(full, "rb") as f:
+            assert f.read() == data, f"{full}: wrong content"
+
+
+def _walk(root: str) -> list[str]:
+    """Every file under *root*, relative to it (for failure messages)."""
+    return [os.path.relpath(os.path.join(d, n), root) for d, _, names in os.walk(root) for n in names]
+
+
+def free_port(address: str) -> int:
+    """A TCP port on *address* that nothing listens on."""
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+def other_host_key(directory: str) -> str:
+    """``type base64`` of a freshly generated host key that is not the lab's."""
+    path = os.path.join(directory, f"other-key-{uuid.uuid4().hex[:8]}")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path],
+                   check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    with open(path + ".pub") as f:
+        return " ".join(f.read().split()[:2])
+
+
+def lab_key_b64(lab: Any) -> str:
+    """The base64 part of the lab's host key, as it appears in a known_hosts line."""
+    return lab.host_key_pub.split()[1]
+
+
+def host_entry(lab: Any, address: str) -> str:
+    """The known_hosts name of a lab address (``[addr]:port``)."""
+    return f"[{address}]:{lab.port}"
+
+
+def config_value(path: str) -> str:
+    """*path* quoted for an ssh_config line if it contains whitespace."""
+    return f'"{path}"' if any(c.isspace() for c in path) else path
+
+
+def children_of_this_process() -> set[int]:
+    """PIDs whose parent is this test process (zombies included: unreaped is left behind)."""
+    me = os.getpid()
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rfind(b")") + 2 :].split()
+        if int(fields[1]) == me:
+            found.add(int(name))
+    return found
+
+
+def processes_with(token: str) -> set[int]:
+    """PIDs of live (non-zombie) processes whose command line contains *token*."""
+    found = set()
+    needle = token.encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in cmdline and state != b"Z":
+            found.add(int(name))
+    return found
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
+    """Poll *predicate* until true or *timeout* seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return bool(value)
+        time.sleep(interval)
+
+
+# --- results: types, 1.0 tuple shapes, keys ------------------------------------
+
+
+def test_call_results_unpack_like_1_0_and_keep_keys_as_written(backend_name, lab, opts):
+    hosts = [lab.hosts[0], (lab.addresses[1], lab.port), f"{lab.user}@{lab.addresses[2]}:{lab.port}"]
+    keys = [lab.hosts[0], lab.addresses[1], f"{lab.user}@{lab.addresses[2]}:{lab.port}"]
+    results = parallax.call(hosts, "echo out; echo err >&2", **opts)
+    assert sorted(results) == sorted(keys)
+    for key in keys:
+        r = ok(results[key])
+        assert isinstance(r, parallax.CallResult)
+        rc, out, err = r
+        assert (rc, out, err) == (0, b"out\n", b"err\n")
+        assert (r.host, r.rc, r.stdout, r.stderr) == (key, 0, b"out\n", b"err\n")
+
+
+def test_run_results_unpack_like_1_0(backend_name, lab, opts):
+    results = parallax.run(lab.hosts[:2], "echo hi; echo there >&2; exit 4", **opts)
+    assert sorted(results) == sorted(lab.hosts[:2])
+    for key, r in results.items():
+        assert isinstance(ok(r), parallax.CallResult)
+        rc, out, err = r
+        assert (rc, out, err) == (4, b"hi\n", b"there\n")
+        assert r.host == key
+
+
+def test_copy_result_unpacks_like_1_0(backend_name, lab, opts, remote_dir, tmp_path):
+    src = write_file(lab, str(tmp_path / "small.txt"), b"small\n")
+    dst = os.path.join(remote_dir, "small.txt")
+    results = parallax.copy(lab.hosts[:1], src, dst, **opts)
+    assert list(results) == lab.hosts[:1]
+    r = ok(results[lab.hosts[0]])
+    assert isinstance(r, parallax.CopyResult)
+    rc, out, err = r
+    assert rc == 0 and isinstance(out, bytes) and isinstance(err, bytes)
+    assert (r.host, r.rc) == (lab.hosts[0], 0)
+    with open(dst, "rb") as f:
+        assert f.read() == b"small\n"
+
+
+def test_slurp_result_unpacks_like_1_0(backend_name, lab, opts, remote_dir, tmp_path):
+    src = write_file(lab, os.path.join(remote_dir, "remote.txt"), b"remote\n")
+    results = parallax.slurp(lab.hosts[:2], src, "got.txt", localdir=str(tmp_path), **opts)
+    assert sorted(results) == sorted(lab.hosts[:2])
+    for key, r in results.items():
+        assert isinstance(ok(r), parallax.SlurpResult)
+        rc, out, err, path = r
+        expected = os.path.join(str(tmp_path), key, "got.txt")
+        assert rc == 0 and isinstance(out, bytes) and isinstance(err, bytes)
+        assert path == r.path == expected
+        assert r.host == key
+        with open(expected, "rb") as f:
+            assert f.read() == b"remote\n"
+
+
+# --- stdin, large and binary output -----------------------------------------------
+
+
+def test_input_stream_bytes_reaches_every_host(backend_name, lab, opts):
+    payload = ALL_BYTES * 4096  # 1 MiB, every byte value
+    results = parallax.call(lab.hosts[:2], "cat", input_stream=payload, **opts)
+    for r in results.values():
+        assert ok(r).stdout == payload
+
+
+def test_input_stream_file_object_reaches_every_host(backend_name, lab, opts, tmp_path):
+    path = tmp_path / "stdin.bin"
+    payload = b"line one\nline two\n" + ALL_BYTES
+    path.write_bytes(payload)
+    with open(path, "rb") as f:
+        results = parallax.call(lab.hosts[:2], "cat; echo EOF", input_stream=f, **opts)
+    for r in results.values():
+        assert ok(r).stdout == payload + b"EOF\n"
+
+
+def test_no_input_stream_means_empty_stdin(backend_name, lab, opts):
+    r = ok(only(parallax.call(lab.hosts[:1], "wc -c", **opts)))
+    assert r.stdout.strip() == b"0"
+
+
+def test_large_output_arrives_complete(backend_name, lab, opts):
+    size = 10 * MIB
+    r = ok(only(parallax.call(lab.hosts[:1], f"head -c {size} /dev/zero; head -c {MIB} /dev/zero >&2", **opts)))
+    assert len(r.stdout) == size
+    assert r.stdout.count(0) == size
+    assert len(r.stderr) == MIB
+
+
+def test_binary_output_round_trips_all_byte_values(backend_name, lab, opts, remote_dir):
+    data = ALL_BYTES + bytes(reversed(ALL_BYTES)) + b"\r\n\x00\xff"
+    path = write_file(lab, os.path.join(remote_dir, "bytes.bin"), data)
+    q = shlex.quote(path)
+    r = ok(only(parallax.call(lab.hosts[:1], f"cat {q}; cat {q} >&2", **opts)))
+    assert r.stdout == data
+    assert r.stderr == data
+
+
+# --- exit statuses ---------------------------------------------------------------
+
+
+def test_call_nonzero_exit_is_command_failed(backend_name, lab, opts):
+    results = parallax.call(lab.hosts[:2], "echo partial; echo 'it broke' >&2; exit 3", **opts)
+    for key, err in results.items():
+        assert isinstance(err, parallax.CommandFailed), repr(err)
+        assert isinstance(err, parallax.Error)
+        assert err.rc == 3
+        assert err.host == key
+        assert "Exited with error code 3" in str(err)
+        assert "it broke" in str(err)
+        assert err.stdout == b"partial\n"
+
+
+def test_run_nonzero_exit_is_a_result(backend_name, lab, opts):
+    r = ok(only(parallax.run(lab.hosts[:1], "echo 'it broke' >&2; exit 3", **opts)))
+    assert (r.rc, r.stderr) == (3, b"it broke\n")
+
+
+def test_remote_exit_255_is_a_result_in_run(backend_name, lab, opts):
+    r = only(parallax.run(lab.hosts[:1], "echo bye >&2; exit 255", **opts))
+    assert not isinstance(r, parallax.TransportError), f"remote exit 255 taken for an SSH failure: {r!r}"
+    r = ok(r)
+    assert (r.rc, r.stderr) == (255, b"bye\n")
+
+
+# --- connection failures ---------------------------------------------------------------
+
+
+def test_connection_refused_does_not_hide_other_hosts(backend_name, lab, opts):
+    dead = f"{lab.addresses[3]}:{free_port(lab.addresses[3])}"
+    results = parallax.call([dead, lab.hosts[0]], "echo alive", **opts)
+    err = results[dead]
+    assert isinstance(err, parallax.ConnectionFailed), repr(err)
+    assert err.host == dead
+    assert lab.addresses[3] in str(err)
+    assert ok(results[lab.hosts[0]]).stdout == b"alive\n"
+
+
+def test_wrong_key_is_authentication_failed(backend_name, lab, opts):
+    results = parallax.call(lab.hosts[:2], "true", **{**opts, "ssh_key": lab.wrong_key})
+    for key, err in results.items():
+        assert isinstance(err, parallax.AuthenticationFailed), repr(err)
+        assert err.host == key
+        assert lab.addresses[0] in str(err) or lab.addresses[1] in str(err)
+
+
+# --- host keys ---------------------------------------------------------------------------
+
+
+def test_unknown_host_key_is_refused_under_strict(backend_name, lab, opts, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    results = parallax.call(lab.hosts[:1], "true", **{**opts, "known_hosts": str(known)})
+    err = only(results)
+    assert isinstance(err, parallax.HostKeyUnknown), repr(err)
+    assert lab.addresses[0] in str(err)
+    assert known.read_text() == ""
+
+
+def test_accept_new_records_the_key_and_strict_then_accepts_it(backend_name, lab, opts, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    kw = {**opts, "known_hosts": str(known)}
+    r = ok(only(parallax.call(lab.hosts[:1], "echo first", **{**kw, "host_key_policy": "accept-new"})))
+    assert r.stdout == b"first\n"
+    assert lab_key_b64(lab) in known.read_text(), "accept-new did not record the key in the given known_hosts"
+    r = ok(only(parallax.call(lab.hosts[:1], "echo second", **kw)))
+    assert r.stdout == b"second\n"
+
+
+@pytest.mark.parametrize("policy", ["strict", "accept-new"])
+def test_changed_host_key_is_refused(backend_name, lab, opts, tmp_path, policy):
+    known = tmp_path / "known_hosts"
+    known.write_text(f"{host_entry(lab, lab.addresses[0])} {other_host_key(str(tmp_path))}\n")
+    before = known.read_text()
+    err = only(parallax.call(lab.hosts[:1], "true", **{**opts, "known_hosts": str(known), "host_key_policy": policy}))
+    assert isinstance(err, parallax.HostKeyChanged), repr(err)
+    assert lab.addresses[0] in str(err)
+    assert known.read_text() == before
+
+
+@pytest.mark.parametrize("recorded", ["unknown", "changed"])
+def test_host_key_policy_off_accepts_any_key(backend_name, lab, opts, tmp_path, recorded):
+    known = tmp_path / "known_hosts"
+    known.write_text("" if recorded == "unknown" else
+                     f"{host_entry(lab, lab.addresses[0])} {other_host_key(str(tmp_path))}\n")
+    r = only(parallax.call(lab.hosts[:1], "echo in", **{**opts, "known_hosts": str(known), "host_key_policy": "off"}))
+    assert ok(r).stdout == b"in\n"
+
+
+def test_host_key_policy_off_records_nothing(backend_name, lab, opts, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    r = only(parallax.call(lab.hosts[:1], "true", **{**opts, "known_hosts": str(known), "host_key_policy": "off"}))
+    ok(r)
+    assert known.read_text() == "", "host_key_policy='off' must not record keys"
+
+
+# --- timeout and cancellation ----------------------------------------------------------
+
+
+def test_timeout_hits_only_the_slow_host(backend_name, lab, opts):
+    slow, fast = lab.hosts[0], lab.hosts[1]
+    command = f'case "$SSH_CONNECTION" in *" {lab.addresses[0]} "*) sleep 10;; esac; echo done'
+    start = time.monotonic()
+    results = parallax.call([slow, fast], command, **{**opts, "timeout": 1})
+    elapsed = time.monotonic() - start
+    assert isinstance(results[slow], parallax.Timeout), repr(results[slow])
+    assert ok(results[fast]).stdout == b"done\n"
+    assert elapsed < 8, f"call took {elapsed:.1f} s with timeout=1"
+
+
+def test_cancellation_leaves_no_thread_or_process(backend_name, lab, opts, backend_capabilities, request):
+    token = f"30.{uuid.uuid4().int % 10**6:06d}"  # sleep accepts fractions: a unique, findable command
+    threads_before = set(threading.enumerate())
+    children_before = children_of_this_process()
+    outcome: dict[str, Any] = {}
+
+    async def main() -> None:
+        task = asyncio.ensure_future(parallax.aio.run(lab.hosts[:1], f"sleep {token}", **opts))
+        await asyncio.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while not processes_with(token) and not task.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        outcome["started"] = bool(processes_with(token))
+        assert not task.done(), f"the job ended early: {task.result() if not task.cancelled() else 'cancelled'}"
+        task.cancel()
+        t0 = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        outcome["cancel_seconds"] = time.monotonic() - t0
+
+    try:
+        asyncio.run(main())
+        assert outcome["started"], "the remote command never started"
+        assert outcome["cancel_seconds"] < 5, f"cancellation took {outcome['cancel_seconds']:.1f} s"
+
+        assert wait_until(lambda: set(threading.enumerate()) <= threads_before, 3), (
+            f"threads left behind: {sorted(t.name for t in set(threading.enumerate()) - threads_before)}")
+        leftover = lambda: children_of_this_process() - children_before - processes_with(token)  # noqa: E731
+        assert wait_until(lambda: not leftover(), 3), f"child processes left behind: {sorted(leftover())}"
+
+        claimed = "remote-kill" in backend_capabilities
+        remote_killed = wait_until(lambda: not processes_with(token), 3 if claimed else 1)
+        request.node.user_properties.append(("remote_kill", remote_killed))  # in --junitxml
+        if claimed:
+            assert remote_killed, f"backend claims remote-kill but the remote sleep survived: {processes_with(token)}"
+    finally:
+        for pid in processes_with(token):  # backends without remote-kill leave the sleep behind
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+
+
+# --- copy and slurp ----------------------------------------------------------------------
+
+
+def test_copy_file_keeps_content_and_mode(backend_name, lab, opts, remote_dir, tmp_path):
+    data = os.urandom(256 * 1024) + ALL_BYTES
+    src = write_file(lab, str(tmp_path / "payload.bin"), data, mode=0o754)
+    dst = os.path.join(remote_dir, "payload.bin")
+    ok(only(parallax.copy(lab.hosts[:1], src, dst, **opts)))
+    with open(dst, "rb") as f:
+        assert f.read() == data
+    assert stat.S_IMODE(os.stat(dst).st_mode) == 0o754
+
+
+def test_copy_directory_recursive_creates_dst(backend_name, lab, opts, remote_dir, tmp_path):
+    src = str(tmp_path / "tree")
+    files = make_tree(src)
+    dst = os.path.join(remote_dir, "copied")
+    ok(only(parallax.copy(lab.hosts[:1], src, dst, recursive=True, **opts)))
+    assert_tree(dst, files)
+
+
+def test_copy_directory_recursive_into_existing_dir(backend_name, lab, opts, remote_dir, tmp_path):
+    src = str(tmp_path / "tree")
+    files = make_tree(src)
+    ok(only(parallax.copy(lab.hosts[:1], src, remote_dir, recursive=True, **opts)))
+    assert_tree(os.path.join(remote_dir, "tree"), files)
+
+
+def test_slurp_file_into_per_host_directories(backend_name, lab, opts, remote_dir, tmp_path):
+    data = os.urandom(100_000)
+    src = write_file(lab, os.path.join(remote_dir, "log.bin"), data, mode=0o640)
+    results = parallax.slurp(lab.hosts[:2], src, os.path.join("logs", "log.bin"), localdir=str(tmp_path), **opts)
+    for key in lab.hosts[:2]:
+        path = ok(results[key]).path
+        assert path == os.path.join(str(tmp_path), key, "logs", "log.bin")
+        with open(path, "rb") as f:
+            assert f.read() == data
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+def test_slurp_directory_recursive(backend_name, lab, opts, remote_dir, tmp_path):
+    src = os.path.join(remote_dir, "tree")
+    files = make_tree(src)
+    give_to_lab_user(lab, src)
+    local = tmp_path / "local"
+    results = parallax.slurp(lab.hosts[:2], src, "tree", localdir=str(local), recursive=True, **opts)
+    for key in lab.hosts[:2]:
+        path = ok(results[key]).path
+        assert path == os.path.join(str(local), key, "tree")
+        assert_tree(path, files)
+
+
+ODD_NAME = "it's a name*with [glob] chars.txt"
+
+
+def test_slurp_remote_path_is_literal(backend_name, lab, opts, remote_dir, tmp_path):
+    src = write_file(lab, os.path.join(remote_dir, ODD_NAME), b"the real one\n")
+    write_file(lab, os.path.join(remote_dir, "it's a name-decoy-with g chars.txt"), b"decoy\n")
+    r = ok(only(parallax.slurp(lab.hosts[:1], src, "odd.txt", localdir=str(tmp_path), **opts)))
+    with open(r.path, "rb") as f:
+        assert f.read() == b"the real one\n"
+
+
+def test_copy_to_remote_path_is_literal(backend_name, lab, opts, remote_dir, tmp_path):
+    src = write_file(lab, str(tmp_path / "plain.txt"), b"literal\n")
+    dst = os.path.join(remote_dir, ODD_NAME)
+    ok(only(parallax.copy(lab.hosts[:1], src, dst, **opts)))
+    assert os.listdir(remote_dir) == [ODD_NAME]
+    with open(dst, "rb") as f:
+        assert f.read() == b"literal\n"
+
+
+# --- ssh_config, ProxyJump, env, options -------------------------------------------------
+
+
+def _alias_block(lab: Any, alias: str, address: str, *extra: str) -> str:
+    """An ssh_config ``Host`` block reaching *address* on the lab with its key and known_hosts."""
+    lines = [f"Host {alias}", f"    HostName {address}", f"    Port {lab.port}", f"    User {lab.user}",
+             f"    IdentityFile {config_value(lab.client_key)}",
+             f"    UserKnownHostsFile {config_value(lab.known_hosts)}", *(f"    {e}" for e in extra)]
+    return "\n".join(lines) + "\n\n"
+
+
+def test_ssh_config_alias(backend_name, lab, tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text(_alias_block(lab, "myalias", lab.addresses[1]))
+    results = parallax.call(["myalias"], 'echo "$SSH_CONNECTION"', backend=backend_name,
+                            host_key_policy="strict", ssh_config=str(config), timeout=30)
+    assert list(results) == ["myalias"]
+    assert server_address(results["myalias"]) == lab.addresses[1]
+
+
+def test_ssh_config_proxyjump(backend_name, lab, tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text(_alias_block(lab, "jump", lab.addresses[0])
+                      + _alias_block(lab, "behind", lab.addresses[2], "ProxyJump jump"))
+    before = lab.connection_count()
+    results = parallax.call(["behind"], 'echo "$SSH_CONNECTION"', backend=backend_name,
+                            host_key_policy="strict", ssh_config=str(config), timeout=30)
+    assert server_address(results["behind"]) == lab.addresses[2]
+    assert wait_until(lambda: lab.connection_count() - before >= 2, 2)
+    assert lab.connection_count() - before == 2, "expected one connection to the jump host and one through it"
+
+
+def test_env_is_visible_remotely(backend_name, lab, opts):
+    results = parallax.call(lab.hosts[:2], 'printf "%s|" "$PARALLAX_TEST"', env={"PARALLAX_TEST": "x y"}, **opts)
+    for r in results.values():
+        assert ok(r).stdout == b"x y|"
+
+
+@pytest.mark.parametrize("option", ["SetEnv", "Port+User"])
+def test_ssh_option_is_honoured_or_refused_up_front(backend_name, lab, opts, option):
+    if option == "SetEnv":
+        hosts, ssh_options, expect = lab.hosts[:1], ["SetEnv=PARALLAX_OPT=42"], b"42\n"
+        kw = opts
+        command = 'echo "$PARALLAX_OPT"'
+    else:
+        hosts, ssh_options, expect = lab.addresses[:1], [f"Port={lab.port}", f"User={lab.user}"], None
+        kw = {k: v for k, v in opts.items() if k != "default_user"}
+        command = 'echo "$SSH_CONNECTION"'
+    before = lab.connection_count()
+    try:
+        results = parallax.call(hosts, command, ssh_options=ssh_options, **kw)
+    except ValueError as exc:  # UnsupportedOption is a ValueError too
+        assert any(o.split("=")[0] in str(exc) for o in ssh_options), f"refusal does not name the option: {exc}"
+        refused = True
+    else:
+        result = only(results)
+        refused = isinstance(result, parallax.UnsupportedOption)
+        if not refused:
+            if expect is not None:
+                assert ok(result).stdout == expect, f"{ssh_options} neither honoured nor refused"
+            else:
+                assert server_address(result) == lab.addresses[0]
+    if refused:
+        time.sleep(0.1)
+        assert lab.connection_count() == before, "an unsupported option was refused after connecting"
+
+
+__all__ = [name for name in list(globals()) if name.startswith("test_")] + list(_fixture_names)
