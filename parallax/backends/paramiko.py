@@ -1,0 +1,1026 @@
+"""The paramiko backend: SSH in-process, one pooled transport per target.
+
+Blocking paramiko calls (handshake, authentication, channel and SFTP
+requests) run in a thread pool owned by the backend; the TCP connect and the
+streaming of a command's output happen on the event loop (output is read
+through pipes that paramiko's channel buffers signal), so the loop never
+blocks.  A cancelled job closes its channel and transport, which unblocks any
+thread working for it, and waits for that thread before re-raising.
+
+Keys, known_hosts files and ssh config files are read once per backend
+instance and cached by path.  Option precedence follows the openssh backend
+(see :mod:`parallax.backends.sshconfig`).
+
+Known differences from OpenSSH:
+
+* the system-wide ``/etc/ssh/ssh_config`` is not read (only the user's file);
+* ``StrictHostKeyChecking=no`` behaves like ``host_key_policy="off"``
+  (accept, record nothing) instead of recording new keys;
+* ``@cert-authority``/``@revoked`` known_hosts lines and host certificates
+  are ignored;
+* a ProxyJump hop inherits the target's key, password, timeouts and host key
+  settings (``ssh -J`` would only use the config file for the hop);
+* environment variables (``env``, ``SetEnv``, ``SendEnv``) are sent as
+  ``env`` requests without a reply: a server that refuses them (``AcceptEnv``)
+  silently drops them, exactly as with OpenSSH;
+* a remote command killed by a signal yields status 255 (paramiko ignores
+  ``exit-signal``), as ``ssh`` itself reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import dataclasses
+import errno
+import fnmatch
+import hashlib
+import hmac
+import logging
+import os
+import posixpath
+import socket
+import stat
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paramiko
+
+from ..errors import (
+    AuthenticationFailed,
+    BadInput,
+    ConnectionFailed,
+    Error,
+    HostKeyChanged,
+    HostKeyUnknown,
+    NameResolutionFailed,
+    Timeout,
+    TransferFailed,
+    TransportError,
+    UnsupportedOption,
+)
+from ..jobs import CommandJob, GetJob, PutJob, Target
+from .base import Backend, OutputSink
+from .sshconfig import (
+    DEFAULT_IDENTITIES,
+    SUPPORTED_OPTIONS,
+    ConfigCache,
+    HostConfig,
+    logger_for,
+)
+
+log = logging.getLogger("parallax.paramiko")
+
+CHUNK = 256 * 1024  # bytes read from a channel buffer at once
+MAX_JUMPS = 8  # ProxyJump nesting limit (also catches loops)
+TUNNEL_TIMEOUT = 30.0  # seconds to open a direct-tcpip channel when no ConnectTimeout is set
+SETTLE_TIMEOUT = 10.0  # seconds to wait for a worker thread after its transport was closed
+DEFAULT_WORKERS = 64
+
+
+# --------------------------------------------------------------------------
+# credentials and host keys, loaded once per backend
+
+
+class _KeyStore:
+    """Private keys by path (and passphrase for encrypted ones), each file read at most once."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str | None], tuple[paramiko.PKey | None, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str, passphrase: str | None) -> tuple[paramiko.PKey | None, str | None]:
+        """``(key, None)`` or ``(None, why it could not be used)``; *passphrase* only unlocks encrypted keys."""
+        path = os.path.expanduser(path)
+        with self._lock:
+            found = self._keys.get((path, None))
+            if found is None:
+                found = self._keys[(path, None)] = self._load(path, None)
+            if found[0] is not None or found[1] != _ENCRYPTED or passphrase is None:
+                return found[0], (found[1] if found[1] != _ENCRYPTED else
+                                  f"identity file {path} is encrypted and no passphrase (password) was given")
+            unlocked = self._keys.get((path, passphrase))
+            if unlocked is None:
+                unlocked = self._keys[(path, passphrase)] = self._load(path, passphrase)
+            return unlocked
+
+    @staticmethod
+    def _load(path: str, passphrase: str | None) -> tuple[paramiko.PKey | None, str | None]:
+        try:
+            return paramiko.PKey.from_path(path, passphrase.encode() if passphrase is not None else None), None
+        except FileNotFoundError:
+            return None, f"identity file {path} not found"
+        except (TypeError, paramiko.PasswordRequiredException) as e:
+            if passphrase is None and ("password" in str(e).lower() or isinstance(e, paramiko.PasswordRequiredException)):
+                return None, _ENCRYPTED
+            return None, f"identity file {path} could not be loaded: {e}"
+        except ValueError as e:
+            if passphrase is not None:
+                return None, f"identity file {path}: wrong passphrase (or not a private key)"
+            return None, f"identity file {path} could not be loaded: {e}"
+        except Exception as e:  # UnknownKeyType, OSError, SSHException...
+            return None, f"identity file {path} could not be loaded: {e}"
+
+
+_ENCRYPTED = "encrypted"
+
+
+class _KnownHostsFile:
+    """One known_hosts file indexed by host name; keys kept as (type, base64) strings."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.plain: dict[str, list[tuple[str, str]]] = {}
+        self.other: list[tuple[list[str], str, str]] = []  # hashed or pattern entries
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    self._add_line(line)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            pass
+
+    def _add_line(self, line: str) -> None:
+        line = line.strip()
+        if not line or line.startswith(("#", "@")):
+            return
+        fields = line.split()
+        if len(fields) < 3:
+            return
+        names, keytype, blob = fields[0].split(","), fields[1], fields[2]
+        if any(n.startswith(("|", "!")) or "*" in n or "?" in n for n in names):
+            self.other.append((names, keytype, blob))
+        else:
+            for n in names:
+                self.plain.setdefault(n, []).append((keytype, blob))
+
+    def keys_for(self, name: str) -> list[tuple[str, str]]:
+        found = list(self.plain.get(name, ()))
+        for names, keytype, blob in self.other:
+            if _host_matches(name, names):
+                found.append((keytype, blob))
+        return found
+
+
+def _host_matches(name: str, patterns: list[str]) -> bool:
+    matched = False
+    for pat in patterns:
+        negate = pat.startswith("!")
+        pat = pat[1:] if negate else pat
+        if pat.startswith("|1|"):
+            try:
+                _, _, salt, digest = pat.split("|", 3)
+                mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
+                hit = base64.b64encode(mac).decode() == digest
+            except (ValueError, TypeError):
+                hit = False
+        else:
+            hit = fnmatch.fnmatchcase(name, pat)
+        if hit and negate:
+            return False
+        matched = matched or hit
+    return matched
+
+
+class _KnownHosts:
+    """known_hosts files by path, parsed once; accept-new additions are appended."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, _KnownHostsFile] = {}
+        self._lock = threading.Lock()
+
+    def _file(self, path: str) -> _KnownHostsFile:
+        f = self._files.get(path)
+        if f is None:
+            f = self._files[path] = _KnownHostsFile(path)
+        return f
+
+    def lookup(self, paths: list[str], name: str) -> list[tuple[str, str]]:
+        with self._lock:
+            found: list[tuple[str, str]] = []
+            for p in paths:
+                found += self._file(p).keys_for(name)
+            return found
+
+    def record(self, path: str, name: str, keytype: str, blob: str) -> None:
+        """Append ``name keytype blob`` to *path* (creating it) and to the cache."""
+        line = f"{name} {keytype} {blob}\n"
+        with self._lock:
+            kh = self._file(path)
+            if (keytype, blob) in kh.keys_for(name):
+                return
+            parent = os.path.dirname(path)
+            if parent and not os.path.isdir(parent):
+                os.makedirs(parent, mode=0o700, exist_ok=True)
+            with open(path, "ab+") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell():
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        line = "\n" + line
+                f.write(line.encode())
+            kh._add_line(line)
+
+
+# --------------------------------------------------------------------------
+# connections
+
+
+@dataclasses.dataclass
+class _Conn:
+    """One authenticated transport to one target."""
+
+    transport: paramiko.Transport
+    hc: HostConfig
+    target: Target
+    key: Target  # pool key
+    jump: _Conn | None = None
+
+
+@dataclasses.dataclass
+class _Pending:
+    task: asyncio.Task
+    waiters: int = 0
+
+
+class _Wakeup:
+    """Stands in for the ``threading.Event`` of a channel's buffers: every ``set`` writes a byte.
+
+    The event loop watches the pipe, drains it, then reads the buffers, so
+    data fed after the drain always leaves another byte behind (no lost
+    wake-ups, one pipe for stdout and stderr).  ``clear`` is a no-op.
+    """
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def fileno(self) -> int:
+        return self._r
+
+    def set(self) -> None:
+        with self._lock:
+            if not self._closed:
+                try:
+                    os.write(self._w, b"*")
+                except BlockingIOError:
+                    pass  # the pipe is full, hence readable: the loop will look
+
+    def clear(self) -> None:
+        pass
+
+    def drain(self) -> None:
+        try:
+            while os.read(self._r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._r)
+                os.close(self._w)
+
+
+def _pool_key(target: Target) -> Target:
+    return dataclasses.replace(target, key="", env=())
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e)
+    return text or type(e).__name__
+
+
+def _copy_error(e: Error) -> Error:
+    """A fresh instance for one waiter (the scheduler annotates errors per job)."""
+    return type(e)(e.msg)
+
+
+def _map_error(e: BaseException, target: Target, *, via: str | None = None) -> Error:
+    """Map a paramiko/socket failure while connecting onto the shared classes."""
+    label = target.label
+    if isinstance(e, Error):
+        return e
+    where = f" (via {via})" if via else ""
+    if isinstance(e, socket.gaierror):
+        return NameResolutionFailed(f"Could not resolve hostname {target.host}: {_why(e)}")
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return Timeout(f"Connection to {label} timed out: {_why(e)}{where}")
+    if isinstance(e, paramiko.BadHostKeyException):
+        return HostKeyChanged(f"Host key for {label} has changed: {e}")
+    if isinstance(e, paramiko.AuthenticationException):
+        if "timeout" in str(e).lower():
+            return Timeout(f"Connection to {label} timed out: {e}")
+        return AuthenticationFailed(f"Authentication failed for {label}: {e}")
+    if isinstance(e, paramiko.ChannelException):
+        return ConnectionFailed(f"Connection to {label} failed: {e.text or e}{where}")
+    if isinstance(e, paramiko.SSHException):
+        text = str(e)
+        low = text.lower()
+        if "timed out" in low or "timeout" in low or isinstance(e.__context__, (socket.timeout, TimeoutError)):
+            return Timeout(f"Connection to {label} timed out: {text}{where}")
+        if ("banner" in low or "not active" in low or "no existing session" in low or "closed" in low
+                or "reset" in low or "eof" in low):
+            return ConnectionFailed(f"Connection to {label} failed: {text}{where}")
+        return TransportError(f"ssh to {label} failed: {text}{where}")
+    if isinstance(e, EOFError):
+        return ConnectionFailed(f"Connection to {label} failed: connection closed by remote host{where}")
+    if isinstance(e, OSError):
+        return ConnectionFailed(f"Connection to {label} failed: {_why(e)}{where}")
+    return TransportError(f"ssh to {label} failed: {type(e).__name__}: {e}{where}")
+
+
+def _remote_path(path: str) -> str:
+    """SFTP paths are relative to the login directory; ``~/x`` means ``x``."""
+    if path == "~":
+        return "."
+    if path.startswith("~/"):
+        return path[2:].lstrip("/") or "."
+    return path
+
+
+class ParamikoBackend(Backend):
+    """SSH through paramiko: pooled transports, blocking calls in a thread pool."""
+
+    name = "paramiko"
+    supported_options = SUPPORTED_OPTIONS
+
+    def __init__(self, settings: object = None) -> None:
+        limit = getattr(settings, "limit", None)
+        self._workers = max(8, limit + 8) if isinstance(limit, int) and limit > 0 else DEFAULT_WORKERS
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._futures: set[concurrent.futures.Future] = set()
+        self._configs = ConfigCache()
+        self._keys = _KeyStore()
+        self._known = _KnownHosts()
+        self._pool: dict[Target, _Conn] = {}
+        self._pending: dict[Target, _Pending] = {}
+        self._transports: set[paramiko.Transport] = set()
+
+    # --- checks --------------------------------------------------------
+    def check_target(self, target: Target) -> None:
+        """Refuse raw ssh arguments and unsupported or malformed options before anything runs."""
+        if target.ssh_extra:
+            raise UnsupportedOption(
+                f"ssh_extra {' '.join(target.ssh_extra)!r} (raw ssh arguments) is not supported "
+                f"by the {self.name} backend; use ssh_options",
+                host=target.key,
+            )
+        super().check_target(target)
+        self._configs.check(target)
+
+    # --- threads -------------------------------------------------------
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="parallax-paramiko")
+        cf = self._executor.submit(fn, *args)
+        self._futures.add(cf)
+        cf.add_done_callback(self._futures.discard)
+        return cf
+
+    async def _blocking(self, fn: Callable[..., Any], *args: Any, abort: Callable[[], None] | None = None) -> Any:
+        """Run *fn* in the pool; on cancellation call *abort* and wait for the thread."""
+        cf = self._submit(fn, *args)
+        try:
+            return await asyncio.wrap_future(cf)
+        except asyncio.CancelledError:
+            if abort is not None:
+                abort()
+            await _settle(cf)
+            raise
+
+    # --- connecting ----------------------------------------------------
+    async def _acquire(self, target: Target, chain: tuple[Target, ...] = ()) -> tuple[_Conn, bool]:
+        """A live connection for *target* and whether it was reused from the pool.
+
+        *chain* holds the pool keys of the targets that jump through this one.
+        """
+        key = _pool_key(target)
+        if key in chain or len(chain) > MAX_JUMPS:
+            raise BadInput(f"ProxyJump of {chain[0].host if chain else target.host} loops or is longer than "
+                           f"{MAX_JUMPS} hops (at {target.host})")
+        conn = self._pool.get(key)
+        if conn is not None:
+            if conn.transport.is_active() and (conn.jump is None or conn.jump.transport.is_active()):
+                return conn, True
+            self._discard(conn)
+        pend = self._pending.get(key)
+        if pend is None:
+            pend = _Pending(asyncio.ensure_future(self._connect(target, key, chain + (key,))))
+            self._pending[key] = pend
+            pend.task.add_done_callback(lambda task, key=key, pend=pend: self._connected(key, pend, task))
+        pend.waiters += 1
+        try:
+            conn = await asyncio.shield(pend.task)
+        except asyncio.CancelledError:
+            pend.waiters -= 1
+            if pend.waiters == 0 and not pend.task.done():
+                pend.task.cancel()
+                await asyncio.wait({pend.task}, timeout=SETTLE_TIMEOUT)
+            raise
+        except Error as e:
+            pend.waiters -= 1
+            raise _copy_error(e) from None
+        pend.waiters -= 1
+        return conn, False
+
+    def _connected(self, key: Target, pend: _Pending, task: asyncio.Task) -> None:
+        if self._pending.get(key) is pend:
+            del self._pending[key]
+        if not task.cancelled() and task.exception() is None:
+            self._pool[key] = task.result()
+
+    async def _connect(self, target: Target, key: Target, chain: tuple[Target, ...]) -> _Conn:
+        hc = self._configs.resolve(target)
+        jump = None
+        if hc.proxy_jump:
+            jump, _ = await self._acquire(self._configs.jump_target(target, hc), chain)
+            sock = await self._tunnel(jump, hc, target)
+        else:
+            sock = await self._tcp(hc, target)
+        try:
+            transport = paramiko.Transport(sock)
+        except BaseException as e:
+            sock.close()
+            raise _map_error(e, target) from None
+        self._transports.add(transport)
+        conn = _Conn(transport, hc, target, key, jump)
+        try:
+            await self._blocking(self._handshake, conn, abort=lambda: _close_transport(transport))
+        except BaseException as e:
+            _close_transport(transport)
+            if isinstance(e, Exception):
+                raise _map_error(e, target, via=hc.proxy_jump) from None
+            raise
+        return conn
+
+    async def _tcp(self, hc: HostConfig, target: Target) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = socket.getaddrinfo(hc.hostname, hc.port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            try:
+                infos = await self._blocking(socket.getaddrinfo, hc.hostname, hc.port, 0, socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                raise NameResolutionFailed(f"Could not resolve hostname {target.host}: {_why(e)}") from None
+        last: OSError | None = None
+        for family, kind, proto, _, addr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                await asyncio.wait_for(loop.sock_connect(sock, addr), hc.connect_timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return sock
+            except asyncio.TimeoutError:
+                sock.close()
+                raise Timeout(f"Connection to {target.label} timed out: connect to {addr[0]} port {hc.port} "
+                              f"took longer than {hc.connect_timeout:g} s") from None
+            except OSError as e:
+                sock.close()
+                last = e
+            except BaseException:
+                sock.close()
+                raise
+        detail = _why(last) if last else "no address"
+        raise ConnectionFailed(f"Connection to {target.label} failed: connect to {hc.hostname} port {hc.port}: {detail}")
+
+    async def _tunnel(self, jump: _Conn, hc: HostConfig, target: Target) -> paramiko.Channel:
+        """A direct-tcpip channel through *jump* to the target, used as its socket."""
+        abandoned = threading.Event()
+
+        def open_channel() -> paramiko.Channel:
+            chan = jump.transport.open_channel(
+                "direct-tcpip", (hc.hostname, hc.port), ("127.0.0.1", 0),
+                timeout=hc.connect_timeout or TUNNEL_TIMEOUT,
+            )
+            if abandoned.is_set():
+                chan.close()
+            return chan
+
+        # Closing the shared jump transport would break its other users, so a
+        # cancelled open is abandoned; its thread ends within the open timeout.
+        cf = self._submit(open_channel)
+        try:
+            return await asyncio.wrap_future(cf)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+        except Exception as e:
+            raise _map_error(e, target, via=hc.proxy_jump) from None
+
+    def _handshake(self, conn: _Conn) -> None:
+        """SSH handshake, host key check and authentication (in a worker thread)."""
+        t, hc = conn.transport, conn.hc
+        t.set_log_channel(logger_for(hc.log_level))
+        if hc.compression:
+            t.use_compression(True)
+        if hc.connect_timeout:
+            t.banner_timeout = t.auth_timeout = hc.connect_timeout
+        known: list[tuple[str, str]] = []
+        if hc.policy != "off":
+            known = self._known.lookup(hc.known_hosts + hc.global_known_hosts, hc.host_key_name)
+            _prefer_key_types(t, [kt for kt, _ in known])
+        t.start_client(timeout=hc.connect_timeout)
+        if not t.initial_kex_done:  # start_client returns quietly when its timeout runs out
+            raise Timeout(f"Connection to {conn.target.label} timed out: no SSH handshake within {hc.connect_timeout:g} s")
+        self._check_host_key(conn, known)
+        if hc.keepalive:
+            t.set_keepalive(hc.keepalive)
+        self._authenticate(conn)
+
+    def _check_host_key(self, conn: _Conn, known: list[tuple[str, str]]) -> None:
+        hc = conn.hc
+        if hc.policy == "off":
+            return
+        key = conn.transport.get_remote_server_key()
+        keytype, blob = key.get_name(), key.get_base64()
+        same_type = [b for kt, b in known if kt == keytype]
+        if blob in same_type:
+            return
+        label = conn.target.label
+        if same_type:
+            try:
+                old = paramiko.PKey.from_type_string(keytype, base64.b64decode(same_type[0])).fingerprint
+            except Exception:  # a corrupt known_hosts line still counts as a different key
+                old = "an unreadable key"
+            raise HostKeyChanged(
+                f"Host key for {label} has changed: {hc.host_key_name} offered {keytype} {key.fingerprint}, "
+                f"known_hosts has {old}"
+            )
+        if hc.policy == "accept-new" and hc.known_hosts:
+            try:
+                self._known.record(hc.known_hosts[0], hc.host_key_name, keytype, blob)
+            except OSError as e:
+                log.warning("could not record the host key of %s in %s: %s", label, hc.known_hosts[0], _why(e))
+            return
+        files = ", ".join(hc.known_hosts + hc.global_known_hosts) or "no known_hosts file"
+        raise HostKeyUnknown(
+            f"Host key for {label} is not trusted: no {keytype} key for {hc.host_key_name} in {files} "
+            f"(fingerprint {key.fingerprint})"
+        )
+
+    def _authenticate(self, conn: _Conn) -> None:
+        """Keys (explicit, agent, default files), then the password, like OpenSSH."""
+        t, hc, target = conn.transport, conn.hc, conn.target
+        user = hc.user
+        notes: list[str] = []
+        allowed: list[str] | None = None
+        offered = 0
+
+        def offer(key: paramiko.PKey) -> bool:
+            nonlocal allowed, offered
+            offered += 1
+            try:
+                t.auth_publickey(user, key)
+            except paramiko.BadAuthenticationType as e:
+                allowed = list(e.allowed_types)
+            except paramiko.AuthenticationException as e:
+                if "timeout" in str(e).lower():
+                    raise
+            except (paramiko.SSHException, EOFError, OSError):
+                if t.is_active():
+                    raise
+            return t.is_authenticated()
+
+        def publickey_allowed() -> bool:
+            return t.is_active() and (allowed is None or "publickey" in allowed)
+
+        if hc.pubkey:
+            for path in hc.identity_files:
+                if not publickey_allowed():
+                    break
+                key, why = self._keys.get(path, target.password)
+                if key is None:
+                    notes.append(why or path)
+                elif offer(key):
+                    return
+            if hc.use_agent and publickey_allowed():
+                try:
+                    agent = paramiko.Agent()
+                except Exception as e:  # a stale SSH_AUTH_SOCK must not stop other methods
+                    notes.append(f"ssh agent unavailable: {_why(e)}")
+                    agent = None
+                try:
+                    for key in agent.get_keys() if agent is not None else ():
+                        if not publickey_allowed():
+                            break
+                        if offer(key):
+                            return
+                finally:
+                    if agent is not None:
+                        agent.close()
+            if hc.default_identities:
+                for name in DEFAULT_IDENTITIES:
+                    path = os.path.join(self._configs.home, ".ssh", name)
+                    if not publickey_allowed() or not os.path.isfile(path):
+                        continue
+                    key, why = self._keys.get(path, target.password)
+                    if key is None:
+                        notes.append(why or path)
+                    elif offer(key):
+                        return
+        if target.password is not None and hc.password_auth and t.is_active():
+            try:
+                t.auth_password(user, target.password)
+            except paramiko.BadAuthenticationType as e:
+                allowed = list(e.allowed_types)
+                if "keyboard-interactive" in allowed:
+                    try:
+                        t.auth_interactive(user, lambda title, instr, prompts: [target.password] * len(prompts))
+                    except paramiko.AuthenticationException:
+                        pass
+            except paramiko.AuthenticationException:
+                pass
+            if t.is_authenticated():
+                return
+        if not t.is_active():
+            notes.append("the server closed the connection (too many authentication failures?)")
+        elif not offered and target.password is None:
+            notes.append("no identity file, agent key or password to offer")
+        methods = ",".join(allowed) if allowed else "publickey" + (",password" if target.password else "")
+        detail = f"{user}@{hc.hostname}: Permission denied ({methods})"
+        if notes:
+            detail += "; " + "; ".join(notes)
+        raise AuthenticationFailed(f"Authentication failed for {target.label}: {detail}")
+
+    def _discard(self, conn: _Conn) -> None:
+        """Forget *conn* (if pooled) and close its transport."""
+        if self._pool.get(conn.key) is conn:
+            del self._pool[conn.key]
+        _close_transport(conn.transport)
+        if conn.transport in self._transports:
+            self._transports.discard(conn.transport)
+            self._submit(_join_all, [conn.transport])
+
+    async def _session(self, target: Target, opener: Callable[[_Conn], Any]) -> tuple[_Conn, Any]:
+        """Connect (or reuse) and run *opener* in a thread; a dead pooled transport is replaced once."""
+        for attempt in range(2):
+            conn, reused = await self._acquire(target)
+            try:
+                return conn, await self._blocking(opener, conn, abort=lambda c=conn: self._discard(c))
+            except Error:
+                raise
+            except Exception as e:
+                if conn.transport.is_active():
+                    if isinstance(e, paramiko.ChannelException):  # e.g. MaxSessions reached
+                        raise TransportError(f"ssh to {target.label} failed: cannot open a session: {e.text}") from None
+                    raise _map_error(e, target) from None
+                self._discard(conn)
+                if reused and attempt == 0:
+                    log.debug("%s: pooled connection was dead; reconnecting", target.label)
+                    continue
+                raise _map_error(e, target) from None
+        raise AssertionError("unreachable")
+
+    # --- commands ------------------------------------------------------
+    @staticmethod
+    def _open_exec(conn: _Conn, job: CommandJob) -> paramiko.Channel:
+        chan = conn.transport.open_session()
+        try:
+            if conn.hc.env:
+                chan.update_environment(conn.hc.env)
+            chan.exec_command(job.command)
+        except BaseException:
+            chan.close()
+            raise
+        return chan
+
+    async def run(self, job: CommandJob, sink: OutputSink) -> int:
+        target = job.target
+        conn, chan = await self._session(target, lambda c: self._open_exec(c, job))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        wakeup = _Wakeup()
+        chan.in_buffer.set_event(wakeup)
+        chan.in_stderr_buffer.set_event(wakeup)
+
+        def pump() -> None:
+            if done.done():
+                return
+            wakeup.drain()
+            try:
+                for _ in range(16):
+                    eof = chan.eof_received or chan.closed  # read before the buffers: data precedes EOF
+                    busy = False
+                    if chan.recv_ready():
+                        sink.stdout(chan.recv(CHUNK))
+                        busy = True
+                    if chan.recv_stderr_ready():
+                        sink.stderr(chan.recv_stderr(CHUNK))
+                        busy = True
+                    if not busy:
+                        if eof:
+                            loop.remove_reader(wakeup.fileno())
+                            done.set_result(None)
+                        return
+                loop.call_soon(pump)  # more is buffered: let other hosts' work run first
+            except Exception as e:  # a failing sink must not wedge the loop
+                loop.remove_reader(wakeup.fileno())
+                done.set_exception(e)
+
+        loop.add_reader(wakeup.fileno(), pump)
+        feeder: concurrent.futures.Future | None = None
+        try:
+            if job.stdin:
+                feeder = self._submit(_feed_stdin, chan, job.stdin)
+            else:
+                _feed_stdin(chan, b"")
+            await done
+            if not chan.exit_status_ready():
+                await self._blocking(chan.status_event.wait, abort=lambda: self._discard(conn))
+            rc = chan.exit_status
+            if feeder is not None:
+                await _settle(feeder)
+            if rc == -1:
+                if not conn.transport.is_active():
+                    self._discard(conn)
+                    raise ConnectionFailed(f"Connection to {target.label} lost before the command's exit status arrived")
+                rc = 255
+            return rc
+        except asyncio.CancelledError:
+            self._discard(conn)
+            if feeder is not None:
+                await _settle(feeder)
+            raise
+        finally:
+            loop.remove_reader(wakeup.fileno())
+            if not chan.closed:
+                chan.close()
+            wakeup.close()
+
+    # --- file transfer -------------------------------------------------
+    async def put(self, job: PutJob, sink: OutputSink) -> None:
+        await self._session(job.target, lambda c: self._sftp(c, _put, job))
+
+    async def get(self, job: GetJob, sink: OutputSink) -> None:
+        await self._session(job.target, lambda c: self._sftp(c, _get, job))
+
+    @staticmethod
+    def _sftp(conn: _Conn, action: Callable[..., None], job: PutJob | GetJob) -> None:
+        label = conn.target.label
+        try:
+            sftp = conn.transport.open_sftp_client()
+        except paramiko.SSHException as e:
+            if not conn.transport.is_active():
+                raise
+            raise TransferFailed(f"Transfer with {label} failed: cannot start the sftp subsystem: {e}") from None
+        try:
+            action(sftp, job, label)
+        except (paramiko.SSHException, EOFError) as e:
+            if not conn.transport.is_active():
+                raise ConnectionFailed(f"Connection to {label} lost during the transfer: {_why(e)}") from None
+            raise TransferFailed(f"Transfer with {label} failed: {_why(e)}") from None
+        finally:
+            sftp.close()
+
+    # --- lifecycle -----------------------------------------------------
+    async def disconnect(self, target: Target) -> None:
+        conn = self._pool.get(_pool_key(target))
+        if conn is not None:
+            self._discard(conn)
+
+    async def close(self) -> None:
+        for pend in list(self._pending.values()):
+            pend.task.cancel()
+        if self._pending:
+            await asyncio.wait([p.task for p in self._pending.values()], timeout=SETTLE_TIMEOUT)
+        self._pending.clear()
+        self._pool.clear()
+        transports = list(self._transports)
+        self._transports.clear()
+        # Innermost first: a transport tunnelled through a jump host says
+        # goodbye over the jump's transport, which must still be open.
+        levels: dict[int, list[paramiko.Transport]] = {}
+        for t in transports:
+            levels.setdefault(_jump_depth(t), []).append(t)
+        for depth in sorted(levels, reverse=True):
+            for t in levels[depth]:
+                _close_transport(t)
+            await self._blocking(_join_all, levels[depth])
+        for cf in list(self._futures):
+            await _settle(cf)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+# --------------------------------------------------------------------------
+# helpers run in worker threads
+
+
+def _feed_stdin(chan: paramiko.Channel, data: bytes) -> None:
+    try:
+        if data:
+            chan.sendall(data)
+        chan.shutdown_write()
+    except (OSError, EOFError, paramiko.SSHException):
+        pass  # the command exited (or the channel closed) without reading all of it
+
+
+async def _settle(cf: concurrent.futures.Future) -> None:
+    """Wait (bounded) for a worker thread to finish after its transport was closed."""
+    if not cf.done():
+        wrapped = asyncio.wrap_future(cf)
+        await asyncio.wait({wrapped}, timeout=SETTLE_TIMEOUT)
+        if wrapped.done() and not wrapped.cancelled():
+            wrapped.exception()  # retrieved: its failure was expected after the abort
+
+
+def _close_transport(t: paramiko.Transport) -> None:
+    """Close *t* so that every thread blocked on it wakes up promptly."""
+    sock = t.sock
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the transport thread's recv at once
+        except OSError:
+            pass
+    try:
+        t.close()
+    except Exception:  # closing a half-built transport must not mask the real error
+        log.debug("closing transport failed", exc_info=True)
+
+
+def _jump_depth(t: paramiko.Transport) -> int:
+    depth, sock = 0, t.sock
+    while isinstance(sock, paramiko.Channel) and depth <= MAX_JUMPS:
+        depth += 1
+        sock = sock.get_transport().sock
+    return depth
+
+
+def _join_all(transports: list[paramiko.Transport]) -> None:
+    for t in transports:
+        if t.is_alive() and t is not threading.current_thread():
+            t.join(SETTLE_TIMEOUT)
+
+
+def _prefer_key_types(t: paramiko.Transport, known_types: list[str]) -> None:
+    """Ask for a host key type already in known_hosts first (as OpenSSH does)."""
+    if not known_types:
+        return
+    opts = t.get_security_options()
+    available = list(opts.key_types)
+    wanted: list[str] = []
+    for kt in known_types:
+        for name in (["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if kt == "ssh-rsa" else [kt]):
+            if name in available and name not in wanted:
+                wanted.append(name)
+    if wanted:
+        opts.key_types = wanted + [k for k in available if k not in wanted]
+
+
+def _transfer_error(label: str, path: str, e: BaseException) -> TransferFailed:
+    return TransferFailed(f"Transfer with {label} failed: {path}: {_why(e)}")
+
+
+def _rstat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes | None:
+    try:
+        return sftp.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+
+
+def _put(sftp: paramiko.SFTPClient, job: PutJob, label: str) -> None:
+    """Local ``job.src`` -> remote ``job.dst`` with ``scp -rp`` semantics."""
+    src = job.src
+    dst = _remote_path(job.dst)
+    try:
+        st = os.stat(src)
+    except OSError as e:
+        raise _transfer_error(label, src, e) from None
+    try:
+        existing = _rstat(sftp, dst)
+    except OSError as e:
+        raise _transfer_error(label, dst, e) from None
+    if stat.S_ISDIR(st.st_mode):
+        if not job.recursive:
+            raise TransferFailed(f"Transfer with {label} failed: {src}: is a directory (set recursive)")
+        if existing is not None and stat.S_ISDIR(existing.st_mode or 0):
+            dst = posixpath.join(dst, os.path.basename(os.path.normpath(src)))
+        elif existing is not None:
+            raise TransferFailed(f"Transfer with {label} failed: {dst}: Not a directory")
+        _put_tree(sftp, src, dst, st, label)
+    else:
+        if existing is not None and stat.S_ISDIR(existing.st_mode or 0):
+            dst = posixpath.join(dst, os.path.basename(src))
+        _put_file(sftp, src, dst, st, label)
+
+
+def _put_file(sftp: paramiko.SFTPClient, src: str, dst: str, st: os.stat_result, label: str) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise TransferFailed(f"Transfer with {label} failed: {src}: not a regular file")
+    try:
+        sftp.put(src, dst, confirm=False)
+        sftp.chmod(dst, stat.S_IMODE(st.st_mode))
+        sftp.utime(dst, (st.st_atime, st.st_mtime))
+    except OSError as e:
+        where = src if getattr(e, "filename", None) == src else dst
+        raise _transfer_error(label, where, e) from None
+
+
+def _put_tree(sftp: paramiko.SFTPClient, src: str, dst: str, st: os.stat_result, label: str) -> None:
+    try:
+        sftp.mkdir(dst, 0o700)
+    except OSError as e:
+        existing = _rstat(sftp, dst)
+        if existing is None or not stat.S_ISDIR(existing.st_mode or 0):
+            raise _transfer_error(label, dst, e) from None
+    try:
+        entries = sorted(os.scandir(src), key=lambda d: d.name)
+    except OSError as e:
+        raise _transfer_error(label, src, e) from None
+    for entry in entries:
+        try:
+            est = os.stat(entry.path)
+        except OSError as e:
+            raise _transfer_error(label, entry.path, e) from None
+        target = posixpath.join(dst, entry.name)
+        if stat.S_ISDIR(est.st_mode):
+            _put_tree(sftp, entry.path, target, est, label)
+        else:
+            _put_file(sftp, entry.path, target, est, label)
+    try:
+        sftp.chmod(dst, stat.S_IMODE(st.st_mode))
+        sftp.utime(dst, (st.st_atime, st.st_mtime))
+    except OSError as e:
+        raise _transfer_error(label, dst, e) from None
+
+
+def _get(sftp: paramiko.SFTPClient, job: GetJob, label: str) -> None:
+    """Remote ``job.src`` -> local ``job.dst`` with ``scp -rp`` semantics."""
+    src = _remote_path(job.src)
+    try:
+        attr = sftp.stat(src)
+    except OSError as e:
+        raise _transfer_error(label, job.src, e) from None
+    dst = job.dst
+    if stat.S_ISDIR(attr.st_mode or 0):
+        if not job.recursive:
+            raise TransferFailed(f"Transfer with {label} failed: {job.src}: is a directory (set recursive)")
+        if os.path.isdir(dst):
+            dst = os.path.join(dst, posixpath.basename(posixpath.normpath(src)))
+        _get_tree(sftp, src, dst, attr, label)
+    else:
+        if os.path.isdir(dst):
+            dst = os.path.join(dst, posixpath.basename(src))
+        _get_file(sftp, src, dst, attr, label)
+
+
+def _get_file(sftp: paramiko.SFTPClient, src: str, dst: str, attr: paramiko.SFTPAttributes, label: str) -> None:
+    if not stat.S_ISREG(attr.st_mode or 0):
+        raise TransferFailed(f"Transfer with {label} failed: {src}: not a regular file")
+    try:
+        sftp.get(src, dst)
+    except OSError as e:
+        where = dst if getattr(e, "filename", None) == dst else src
+        raise _transfer_error(label, where, e) from None
+    try:
+        os.chmod(dst, stat.S_IMODE(attr.st_mode or 0o644))
+        if attr.st_mtime is not None:
+            os.utime(dst, (attr.st_atime or attr.st_mtime, attr.st_mtime))
+    except OSError as e:
+        raise _transfer_error(label, dst, e) from None
+
+
+def _get_tree(sftp: paramiko.SFTPClient, src: str, dst: str, attr: paramiko.SFTPAttributes, label: str) -> None:
+    try:
+        os.makedirs(dst, exist_ok=True)
+    except OSError as e:
+        raise _transfer_error(label, dst, e) from None
+    try:
+        entries = sorted(sftp.listdir_attr(src), key=lambda a: a.filename)
+    except OSError as e:
+        raise _transfer_error(label, src, e) from None
+    for entry in entries:
+        path = posixpath.join(src, entry.filename)
+        if stat.S_ISLNK(entry.st_mode or 0):
+            try:
+                entry = sftp.stat(path)
+            except OSError as e:
+                raise _transfer_error(label, path, e) from None
+        local = os.path.join(dst, os.path.basename(path))
+        if stat.S_ISDIR(entry.st_mode or 0):
+            _get_tree(sftp, path, local, entry, label)
+        else:
+            _get_file(sftp, path, local, entry, label)
+    try:
+        os.chmod(dst, stat.S_IMODE(attr.st_mode or 0o755))
+        if attr.st_mtime is not None:
+            os.utime(dst, (attr.st_atime or attr.st_mtime, attr.st_mtime))
+    except OSError as e:
+        raise _transfer_error(label, dst, e) from None
+
+
+__all__ = ["ParamikoBackend"]
