@@ -52,6 +52,7 @@ from ..errors import (
     AuthenticationFailed,
     BadInput,
     ConnectionFailed,
+    ConnectionLost,
     Error,
     HostKeyChanged,
     HostKeyUnknown,
@@ -75,6 +76,7 @@ log = logging.getLogger("parallax.paramiko")
 
 CHUNK = 256 * 1024  # bytes read from a channel buffer at once
 MAX_JUMPS = 8  # ProxyJump nesting limit (also catches loops)
+SIGNAL_GRACE = 0.5  # seconds a cancelled command gets to die of the TERM sent to it
 TUNNEL_TIMEOUT = 30.0  # seconds to open a direct-tcpip channel when no ConnectTimeout is set
 SETTLE_TIMEOUT = 10.0  # seconds to wait for a worker thread after its transport was closed
 DEFAULT_WORKERS = 64
@@ -351,6 +353,7 @@ class ParamikoBackend(Backend):
     """SSH through paramiko: pooled transports, blocking calls in a thread pool."""
 
     name = "paramiko"
+    capabilities = frozenset({"remote-kill"})
     supported_options = SUPPORTED_OPTIONS
 
     def __init__(self, settings: object = None) -> None:
@@ -742,10 +745,11 @@ class ParamikoBackend(Backend):
             if rc == -1:
                 if not conn.transport.is_active():
                     self._discard(conn)
-                    raise ConnectionFailed(f"Connection to {target.label} lost before the command's exit status arrived")
+                    raise ConnectionLost(f"Connection to {target.label} lost before the command's exit status arrived")
                 rc = 255
             return rc
         except asyncio.CancelledError:
+            await self._terminate_remote(chan)
             self._discard(conn)
             if feeder is not None:
                 await _settle(feeder)
@@ -755,6 +759,28 @@ class ParamikoBackend(Backend):
             if not chan.closed:
                 chan.close()
             wakeup.close()
+
+    async def _terminate_remote(self, chan: paramiko.Channel) -> None:
+        """Ask sshd to send TERM to the cancelled command, and give it a moment to land.
+
+        paramiko has no public call for the RFC 4254 "signal" request, so the
+        message is built here; the short wait lets it reach the server before
+        the connection is torn down.
+        """
+        if chan.closed or chan.exit_status_ready():
+            return
+        try:
+            m = paramiko.Message()
+            m.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
+            m.add_int(chan.remote_chanid)
+            m.add_string("signal")
+            m.add_boolean(False)
+            m.add_string("TERM")
+            chan.transport._send_user_message(m)
+        except Exception:
+            return
+        cf = self._submit(chan.status_event.wait, SIGNAL_GRACE)
+        await _settle(cf)
 
     # --- file transfer -------------------------------------------------
     async def put(self, job: PutJob, sink: OutputSink) -> None:
