@@ -373,6 +373,11 @@ class _Master:
             except (ProcessLookupError, PermissionError):
                 pass
             await self.proc.wait()
+        # asyncio.subprocess.Process has no close(); an unclosed transport
+        # would complain when collected after its loop is gone.
+        transport = getattr(self.proc, "_transport", None)
+        if transport is not None:
+            transport.close()
 
 
 class _Collect:
