@@ -117,8 +117,16 @@ class OpenSSHBackend(Backend):
 
     # --- private files -------------------------------------------------
     def _workdir(self) -> str:
+        """A private 0700 directory for logs, configs and control sockets.
+
+        Kept short: a Unix socket path must fit in 104 bytes, and a long
+        ``$TMPDIR`` (macOS) would not leave room for ControlPath sockets.
+        """
         if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="parallax-ssh-")
+            base = tempfile.gettempdir()
+            if len(base) > 60 and os.path.isdir("/tmp"):
+                base = "/tmp"
+            self._dir = tempfile.mkdtemp(prefix="parallax-ssh-", dir=base)
         return self._dir
 
     def _next_log(self) -> str:
