@@ -28,7 +28,8 @@ def _start_hosts(n: int, prefer: str) -> Any:
         from .testing.embedded import EmbeddedSSHHost
     except ImportError as e:
         raise SystemExit(f"cannot start sshd ({why}) and the embedded host is unavailable: {e}") from None
-    return EmbeddedSSHHost(hosts=n).start(), f"embedded asyncssh host (sshd unavailable: {why})"
+    kind = "embedded asyncssh host" if prefer == "embedded" else f"embedded asyncssh host (sshd unavailable: {why})"
+    return EmbeddedSSHHost(hosts=n).start(), kind
 
 
 def _show(title: str, results: dict[str, Any]) -> None:

@@ -24,6 +24,6 @@ def test_demo_runs_and_cleans_up(kind, tmp_path):
     assert "reached on 127.0.0.2" in out
     assert "CommandFailed: Exited with error code 3, Error output: about to fail" in out
     assert "ConnectionFailed" in out  # the dead host, while the live one answered
-    assert out.count("-> ") == 3 and "greeting.txt" in out
+    assert out.count("/slurped/") == 3 and "greeting.txt" in out
     assert "Done;" in out
     assert list(tmp_path.iterdir()) == []  # nothing left in the working directory
