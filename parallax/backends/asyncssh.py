@@ -49,6 +49,7 @@ from ..errors import (
     AuthenticationFailed,
     BadInput,
     ConnectionFailed,
+    ConnectionLost,
     Error,
     HostKeyChanged,
     HostKeyUnknown,
@@ -749,7 +750,7 @@ class AsyncSSHBackend(Backend):
             if job.stdin:
                 chan.write(job.stdin)
             chan.write_eof()
-            exc = await done
+            exc = await asyncio.shield(done)  # cancelling us must not cancel *done*: cleanup waits on it
         except BaseException:
             try:
                 chan.send_signal("TERM")
@@ -762,7 +763,7 @@ class AsyncSSHBackend(Backend):
                 pass
             raise
         if exc is not None:
-            raise ConnectionFailed(f"Connection to {target.label} lost: {exc}")
+            raise ConnectionLost(f"Connection to {target.label} lost: {exc}")
         status = chan.get_exit_status()
         if status is not None and status >= 0:
             return status
