@@ -14,12 +14,14 @@ import dataclasses
 import getpass
 import os
 import resource
+import socket
 import sys
 import threading
 import warnings
 import weakref
 from typing import Any, Coroutine, TypeVar
 
+from .account import local_user
 from .backends.base import Backend
 from .backends.local import LocalBackend
 from .events import EventBus
@@ -61,16 +63,10 @@ def ensure_fd_limit(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
 
-def _local_identity() -> tuple[tuple[str, ...], str | None]:
-    import pwd
-    import socket
-
+def _local_identity() -> tuple[tuple[str, ...], str]:
+    """This machine's names and the current user, for 1.0's local shortcut."""
     name = socket.gethostname()
-    try:
-        user = pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        user = None
-    return tuple(n for n in {name, name.split(".")[0]} if n), user
+    return tuple(n for n in {name, name.split(".")[0]} if n), local_user()
 
 
 def _read_input(stream: Any) -> bytes | None:

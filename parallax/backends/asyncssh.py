@@ -35,7 +35,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import pwd
 import shlex
 import signal
 import socket
@@ -59,6 +58,7 @@ from ..errors import (
     TransportError,
     UnsupportedOption,
 )
+from ..account import default_ssh_config, expand_home, local_user, passwd_home
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink
 
@@ -116,33 +116,6 @@ class _ClientConfig(SSHClientConfig):
     }
 
 
-def passwd_home() -> str:
-    """The passwd home directory (what OpenSSH uses for ``~``), not ``$HOME``."""
-    try:
-        return pwd.getpwuid(os.getuid()).pw_dir
-    except KeyError:
-        return os.path.expanduser("~")
-
-
-def _local_user() -> str:
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
-
-
-def _expand(path: str) -> str:
-    if path == "~" or path.startswith("~/"):
-        return passwd_home() + path[1:]
-    return os.path.expanduser(path)
-
-
-def default_ssh_config() -> str | None:
-    """The passwd home's ``~/.ssh/config`` if it exists."""
-    path = os.path.join(passwd_home(), ".ssh", "config")
-    return path if os.path.exists(path) else None
-
-
 def parse_ssh_options(target: Target) -> dict[str, Any]:
     """``target.ssh_options`` as typed values keyed like asyncssh's config (first wins)."""
     out: dict[str, Any] = {}
@@ -158,7 +131,7 @@ def parse_ssh_options(target: Target) -> dict[str, Any]:
         low = value.strip().lower()
         if kind == "append":
             if low != "none":
-                out.setdefault(name, []).append(_expand(value))
+                out.setdefault(name, []).append(expand_home(value))
             continue
         if kind == "appendlist":
             out.setdefault(name, []).extend(value.split())
@@ -190,7 +163,7 @@ def parse_ssh_options(target: Target) -> dict[str, Any]:
                 raise bad("any, inet or inet6")
             out[name] = _FAMILIES[low]
         elif kind == "list":
-            out[name] = [] if low == "none" else [_expand(p) for p in value.split()]
+            out[name] = [] if low == "none" else [expand_home(p) for p in value.split()]
         elif kind == "setenv":
             try:
                 words = shlex.split(value)
@@ -207,7 +180,7 @@ def parse_ssh_options(target: Target) -> dict[str, Any]:
 
 
 def _load_config(path: str, host: str, user: Any, port: Any) -> SSHClientConfig:
-    args = (_local_user(), user, host, port)
+    args = (local_user(), user, host, port)
     try:
         return _ClientConfig.load(None, [path], False, False, False, *args)
     except TypeError:  # asyncssh < 2.15: load(last_config, paths, reload, *args)
@@ -429,10 +402,10 @@ class AsyncSSHBackend(Backend):
 
         host = opts.get("Hostname") or cfg.get("Hostname") or target.host
         port = int(target.port or opts.get("Port") or cfg.get("Port") or 22)
-        user = target.user or opts.get("User") or cfg.get("User") or _local_user()
+        user = target.user or opts.get("User") or cfg.get("User") or local_user()
 
         files = ([target.ssh_key] if target.ssh_key else []) + list(opts.get("IdentityFile", []))
-        files += [_expand(p) for p in cfg.get("IdentityFile", [])]
+        files += [expand_home(p) for p in cfg.get("IdentityFile", [])]
         identities_only = bool(pick("IdentitiesOnly", False))
         agent: Any = pick("IdentityAgent", ())
         if identities_only or agent is None:
@@ -440,7 +413,7 @@ class AsyncSSHBackend(Backend):
         elif agent == ():
             agent_path = os.environ.get("SSH_AUTH_SOCK") or None
         else:
-            agent_path = _expand(str(agent)) if agent.upper() != "SSH_AUTH_SOCK" else os.environ.get("SSH_AUTH_SOCK")
+            agent_path = expand_home(str(agent)) if agent.upper() != "SSH_AUTH_SOCK" else os.environ.get("SSH_AUTH_SOCK")
 
         if "StrictHostKeyChecking" in opts:
             policy = _POLICIES[opts["StrictHostKeyChecking"]]
@@ -454,13 +427,13 @@ class AsyncSSHBackend(Backend):
         elif target.known_hosts:
             user_files = [target.known_hosts]
         elif "UserKnownHostsFile" in cfg:
-            user_files = [_expand(p) for p in cfg["UserKnownHostsFile"]]
+            user_files = [expand_home(p) for p in cfg["UserKnownHostsFile"]]
         else:
             ssh_dir = os.path.join(passwd_home(), ".ssh")
             user_files = [os.path.join(ssh_dir, "known_hosts"), os.path.join(ssh_dir, "known_hosts2")]
         global_files = pick("GlobalKnownHostsFile", list(GLOBAL_KNOWN_HOSTS))
         user_files = [p for p in user_files if p != "/dev/null"]
-        known_files = tuple(user_files + [_expand(p) for p in global_files if p != "/dev/null"])
+        known_files = tuple(user_files + [expand_home(p) for p in global_files if p != "/dev/null"])
 
         jump = pick("ProxyJump")
         jumps = tuple(h for h in str(jump).split(",") if h.strip()) if jump else ()
@@ -841,4 +814,4 @@ async def _close_all(conns: Any) -> None:
             pass
 
 
-__all__ = ["AsyncSSHBackend", "parse_ssh_options", "parse_jump", "default_ssh_config", "passwd_home"]
+__all__ = ["AsyncSSHBackend", "parse_ssh_options", "parse_jump"]

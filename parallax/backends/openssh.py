@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import pwd
 import re
 import shlex
 import shutil
@@ -40,6 +39,7 @@ from ..errors import (
     TransferFailed,
     TransportError,
 )
+from ..account import default_ssh_config
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink
 from .process import run_process
@@ -57,16 +57,6 @@ _FAILURE = re.compile(
     r"Permission denied|Host key verification failed|Could not resolve hostname|timed out|"
     r"mux_client_request_session: .*"
 )
-
-
-def default_ssh_config() -> str | None:
-    """The user's ``~/.ssh/config``, from the passwd home as ssh itself does."""
-    try:
-        home = pwd.getpwuid(os.getuid()).pw_dir
-    except KeyError:
-        home = os.path.expanduser("~")
-    path = os.path.join(home, ".ssh", "config")
-    return path if os.path.exists(path) else None
 
 
 def classify(log: str, target: Target, *, transfer: bool = False) -> Error:
@@ -419,4 +409,4 @@ def _unlink(path: str) -> None:
         pass
 
 
-__all__ = ["OpenSSHBackend", "classify", "default_ssh_config"]
+__all__ = ["OpenSSHBackend", "classify"]

@@ -16,13 +16,13 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-import pwd
 import re
 import shlex
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..account import default_ssh_config, local_account
 from ..errors import BadInput
 from ..jobs import Target
 
@@ -47,21 +47,6 @@ _LOG_LEVELS = {
 }
 _UNSET = object()
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def local_account() -> tuple[str, str]:
-    """``(user name, home)`` of the current uid from passwd, as ssh uses them."""
-    try:
-        pw = pwd.getpwuid(os.getuid())
-        return pw.pw_name, pw.pw_dir
-    except KeyError:
-        return os.environ.get("USER", "root"), os.path.expanduser("~")
-
-
-def default_config_path() -> str | None:
-    """The passwd home's ``~/.ssh/config`` if it exists."""
-    path = os.path.join(local_account()[1], ".ssh", "config")
-    return path if os.path.exists(path) else None
 
 
 def _flag(name: str, value: str) -> bool:
@@ -189,7 +174,7 @@ class ConfigCache:
         if target.ssh_config is not None:
             return target.ssh_config
         if self._default_path is _UNSET:
-            self._default_path = default_config_path()
+            self._default_path = default_ssh_config()
         return self._default_path
 
     def _config(self, path: str) -> Any:
@@ -403,8 +388,6 @@ __all__ = [
     "ConfigCache",
     "HostConfig",
     "check_option",
-    "default_config_path",
-    "local_account",
     "logger_for",
     "parse_jump",
 ]
