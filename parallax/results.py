@@ -9,6 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 
+REPR_BYTES = 64  # output shown by repr(); more is summarised by its length
+
+
+def _short(value: Any) -> str:
+    """repr() of a field, with long output cut: a result may hold megabytes."""
+    if isinstance(value, bytes) and len(value) > REPR_BYTES:
+        return f"{value[:REPR_BYTES]!r}...({len(value)} bytes)"
+    return repr(value)
+
+
 class _Result(tuple):
     """Base: a tuple of the 1.0 fields with extra attributes in ``__dict__``."""
 
@@ -23,7 +33,7 @@ class _Result(tuple):
         return tuple(self), dict(self.__dict__)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={v!r}" for n, v in zip(self._fields, self))
+        fields = ", ".join(f"{n}={_short(v)}" for n, v in zip(self._fields, self))
         return f"{type(self).__name__}(host={self.__dict__.get('host')!r}, {fields})"
 
     @property

@@ -9,10 +9,11 @@ connection failures, cancellation, and turning outcomes into results.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any, Sequence
 
 from .backends.base import Backend
@@ -35,8 +36,6 @@ class Scheduler:
         self.local = local
         self.settings = settings
         self.bus = bus
-        self.max_running = 0  # observed peak of concurrently running jobs
-        self._running = 0
 
     async def execute(self, jobs: Sequence[Job]) -> dict[str, Any]:
         """Run *jobs*; return ``{key: result | Error}`` in job order.
@@ -49,6 +48,10 @@ class Scheduler:
         results: dict[str, Any] = {}
         queue = deque(jobs)
         running: dict[str, Job] = {}
+        # Without a persistent session, a host's connection is released as
+        # soon as its last job ends: descriptors and server sessions then
+        # scale with ``limit``, not with the number of hosts.
+        remaining = Counter(_connection_of(j) for j in jobs)
 
         async def worker() -> None:
             while queue:
@@ -58,6 +61,10 @@ class Scheduler:
                     results[job.key] = await self._run_one(job)
                 finally:
                     running.pop(job.key, None)
+                conn = _connection_of(job)
+                remaining[conn] -= 1
+                if not remaining[conn] and not self.backend.keep_connections:
+                    await self.backend.disconnect(job.target)
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(self.settings.limit, len(jobs)))]
         try:
@@ -111,32 +118,27 @@ class Scheduler:
             log.exception("%s: event consumer failed", job.key)
 
     async def _run_one(self, job: Job) -> Any:
-        self._running += 1
-        self.max_running = max(self.max_running, self._running)
         start = time.monotonic()
+        self._notify(self.bus.started, job)
+        sink = JobSink(job, self.bus)
         try:
-            self._notify(self.bus.started, job)
-            sink = JobSink(job, self.bus)
-            try:
-                result = await asyncio.wait_for(self._attempts(job, sink), self.settings.timeout)
-            except asyncio.TimeoutError:
-                result = Timeout(f"Timed out after {self.settings.timeout:g} s", job, host=job.key)
-            except Error as e:
-                e.task = job
-                e.host = job.key
-                result = e
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # a backend bug must not hide other hosts' results
-                log.debug("%s: unexpected backend failure", job.key, exc_info=True)
-                result = Error(f"Internal error: {type(e).__name__}: {e}", job, host=job.key)
-            duration = time.monotonic() - start
-            out, err, dropped = self.bus.buffer.take(job.key)
-            result = self._assemble(job, result, out, err, dropped, duration)
-            self._notify(self.bus.finished, job, result)
-            return result
-        finally:
-            self._running -= 1
+            result = await asyncio.wait_for(self._attempts(job, sink), self.settings.timeout)
+        except asyncio.TimeoutError:
+            result = Timeout(f"Timed out after {self.settings.timeout:g} s", job, host=job.key)
+        except Error as e:
+            e.task = job
+            e.host = job.key
+            result = e
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a backend bug must not hide other hosts' results
+            log.debug("%s: unexpected backend failure", job.key, exc_info=True)
+            result = Error(f"Internal error: {type(e).__name__}: {e}", job, host=job.key)
+        duration = time.monotonic() - start
+        out, err, dropped = self.bus.buffer.take(job.key)
+        result = self._assemble(job, result, out, err, dropped, duration)
+        self._notify(self.bus.finished, job, result)
+        return result
 
     async def _attempts(self, job: Job, sink: JobSink) -> Any:
         delay = RETRY_DELAY
@@ -187,6 +189,11 @@ class Scheduler:
         if isinstance(job, PutJob):
             return CopyResult(0, out, err, host=job.key, src=job.src, dst=job.dst, duration=duration)
         return SlurpResult(0, out, err, job.dst, host=job.key, src=job.src, duration=duration)
+
+
+def _connection_of(job: Job) -> Any:
+    """Jobs whose targets differ only in their result key share a connection."""
+    return dataclasses.replace(job.target, key="")
 
 
 __all__ = ["Scheduler"]

@@ -37,7 +37,9 @@ cancellation behave as with a real transport.
 
 Recorded on the :class:`MockHosts` (accumulated across calls; see
 :meth:`MockHosts.reset`): ``calls`` as ``(host_key, kind, detail)`` with kind
-``"run"``, ``"put"``, ``"get"`` or ``"disconnect"``; ``stdin[host_key]``;
+``"run"``, ``"put"`` or ``"get"``; ``disconnects`` (host keys whose connection
+was dropped: before a retry, and after a host's last job in a one-off call);
+``stdin[host_key]``;
 ``targets[host_key]`` (the resolved :class:`~parallax.jobs.Target`);
 ``cancelled`` (keys whose job was cancelled while running);
 ``max_concurrent``.  ``put`` stores the local file (or directory tree when
@@ -123,6 +125,7 @@ class MockHosts:
     #: ssh option names (lower case) to accept; ``None`` accepts any.
     supported_options: frozenset[str] | None = None
     calls: list[tuple[str, str, str]] = field(default_factory=list, init=False)
+    disconnects: list[str] = field(default_factory=list, init=False)
     stdin: dict[str, bytes] = field(default_factory=dict, init=False)
     targets: dict[str, Target] = field(default_factory=dict, init=False)
     cancelled: list[str] = field(default_factory=list, init=False)
@@ -133,6 +136,7 @@ class MockHosts:
     def reset(self) -> None:
         """Forget everything recorded (calls, stdin, attempts, peak), keeping answers and files."""
         self.calls.clear()
+        self.disconnects.clear()
         self.stdin.clear()
         self.targets.clear()
         self.cancelled.clear()
@@ -319,7 +323,7 @@ class MockBackend(Backend):
         await self._perform(job.target, "get", job.src, sink, fetch)
 
     async def disconnect(self, target: Target) -> None:
-        self.hosts.calls.append((target.key, "disconnect", ""))
+        self.hosts.disconnects.append(target.key)
 
 
 __all__ = ["MockBackend", "MockHosts", "MockResponse", "FAILURES", "failure"]

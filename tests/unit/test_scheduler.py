@@ -203,7 +203,8 @@ def test_retry_after_connection_failure_succeeds():
     m = MockHosts(responses={"flaky": MockResponse(fail="refused", fail_times=1, stdout=b"hi\n")})
     res = mock_call(["flaky"], mock=m, retries=1)
     assert res["flaky"] == (0, b"hi\n", b"")
-    assert m.calls == [("flaky", "run", "uptime"), ("flaky", "disconnect", ""), ("flaky", "run", "uptime")]
+    assert m.calls == [("flaky", "run", "uptime"), ("flaky", "run", "uptime")]
+    assert m.disconnects == ["flaky", "flaky"]  # before the retry, and after the host's last job
 
 
 def test_no_retry_by_default():
@@ -217,7 +218,8 @@ def test_retries_exhausted():
     m = MockHosts(responses={"down": MockResponse(fail="refused")})
     res = mock_call(["down"], mock=m, retries=2)
     assert isinstance(res["down"], ConnectionFailed)
-    assert [c[1] for c in m.calls] == ["run", "disconnect", "run", "disconnect", "run"]
+    assert [c[1] for c in m.calls] == ["run", "run", "run"]
+    assert m.disconnects == ["down"] * 3
 
 
 def test_response_sequence_per_attempt():
@@ -600,3 +602,15 @@ def test_aio_copy_and_slurp(tmp_path):
     copied, slurped = asyncio.run(main())
     assert copied["a"].rc == 0
     assert open(slurped["a"].path, "rb").read() == b"data"
+
+
+def test_one_off_call_releases_each_connection_after_its_job_but_a_session_keeps_them():
+    m = MockHosts()
+    mock_call(["a", "b"], mock=m)
+    assert sorted(m.disconnects) == ["a", "b"]
+    m.reset()
+    with parallax.Session(["a", "b"], backend="mock", mock=m) as s:
+        s.call("one")
+        s.call("two")
+    assert m.disconnects == []
+    assert len(m.calls) == 4
