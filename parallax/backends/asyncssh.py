@@ -116,6 +116,21 @@ class _ClientConfig(SSHClientConfig):
     }
 
 
+def _fast_ciphers() -> list[str]:
+    """asyncssh's ciphers with AES-GCM first.
+
+    asyncssh puts chacha20-poly1305 first, which it runs as several small
+    calls into ``cryptography`` per packet; AES-GCM is one AEAD call (and
+    AES-NI on the server), which measurably cuts CPU per command and per MiB.
+    Every default cipher stays offered, so no server is refused.
+    """
+    from asyncssh.encryption import get_encryption_algs
+
+    algs = [a.decode() for a in get_encryption_algs()]
+    first = [a for a in ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") if a in algs]
+    return first + [a for a in algs if a not in first]
+
+
 def parse_ssh_options(target: Target) -> dict[str, Any]:
     """``target.ssh_options`` as typed values keyed like asyncssh's config (first wins)."""
     out: dict[str, Any] = {}
@@ -457,6 +472,7 @@ class AsyncSSHBackend(Backend):
             value = opts.get(name) or _lenient_algs(cfg.get(name), _possible(kind))
             if value:
                 kwargs[arg] = value
+        kwargs.setdefault("encryption_algs", _fast_ciphers())
         for name, arg in (("ServerAliveInterval", "keepalive_interval"), ("ServerAliveCountMax", "keepalive_count_max"),
                           ("PasswordAuthentication", "password_auth"), ("PubkeyAuthentication", "public_key_auth"),
                           ("KbdInteractiveAuthentication", "kbdint_auth"), ("PreferredAuthentications", "preferred_auth"),
