@@ -8,26 +8,13 @@ rejected before the first connection.
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 import threading
 from typing import Any, Coroutine, TypeVar
 
 from .options import Options
 from .session import AsyncSession
 
-log = logging.getLogger("parallax")
 T = TypeVar("T")
-
-
-def enable_verbose() -> None:
-    """``verbose``: send the ``parallax`` logger's diagnostics to stderr (once)."""
-    if not any(getattr(h, "_parallax", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("parallax: %(message)s"))
-        handler._parallax = True  # type: ignore[attr-defined]
-        log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
 
 
 async def acall(hosts: Any, cmdline: str, opts: Options | None = None, **overrides: Any) -> dict[str, Any]:
@@ -100,4 +87,4 @@ def slurp(hosts: Any, src: str, dst: str, opts: Options | None = None, **overrid
     return run_sync(aslurp(hosts, src, dst, opts, **overrides))
 
 
-__all__ = ["call", "run", "copy", "slurp", "acall", "arun", "acopy", "aslurp", "run_sync", "enable_verbose"]
+__all__ = ["call", "run", "copy", "slurp", "acall", "arun", "acopy", "aslurp", "run_sync"]

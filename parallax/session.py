@@ -10,6 +10,7 @@ SSH handshake once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import getpass
 import os
@@ -24,6 +25,7 @@ from typing import Any, Coroutine, TypeVar
 from .account import local_user
 from .backends.base import Backend
 from .backends.local import LocalBackend
+from .diagnostics import verbose_logging
 from .events import EventBus
 from .jobs import Job, Target
 from .options import Options, Settings, resolve
@@ -121,14 +123,11 @@ class AsyncSession:
     async def _execute(self, jobs: list[Job], settings: Settings) -> dict[str, Any]:
         if self._closed:
             raise RuntimeError("this parallax session is closed")
-        if settings.verbose:
-            from .api import enable_verbose
-
-            enable_verbose()
         ensure_fd_limit(min(settings.limit, max(len(jobs), 1)))
         bus = EventBus(settings)
         try:
-            return await Scheduler(self.backend, settings, bus, local=self._local).execute(jobs)
+            with verbose_logging() if settings.verbose else contextlib.nullcontext():
+                return await Scheduler(self.backend, settings, bus, local=self._local).execute(jobs)
         finally:
             bus.close()
 

@@ -614,3 +614,28 @@ def test_one_off_call_releases_each_connection_after_its_job_but_a_session_keeps
         s.call("two")
     assert m.disconnects == []
     assert len(m.calls) == 4
+
+
+# --- diagnostics: quiet and verbose --------------------------------------------------------
+
+
+def test_failures_are_logged_unless_quiet(caplog):
+    m = MockHosts(responses={"bad": MockResponse(rc=2)})
+    with caplog.at_level("INFO", logger="parallax"):
+        mock_call(["bad", "good"], mock=m)
+    assert any("bad: Exited with error code 2" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="parallax"):
+        mock_call(["bad"], mock=m, quiet=True)
+    assert not [r for r in caplog.records if "bad:" in r.getMessage()]
+
+
+def test_verbose_and_parallax_verbose_print_diagnostics_to_stderr(capfd, monkeypatch):
+    mock_call(["a"], verbose=True)
+    err = capfd.readouterr().err
+    assert "parallax: a: started" in err and "parallax: a: finished (rc=0" in err
+    mock_call(["quiet-again"])  # verbose lasted for its own call only
+    assert "quiet-again" not in capfd.readouterr().err
+    monkeypatch.setenv("PARALLAX_VERBOSE", "1")
+    mock_call(["b"])
+    assert "parallax: b: finished" in capfd.readouterr().err
