@@ -40,6 +40,7 @@ WARN_MESSAGE = (
     "privileges or access to your account."
 )
 FDS_PER_JOB = 8  # pipes of an ssh child, or a socket plus slack for the in-process backends
+FDS_PER_POOLED = 2  # a connection a persistent session keeps open between calls
 
 
 def _ask_password(settings: Settings) -> Settings:
@@ -51,9 +52,10 @@ def _ask_password(settings: Settings) -> Settings:
     return dataclasses.replace(settings, password=getpass.getpass("Password: "))
 
 
-def ensure_fd_limit(limit: int) -> None:
-    """Raise the soft RLIMIT_NOFILE so *limit* jobs fit, or say clearly that they cannot."""
-    need = limit * FDS_PER_JOB + 64
+def ensure_fd_limit(limit: int, pooled: int = 0) -> None:
+    """Raise the soft RLIMIT_NOFILE so *limit* running jobs (plus *pooled* open
+    connections) fit, or say clearly before anything starts that they cannot."""
+    need = limit * FDS_PER_JOB + pooled * FDS_PER_POOLED + 64
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= need:
         return
@@ -85,7 +87,12 @@ def _read_input(stream: Any) -> bytes | None:
 
 
 class AsyncSession:
-    """Hosts + options + one backend instance, reused by every call made through it."""
+    """Hosts + options + one backend instance, reused by every call made through it.
+
+    Keyword overrides on a call (``s.call(cmd, timeout=5)``) change how that
+    call runs; the hosts and how to connect to them are fixed when the
+    session is created.
+    """
 
     def __init__(self, hosts: Any, opts: Options | None = None, *, persistent: bool = True, **overrides: Any) -> None:
         self._opts = opts
@@ -123,7 +130,7 @@ class AsyncSession:
     async def _execute(self, jobs: list[Job], settings: Settings) -> dict[str, Any]:
         if self._closed:
             raise RuntimeError("this parallax session is closed")
-        ensure_fd_limit(min(settings.limit, max(len(jobs), 1)))
+        ensure_fd_limit(min(settings.limit, max(len(jobs), 1)), len(self.targets) if self.persistent else 0)
         bus = EventBus(settings)
         try:
             with verbose_logging() if settings.verbose else contextlib.nullcontext():

@@ -639,3 +639,42 @@ def test_verbose_and_parallax_verbose_print_diagnostics_to_stderr(capfd, monkeyp
     monkeypatch.setenv("PARALLAX_VERBOSE", "1")
     mock_call(["b"])
     assert "parallax: b: finished" in capfd.readouterr().err
+
+
+# --- file descriptors ------------------------------------------------------------------------
+
+
+def _in_child(code: str) -> str:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_soft_fd_limit_is_raised_when_limit_needs_it():
+    out = _in_child(
+        "import resource, parallax\n"
+        "from parallax.backends.mock import MockHosts\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 8192))\n"
+        "r = parallax.run([f'h{i}' for i in range(300)], 'x', backend='mock', mock=MockHosts(), limit=200)\n"
+        "print(len(r), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    n, soft = map(int, out.split())
+    assert n == 300 and soft >= 200 * 8
+
+
+def test_fd_limit_that_cannot_be_raised_is_refused_before_anything_runs():
+    out = _in_child(
+        "import resource, parallax\n"
+        "from parallax.backends.mock import MockHosts\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512))\n"
+        "m = MockHosts()\n"
+        "try:\n"
+        "    parallax.run([f'h{i}' for i in range(300)], 'x', backend='mock', mock=m, limit=200)\n"
+        "except ValueError as e:\n"
+        "    print(len(m.calls), e)\n"
+    )
+    assert out.startswith("0 limit=200 needs about")
+    assert "RLIMIT_NOFILE allows at most 512" in out
