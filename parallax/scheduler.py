@@ -51,7 +51,8 @@ class Scheduler:
         # Without a persistent session, a host's connection is released as
         # soon as its last job ends: descriptors and server sessions then
         # scale with ``limit``, not with the number of hosts.
-        remaining = Counter(_connection_of(j) for j in jobs)
+        release = not self.backend.keep_connections
+        remaining = Counter(_connection_of(j) for j in jobs) if release else Counter()
 
         async def worker() -> None:
             while queue:
@@ -61,10 +62,11 @@ class Scheduler:
                     results[job.key] = await self._run_one(job)
                 finally:
                     running.pop(job.key, None)
-                conn = _connection_of(job)
-                remaining[conn] -= 1
-                if not remaining[conn] and not self.backend.keep_connections:
-                    await self.backend.disconnect(job.target)
+                if release:
+                    conn = _connection_of(job)
+                    remaining[conn] -= 1
+                    if not remaining[conn]:
+                        await self._release(job)
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(self.settings.limit, len(jobs)))]
         try:
@@ -93,6 +95,12 @@ class Scheduler:
                 if job.key not in results:
                     results[job.key] = Cancelled("Cancelled before it started", job, host=job.key)
         return {job.key: results[job.key] for job in jobs}
+
+    async def _release(self, job: Job) -> None:
+        try:
+            await self.backend.disconnect(job.target)
+        except Exception:  # the host's result is in; closing its connection is best effort
+            log.debug("%s: closing the connection failed", job.key, exc_info=True)
 
     async def _stop(self, tasks: Any) -> None:
         for t in tasks:
