@@ -71,6 +71,8 @@ def _check_host(host: object, entry: object) -> str:
         raise _bad(entry, "host must not contain whitespace")
     if "/" in host:
         raise _bad(entry, "host must not contain '/'")
+    if not host.strip("."):
+        raise _bad(entry, "host must not be only dots")
     if "@" in host:
         raise _bad(entry, "host must not contain '@'")
     if "[" in host or "]" in host:
@@ -94,8 +96,8 @@ def _check_user(user: object, entry: object, what: str = "host entry") -> str | 
         raise _bad(entry, "user must not start with '-'", what)
     if _has_space(user):
         raise _bad(entry, "user must not contain whitespace", what)
-    if "@" in user or ":" in user:
-        raise _bad(entry, "user must not contain '@' or ':'", what)
+    if "@" in user or ":" in user or "/" in user:
+        raise _bad(entry, "user must not contain '@', ':' or '/'", what)
     return user
 
 

@@ -616,3 +616,10 @@ def test_same_host_different_keys_is_allowed():
         ("a:2222", "a", 2222, None),
         ("root@a", "a", None, "root"),
     ]
+
+
+@pytest.mark.parametrize("entry", ["..", ".", "...", ("..", 22), "../x@host", ("host", None, "a/b")])
+def test_entries_that_could_escape_outdir_or_localdir_are_refused(entry):
+    # result keys name per-host files and slurp directories: they must stay one path component
+    with pytest.raises(ValueError, match="invalid host entry"):
+        parse_hosts([entry])
