@@ -61,6 +61,8 @@ class MemoryBuffer:
 class LinePrinter:
     """``print_out``: print each complete output line as ``host: line`` as it arrives."""
 
+    MAX_LINE = 64 * 1024  # bytes held back waiting for a newline
+
     def __init__(self) -> None:
         self.partial: dict[tuple[str, str], bytes] = {}
 
@@ -81,6 +83,9 @@ class LinePrinter:
         slot = (job.key, stream)
         buf = self.partial.get(slot, b"") + data
         *lines, rest = buf.split(b"\n")
+        if len(rest) > self.MAX_LINE:  # no newline in sight: print what we have
+            lines.append(rest)
+            rest = b""
         for line in lines:
             self._write(job.key, stream, line)
         self.partial[slot] = rest

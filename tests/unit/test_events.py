@@ -61,3 +61,17 @@ def test_inline_stdout_only_keeps_no_stderr():
     bus.output(job, "stdout", b"out")
     bus.output(job, "stderr", b"err")
     assert bus.buffer.take(job.key) == (b"out", b"", 0)
+
+
+def test_print_out_prints_lines_with_the_host_and_never_holds_more_than_max_line(capsysbinary):
+    from parallax.events import LinePrinter
+
+    bus = EventBus(resolve(None, environ={}, quiet=True, print_out=True))
+    job = _job(7)
+    bus.output(job, "stdout", b"one\ntw")
+    bus.output(job, "stdout", b"o\n")
+    bus.output(job, "stderr", b"e" * (LinePrinter.MAX_LINE + 1))  # no newline at all
+    bus.finished(job, None)
+    out = capsysbinary.readouterr()
+    assert out.out == b"h7: one\nh7: two\n"
+    assert out.err == b"h7: " + b"e" * (LinePrinter.MAX_LINE + 1) + b"\n"
