@@ -70,14 +70,16 @@ def classify(log: str, target: Target, *, transfer: bool = False) -> Error:
         return HostKeyChanged(f"Host key for {label} has changed: {detail}")
     if "Host key verification failed" in log or "No matching host key" in log:
         return HostKeyUnknown(f"Host key for {label} is not trusted: {detail}")
-    if "Permission denied" in log or "Too many authentication failures" in log:
+    # "user@host: Permission denied (publickey)." is authentication; a bare
+    # "Permission denied" from scp is about a remote file.
+    if "Permission denied (" in log or "Too many authentication failures" in log:
         return AuthenticationFailed(f"Authentication failed for {label}: {detail}")
     if "timed out" in log.lower():
         return Timeout(f"Connection to {label} timed out: {detail}")
     for marker in ("Connection refused", "No route to host", "Network is unreachable", "Connection reset",
                    "Connection closed by", "kex_exchange_identification", "closed by remote host",
                    "Broken pipe", "Connection to"):
-        if marker in log:
+        if marker in log and not (transfer and marker == "Connection to"):
             return ConnectionFailed(f"Connection to {label} failed: {detail}")
     if transfer:
         return TransferFailed(f"Transfer with {label} failed: {detail}")

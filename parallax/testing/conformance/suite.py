@@ -439,6 +439,20 @@ def test_copy_file_keeps_content_and_mode(backend_name, lab, opts, remote_dir, t
     assert stat.S_IMODE(os.stat(dst).st_mode) == 0o754
 
 
+def test_copy_to_an_unwritable_path_is_a_transfer_failure(backend_name, lab, opts, remote_dir, tmp_path):
+    src = write_file(lab, str(tmp_path / "f.txt"), b"x\n")
+    denied = f"/proc/parallax-denied-{os.getpid()}.txt"  # nobody can create files in /proc
+    res = parallax.copy(lab.hosts[:2], src, denied, **opts)
+    for r in res.values():
+        assert isinstance(r, parallax.TransferFailed), r  # not an authentication failure
+        assert denied in str(r)
+    assert not os.path.exists(denied)
+    # and a missing remote source on slurp
+    res = parallax.slurp(lab.hosts[:1], os.path.join(remote_dir, "no-such-file"), "x",
+                         localdir=str(tmp_path / "in"), **opts)
+    assert isinstance(only(res), parallax.TransferFailed), res
+
+
 def test_copy_directory_recursive_creates_dst(backend_name, lab, opts, remote_dir, tmp_path):
     src = str(tmp_path / "tree")
     files = make_tree(src)
