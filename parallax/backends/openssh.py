@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import re
 import shlex
@@ -43,6 +44,9 @@ from ..account import default_ssh_config
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink
 from .process import run_process
+from .sockets import tcp_client_address
+
+log = logging.getLogger("parallax")
 
 POLICY_OPTIONS = {
     "strict": (("StrictHostKeyChecking", "yes"),),
@@ -50,6 +54,13 @@ POLICY_OPTIONS = {
     "off": (("StrictHostKeyChecking", "no"), ("UserKnownHostsFile", "/dev/null"), ("GlobalKnownHostsFile", "/dev/null")),
 }
 
+KILL_REMOTE_TIMEOUT = 5.0  # seconds for the connection that ends a cancelled remote command
+# $1 $2: the cancelled session's client address and port, as sshd wrote them in SSH_CONNECTION.
+_KILL_SCRIPT = (
+    'pids=$(grep -l -a -F -e "SSH_CONNECTION=$1 $2 " /proc/[0-9]*/environ 2>/dev/null'
+    " | sed -e 's|^/proc/||' -e 's|/environ$||'); "
+    '[ -n "$pids" ] && kill -TERM $pids 2>/dev/null; exit 0'
+)
 _GLOB = re.compile(r"([\\*?\[\]])")
 # ssh diagnostics that mean the session failed or dropped (not a remote exit 255)
 _FAILURE = re.compile(
@@ -95,6 +106,7 @@ class OpenSSHBackend(Backend):
 
     name = "openssh"
     supported_options = None
+    capabilities = frozenset({"remote-kill"})
 
     def __init__(self, settings: object = None, ssh: str = "ssh", scp: str = "scp") -> None:
         self.ssh = shutil.which(ssh) or ssh
@@ -268,8 +280,19 @@ class OpenSSHBackend(Backend):
         control = await self._control(target)
         log_path = self._next_log()
         argv = self.ssh_argv(target, job.command, log_path, control)
+        client: list[tuple[str, int] | None] = []
+
+        def note_connection(pid: int) -> None:
+            master = self._masters.get(_pool_key(target)) if control else None
+            client.append(tcp_client_address(master.proc.pid if master else pid))
+
         try:
-            rc = await run_process(argv, sink, job.stdin, self._env(target))
+            try:
+                rc = await run_process(argv, sink, job.stdin, self._env(target), before_kill=note_connection)
+            except asyncio.CancelledError:
+                if client and client[0]:
+                    await asyncio.shield(self._kill_remote(target, control, client[0]))
+                raise
             if rc == 255:
                 log = _read(log_path)
                 failed = _FAILURE.search(log)
@@ -278,6 +301,24 @@ class OpenSSHBackend(Backend):
                 if failed:
                     raise ConnectionLost(f"Connection to {target.label} lost: {failed.group(0)}")
             return rc
+        finally:
+            _unlink(log_path)
+
+    async def _kill_remote(self, target: Target, control: str | None, client: tuple[str, int]) -> None:
+        """End a cancelled command on the host: the OpenSSH client cannot signal it.
+
+        A second connection sends TERM to every process whose environment
+        holds our session's ``SSH_CONNECTION`` (Linux hosts, via /proc).
+        Best effort and bounded in time; failures are only logged.
+        """
+        ip, port = client
+        command = f"sh -c {shlex.quote(_KILL_SCRIPT)} parallax-kill {shlex.quote(ip)} {port}"
+        log_path = self._next_log()
+        argv = self.ssh_argv(target, command, log_path, control)
+        try:
+            await asyncio.wait_for(run_process(argv, _Collect(), None, self._env(target)), KILL_REMOTE_TIMEOUT)
+        except (asyncio.TimeoutError, OSError) as e:
+            log.debug("%s: could not end the remote command: %s", target.key, e)
         finally:
             _unlink(log_path)
 

@@ -11,7 +11,7 @@ import asyncio
 import os
 import signal
 import subprocess
-from typing import Mapping
+from typing import Callable, Mapping
 
 from .base import OutputSink
 
@@ -46,10 +46,13 @@ async def run_process(
     sink: OutputSink,
     stdin: bytes | None = None,
     env: Mapping[str, str] | None = None,
+    before_kill: Callable[[int], None] | None = None,
 ) -> int:
     """Run *argv* (never through a shell); return its exit status.
 
     A status for death by signal N is reported as ``128 + N``, like a shell.
+    On cancellation *before_kill(pid)* runs while the child is still alive
+    (to note what it was connected to), then the child's group is killed.
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
@@ -75,6 +78,11 @@ async def run_process(
         rc = transport.get_returncode()
         return 128 - rc if rc < 0 else rc
     except BaseException:
+        if before_kill is not None:
+            try:
+                before_kill(pid)
+            except Exception:
+                pass
         _killpg(pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(done), KILL_GRACE)

@@ -1,0 +1,61 @@
+"""Which TCP connection a local process holds, read from Linux's /proc.
+
+The OpenSSH backend uses it to recognise, on the remote host, the processes
+of a session it cancelled: sshd gives them ``SSH_CONNECTION="<client ip>
+<client port> ..."``, and the client side of that is this process's socket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            link = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    return inodes
+
+
+def _decode(hex_addr: str) -> tuple[str, int]:
+    addr, port = hex_addr.split(":")
+    raw = bytes.fromhex(addr)
+    if len(raw) == 4:
+        ip = ipaddress.IPv4Address(raw[::-1])
+    else:  # four little-endian 32-bit words
+        ip6 = ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+        ip = ip6.ipv4_mapped or ip6
+    return str(ip), int(port, 16)
+
+
+def tcp_client_address(pid: int) -> tuple[str, int] | None:
+    """``(local ip, local port)`` of the established TCP connection *pid* holds, if exactly one."""
+    inodes = _socket_inodes(pid)
+    if not inodes:
+        return None
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[3] == "01" and fields[9] in inodes:
+                        found.append(_decode(fields[1]))
+        except OSError:
+            continue
+    return found[0] if len(found) == 1 else None
+
+
+__all__ = ["tcp_client_address"]
