@@ -476,3 +476,7 @@ class EmbeddedSSHHost:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(feeder, outputs, closed, exited, return_exceptions=True)
+            # asyncio.subprocess.Process has no close(); close its transport while the loop runs
+            transport = getattr(proc, "_transport", None)
+            if transport is not None:
+                transport.close()
