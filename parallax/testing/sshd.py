@@ -24,7 +24,7 @@ Notes on this implementation:
 * Readiness is detected without connecting (``/proc/net/tcp``), so that
   :meth:`SSHLab.connection_count` only counts real client connections.
 
-This module imports nothing from the rest of ``parallax``.
+This module imports nothing from ``parallax`` outside ``parallax.testing``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ import tempfile
 import time
 import weakref
 from typing import Iterable
+
+from .processes import process_table
 
 __all__ = ["SSHLab", "can_start_sshd", "SSHD_PATH", "TEST_ACCOUNT"]
 
@@ -165,30 +167,9 @@ def _tcp_accepts(addr: str, port: int) -> bool:
         return False
 
 
-def _proc_table() -> dict[int, tuple[int, str]]:
-    """pid -> (ppid, state) for every process visible in /proc."""
-    table: dict[int, tuple[int, str]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return table
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        rest = data[data.rfind(b")") + 2 :].split()
-        if len(rest) >= 2:
-            table[int(name)] = (int(rest[1]), rest[0].decode())
-    return table
-
-
 def _descendant_levels(roots: Iterable[int], table: dict[int, tuple[int, str]] | None = None) -> list[list[int]]:
     """Descendants of ``roots`` grouped by depth: [[children], [grandchildren], ...]."""
-    table = _proc_table() if table is None else table
+    table = process_table() if table is None else table
     children: dict[int, list[int]] = {}
     for pid, (ppid, _state) in table.items():
         children.setdefault(ppid, []).append(pid)

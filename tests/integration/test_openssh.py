@@ -25,6 +25,7 @@ from parallax.backends.openssh import OpenSSHBackend
 from parallax.jobs import Target
 from parallax.options import resolve
 from parallax.planner import plan_targets
+from parallax.testing.processes import children_of, command_line, processes_with
 
 
 def lab_opts(lab, **kw):
@@ -174,22 +175,7 @@ def test_ssh_warnings_never_reach_the_hosts_stderr(ssh_lab, tmp_path):
 # --- concurrency limit measured on live processes -------------------------------
 
 def _my_ssh_children() -> int:
-    me = str(os.getpid())
-    n = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if fields[1] != me:
-                continue
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() == "ssh":
-                    n += 1
-        except OSError:
-            continue
-    return n
+    return sum(1 for pid in children_of() if command_line(pid).split(" ", 1)[0].endswith("ssh"))
 
 
 def test_hundred_hosts_limit_ten_never_more_than_ten_ssh_processes(make_ssh_lab):
@@ -223,18 +209,7 @@ def test_hundred_hosts_limit_ten_never_more_than_ten_ssh_processes(make_ssh_lab)
 # --- cancellation -----------------------------------------------------------------
 
 def _processes_with(marker: str) -> list[str]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmd and "pytest" not in cmd:
-            found.append(f"{pid}: {cmd}")
-    return found
+    return [f"{pid}: {cmd}" for pid, cmd in processes_with(marker).items() if "pytest" not in cmd]
 
 
 def test_timeout_kills_local_ssh_and_the_remote_command(ssh_lab):

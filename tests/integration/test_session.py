@@ -15,6 +15,7 @@ import warnings
 import pytest
 
 import parallax
+from parallax.testing.processes import children_of, command_line
 
 BACKENDS = ["openssh", "paramiko", "asyncssh"]
 
@@ -31,39 +32,17 @@ def ok(results):
     return results
 
 
-def _children() -> set[int]:
-    me = str(os.getpid())
-    found = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[1] == me:
-                    found.add(int(pid))
-        except OSError:
-            continue
-    return found
-
-
 def _kill_server_sessions(lab) -> int:
     """Kill the per-connection sshd processes of *lab*: every open connection drops."""
-    listeners = set()
     killed = 0
     for pid in lab.pids():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
+        cmd = command_line(pid)
         if cmd.startswith("sshd: ") and "[listener]" not in cmd and ("[priv]" in cmd or "@notty" in cmd):
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
             except ProcessLookupError:
                 pass
-        else:
-            listeners.add(pid)
     return killed
 
 
@@ -119,7 +98,7 @@ def test_dead_connection_is_reestablished_once(ssh_lab, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_close_leaves_no_process_thread_or_file(ssh_lab, backend):
     threads_before = set(threading.enumerate())
-    children_before = _children()
+    children_before = children_of()
     s = parallax.Session(ssh_lab.hosts[:3], **lab_opts(ssh_lab, backend))
     ok(s.call("true"))
     workdir = getattr(s.backend, "_dir", None)
@@ -128,7 +107,7 @@ def test_close_leaves_no_process_thread_or_file(ssh_lab, backend):
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         extra_threads = [t for t in set(threading.enumerate()) - threads_before if t.is_alive()]
-        extra_children = _children() - children_before
+        extra_children = children_of() - children_before
         if not extra_threads and not extra_children:
             break
         time.sleep(0.05)
@@ -142,7 +121,7 @@ def test_close_leaves_no_process_thread_or_file(ssh_lab, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_unclosed_session_warns_and_is_cleaned_up(ssh_lab, backend):
-    children_before = _children()
+    children_before = children_of()
     s = parallax.Session(ssh_lab.hosts[:1], **lab_opts(ssh_lab, backend))
     ok(s.call("true"))
     with warnings.catch_warnings(record=True) as caught:
@@ -151,9 +130,9 @@ def test_unclosed_session_warns_and_is_cleaned_up(ssh_lab, backend):
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
     deadline = time.monotonic() + 5
-    while _children() - children_before and time.monotonic() < deadline:
+    while children_of() - children_before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _children() - children_before
+    assert not children_of() - children_before
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -29,6 +29,8 @@ import parallax.aio
 from parallax.testing.conformance.fixtures import *  # noqa: F401,F403  (fixtures + pytest_generate_tests)
 from parallax.testing.conformance.fixtures import __all__ as _fixture_names
 from parallax.testing.conformance.fixtures import give_to_lab_user
+from parallax.testing.processes import children_of
+from parallax.testing.processes import processes_with as _processes_with
 
 ALL_BYTES = bytes(range(256))
 MIB = 1024 * 1024
@@ -127,39 +129,12 @@ def config_value(path: str) -> str:
 
 def children_of_this_process() -> set[int]:
     """PIDs whose parent is this test process (zombies included: unreaped is left behind)."""
-    me = os.getpid()
-    found = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2 :].split()
-        if int(fields[1]) == me:
-            found.add(int(name))
-    return found
+    return children_of()
 
 
 def processes_with(token: str) -> set[int]:
     """PIDs of live (non-zombie) processes whose command line contains *token*."""
-    found = set()
-    needle = token.encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmdline = f.read()
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in cmdline and state != b"Z":
-            found.add(int(name))
-    return found
+    return set(_processes_with(token))
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
