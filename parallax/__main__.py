@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from typing import Any
@@ -50,11 +51,13 @@ def demo(args: argparse.Namespace) -> int:
     lab, kind = _start_hosts(args.hosts, args.host_kind)
     try:
         print(f"Started {len(lab.hosts)} throwaway SSH hosts ({kind}): {', '.join(lab.hosts)}")
+        print(f"Backend: {args.backend or ('openssh' if shutil.which('ssh') else 'asyncssh')}")
         opts = parallax.Options()
         opts.ssh_key = lab.client_key
         opts.known_hosts = lab.known_hosts
         opts.default_user = lab.user
-        opts.backend = args.backend
+        # The default backend needs the ssh client; without it, tour with asyncssh.
+        opts.backend = args.backend or (None if shutil.which("ssh") else "asyncssh")
         opts.timeout = 20
         hosts = list(lab.hosts)
 
