@@ -292,6 +292,21 @@ def test_wrong_key_is_authentication_failed(backend_name, lab, opts):
         assert lab.addresses[0] in str(err) or lab.addresses[1] in str(err)
 
 
+def test_passphrase_protected_key_is_unlocked_by_password(backend_name, lab, opts, tmp_path, monkeypatch):
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only the locked key may log in
+    key = str(tmp_path / "locked_key")
+    with open(lab.client_key, "rb") as src, open(key, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(key, 0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "pass phrase", "-f", key], check=True,
+                   capture_output=True, timeout=20)
+    unlocked = {**opts, "ssh_key": key, "password": "pass phrase", "ssh_options": ["IdentitiesOnly=yes"]}
+    results = parallax.call(lab.hosts[:2], "echo unlocked", **unlocked)
+    assert [ok(r).stdout for r in results.values()] == [b"unlocked\n"] * 2
+    wrong = parallax.run(lab.hosts[:1], "true", **{**unlocked, "password": "not it"})
+    assert isinstance(only(wrong), parallax.AuthenticationFailed), wrong
+
+
 # --- host keys ---------------------------------------------------------------------------
 
 
