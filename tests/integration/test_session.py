@@ -15,7 +15,7 @@ import warnings
 import pytest
 
 import parallax
-from parallax.testing.processes import children_of, command_line
+from parallax.testing.processes import children_of, command_line, processes_with
 
 BACKENDS = ["openssh", "paramiko", "asyncssh"]
 
@@ -159,3 +159,29 @@ def test_thousand_hosts_limit_200(make_ssh_lab, backend):
     ok(res)
     assert all(r.stdout == b"ok\n" for r in res.values())
     print(f"{backend}: 1000 hosts in {time.monotonic() - t0:.1f} s")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_session_left_open_at_interpreter_exit_is_cleaned_up(ssh_lab, backend, tmp_path):
+    import subprocess
+    import sys
+
+    marker = tmp_path / "workdir.txt"
+    script = tmp_path / "leaky.py"
+    script.write_text(
+        "import parallax, sys\n"
+        f"s = parallax.Session({ssh_lab.hosts[:2]!r}, backend={backend!r}, ssh_key={ssh_lab.client_key!r},\n"
+        f"                     known_hosts={ssh_lab.known_hosts!r}, default_user={ssh_lab.user!r})\n"
+        "r = s.call('echo up')\n"
+        "assert all(v.stdout == b'up\\n' for v in r.values()), r\n"
+        f"open({str(marker)!r}, 'w').write(getattr(s.backend, '_dir', None) or '')\n"
+        "print('exiting without close', flush=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-W", "always::ResourceWarning", str(script)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "exiting without close" in proc.stdout
+    workdir = marker.read_text()
+    if workdir:  # openssh: its ControlMasters (their argv names the directory) and the directory are gone
+        assert not os.path.exists(workdir)
+        assert not processes_with(workdir)
