@@ -85,7 +85,6 @@ class Options:
     def updated(self, **kwargs: Any) -> "Options":
         """A copy with *kwargs* applied (unknown names are a ``TypeError``)."""
         new = copy.copy(self)
-        new.__dict__ = dict(self.__dict__)
         for name, value in kwargs.items():
             if name not in _CLASS_DEFAULTS:
                 raise TypeError(f"unknown option {name!r}")
