@@ -233,7 +233,9 @@ def test_keyboard_interrupt_leaves_no_ssh_process(ssh_lab, tmp_path):
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     script = tmp_path / "interrupted.py"
     script.write_text(textwrap.dedent(f"""
-        import parallax, sys
+        import parallax, signal, sys
+        # a CI runner may start us with SIGINT ignored; Ctrl-C must raise KeyboardInterrupt here
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             parallax.call({ssh_lab.hosts[:3]!r}, "sleep 30 # {marker}", ssh_key={ssh_lab.client_key!r},
                           known_hosts={ssh_lab.known_hosts!r}, default_user={ssh_lab.user!r})
