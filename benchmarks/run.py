@@ -261,7 +261,7 @@ class Lab:
             os.chown(up, pw.pw_uid, pw.pw_gid)
             os.chmod(up, 0o755)
         self.lab.start()
-        self.listeners = {p.pid for p in self.lab._state.procs}
+        self.listeners = set(self.lab.listener_pids())
 
     def stop(self) -> None:
         self.lab.stop()

@@ -563,9 +563,13 @@ class SSHLab:
         """Successful public-key logins so far (``Accepted publickey`` log lines)."""
         return self.log_text().count("Accepted publickey for ")
 
+    def listener_pids(self) -> list[int]:
+        """PIDs of the running listening sshd processes (one per 16 addresses)."""
+        return [p.pid for p in self._state.procs if p.poll() is None]
+
     def pids(self) -> list[int]:
         """PIDs of the sshd listeners and of every process they spawned (connections, commands)."""
-        roots = [p.pid for p in self._state.procs if p.poll() is None]
+        roots = self.listener_pids()
         return roots + _descendants(roots)
 
     def ssh_argv(self, address: str, *command: str, key: str | None = None, options: Iterable[str] = ()) -> list[str]:

@@ -210,3 +210,12 @@ def test_unavailable_lab_skips_locally_and_fails_on_ci(monkeypatch, make_ssh_lab
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="no sshd here"):
         make_ssh_lab(hosts=1)
+
+
+def test_listener_pids_are_the_running_sshd_listeners(make_ssh_lab):
+    lab = make_ssh_lab(hosts=20)  # one sshd per 16 addresses: two listeners
+    pids = lab.listener_pids()
+    assert len(pids) == 2
+    assert set(pids) <= set(lab.pids())
+    lab.stop()
+    assert lab.listener_pids() == []
