@@ -7,7 +7,9 @@ failures onto these classes so that callers can handle them uniformly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound="Error")
 
 
 def _text(data: bytes | str | None) -> str:
@@ -54,25 +56,45 @@ class Error(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.msg!r}, host={self.host!r})"
 
+    #: The message shape every backend uses for this failure (see :meth:`at`).
+    template = "{detail}"
+
+    @classmethod
+    def at(cls: type[E], target: Any, detail: str, **kwargs: Any) -> E:
+        """This failure for *target* (a :class:`~parallax.jobs.Target`), in the one
+        message shape all backends share, e.g. ``Connection to web1:22 failed: <detail>``."""
+        msg = cls.template.format(label=target.label, host=target.host, detail=detail)
+        return cls(msg, host=target.key, **kwargs)
+
 
 class TransportError(Error):
     """The SSH layer failed: nothing (or not all) of the remote work happened."""
+
+    template = "ssh to {label} failed: {detail}"
 
 
 class ConnectionFailed(TransportError):
     """The TCP connection was refused, reset, or the host was unreachable."""
 
+    template = "Connection to {label} failed: {detail}"
+
 
 class ConnectionLost(ConnectionFailed):
     """The connection dropped after the remote command started (never retried)."""
+
+    template = "Connection to {label} lost: {detail}"
 
 
 class NameResolutionFailed(ConnectionFailed):
     """The host name could not be resolved (DNS)."""
 
+    template = "Could not resolve hostname {host}: {detail}"
+
 
 class AuthenticationFailed(TransportError):
     """The server rejected every credential offered."""
+
+    template = "Authentication failed for {label}: {detail}"
 
 
 class HostKeyError(TransportError):
@@ -82,13 +104,19 @@ class HostKeyError(TransportError):
 class HostKeyUnknown(HostKeyError):
     """The host key is not in known_hosts and the policy is ``strict``."""
 
+    template = "Host key for {label} is not trusted: {detail}"
+
 
 class HostKeyChanged(HostKeyError):
     """The host key differs from the one recorded in known_hosts."""
 
+    template = "Host key for {label} has changed: {detail}"
+
 
 class Timeout(Error):
     """The per-host limit (connect + result) or the overall deadline ran out."""
+
+    template = "Connection to {label} timed out: {detail}"
 
 
 class Cancelled(Error):
@@ -101,6 +129,8 @@ class CommandFailed(Error):
 
 class TransferFailed(Error):
     """A file copy to or from the host failed after the connection was made."""
+
+    template = "Transfer with {label} failed: {detail}"
 
 
 class BadInput(Error, ValueError):

@@ -515,18 +515,18 @@ class AsyncSSHBackend(Backend):
                 try:
                     loaded = list(asyncssh.load_keypairs([path], passphrase, ignore_encrypted=ignore_encrypted))
                 except asyncssh.KeyEncryptionError as e:
-                    raise AuthenticationFailed(
-                        f"Authentication failed for {target.label}: cannot decrypt key {path}: {e}") from None
+                    raise AuthenticationFailed.at(
+                        target, f"cannot decrypt key {path}: {e}") from None
                 except asyncssh.KeyImportError as e:
                     if "assphrase" in str(e):
-                        raise AuthenticationFailed(
-                            f"Authentication failed for {target.label}: key {path} is encrypted "
+                        raise AuthenticationFailed.at(
+                            target, f"key {path} is encrypted "
                             f"and no passphrase (password) was given") from None
-                    raise AuthenticationFailed(
-                        f"Authentication failed for {target.label}: cannot load key {path}: {e}") from None
+                    raise AuthenticationFailed.at(
+                        target, f"cannot load key {path}: {e}") from None
                 except OSError as e:
-                    raise AuthenticationFailed(
-                        f"Authentication failed for {target.label}: cannot read key {path}: {e.strerror}") from None
+                    raise AuthenticationFailed.at(
+                        target, f"cannot read key {path}: {e.strerror}") from None
                 self._keys[cache_key] = loaded
             keys.extend(loaded)
         return keys
@@ -593,25 +593,25 @@ class AsyncSSHBackend(Backend):
             if changed is None and client.known is not None:
                 changed = bool(client.known.match(conf.host_key_alias or conf.host, "", conf.port)[0])
             if changed:
-                return HostKeyChanged(f"Host key for {label} has changed: {detail}")
-            return HostKeyUnknown(f"Host key for {label} is not trusted: {detail}")
+                return HostKeyChanged.at(conf.target, detail)
+            return HostKeyUnknown.at(conf.target, detail)
         if isinstance(exc, asyncssh.PermissionDenied):
-            return AuthenticationFailed(f"Authentication failed for {label}: {detail}")
+            return AuthenticationFailed.at(conf.target, detail)
         if isinstance(exc, (asyncssh.KeyExchangeFailed, asyncssh.ProtocolNotSupported)):
-            return TransportError(f"ssh to {label} failed: {detail}")
+            return TransportError.at(conf.target, detail)
         if isinstance(exc, (asyncssh.DisconnectError, asyncssh.ChannelOpenError)):
-            return ConnectionFailed(f"Connection to {label} failed: {detail}")
+            return ConnectionFailed.at(conf.target, detail)
         if isinstance(exc, socket.gaierror):
             return NameResolutionFailed(f"Could not resolve hostname {conf.host}: {exc.strerror or detail}")
         if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-            return Timeout(f"Connection to {label} timed out: no answer within {conf.connect_timeout:g} s"
-                           if conf.connect_timeout else f"Connection to {label} timed out: {detail}")
+            return Timeout.at(conf.target, f"no answer within {conf.connect_timeout:g} s"
+                              if conf.connect_timeout else detail)
         if isinstance(exc, OSError):
             reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or detail)
-            return ConnectionFailed(f"Connection to {label} failed: {reason}")
+            return ConnectionFailed.at(conf.target, reason)
         if isinstance(exc, ValueError):
             return BadInput(f"Invalid SSH settings for {label}: {detail}", host=conf.target.key)
-        return TransportError(f"ssh to {label} failed: {type(exc).__name__}: {detail}")
+        return TransportError.at(conf.target, f"{type(exc).__name__}: {detail}")
 
     async def _connect(self, target: Target, pool_key: Target) -> _Pooled:
         conf = self._conf(target)
@@ -676,7 +676,7 @@ class AsyncSSHBackend(Backend):
                     raise refused(e) from e
                 await self._drop(target, pooled)
                 if fresh or attempt:
-                    raise ConnectionFailed(f"Connection to {target.label} failed: {e}") from e
+                    raise ConnectionFailed.at(target, e) from e
                 log.debug("%s: pooled connection is dead (%s); reconnecting", target.key, e)
         raise AssertionError("unreachable")
 
@@ -732,7 +732,7 @@ class AsyncSSHBackend(Backend):
             return chan
 
         def refused(e: Exception) -> Error:
-            return TransportError(f"ssh to {target.label} failed: cannot open a session: {e}")
+            return TransportError.at(target, f"cannot open a session: {e}")
 
         chan = await self._with_connection(target, opener, refused)
         try:
@@ -752,7 +752,7 @@ class AsyncSSHBackend(Backend):
                 pass
             raise
         if exc is not None:
-            raise ConnectionLost(f"Connection to {target.label} lost: {exc}")
+            raise ConnectionLost.at(target, exc)
         status = chan.get_exit_status()
         if status is not None and status >= 0:
             return status
@@ -761,7 +761,7 @@ class AsyncSSHBackend(Backend):
 
     async def _sftp(self, target: Target) -> Any:
         def refused(e: Exception) -> Error:
-            return TransferFailed(f"Transfer with {target.label} failed: SFTP is not available: {e}")
+            return TransferFailed.at(target, f"SFTP is not available: {e}")
 
         async def opener(conn: Any) -> Any:
             try:
@@ -778,12 +778,12 @@ class AsyncSSHBackend(Backend):
             await action(sftp)
         except asyncssh.SFTPError as e:
             path = _failed_path(e, remote_attr, what)
-            raise TransferFailed(f"Transfer with {target.label} failed: {path}: {e.reason}") from e
+            raise TransferFailed.at(target, f"{path}: {e.reason}") from e
         except OSError as e:
             if isinstance(e, (ConnectionError, BrokenPipeError)) and not isinstance(e, PermissionError):
                 raise ConnectionFailed(f"Connection to {target.label} lost: {e}") from e
             path = e.filename or _failed_path(e, remote_attr, what)
-            raise TransferFailed(f"Transfer with {target.label} failed: {path}: {e.strerror or e}") from e
+            raise TransferFailed.at(target, f"{path}: {e.strerror or e}") from e
         except asyncssh.DisconnectError as e:
             raise ConnectionFailed(f"Connection to {target.label} lost: {e}") from e
         finally:

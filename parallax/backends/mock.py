@@ -178,29 +178,23 @@ class MockHosts:
 
 def failure(kind: str, target: Target, message: str | None = None) -> Error:
     """The shared error openssh's ``classify`` would give for *kind*."""
-    label = target.label
     port = target.port or 22
     if kind == "refused":
-        return ConnectionFailed(f"Connection to {label} failed: "
-                                f"{message or f'connect to host {target.host} port {port}: Connection refused'}")
+        return ConnectionFailed.at(target, f"{message or f'connect to host {target.host} port {port}: Connection refused'}")
     if kind == "dns":
-        return NameResolutionFailed(f"Could not resolve hostname {target.host}: "
-                                    f"{message or 'Name or service not known'}")
+        return NameResolutionFailed.at(target, f"{message or 'Name or service not known'}")
     if kind == "auth":
-        return AuthenticationFailed(f"Authentication failed for {label}: "
-                                    f"{message or 'Permission denied (publickey,password).'}")
+        return AuthenticationFailed.at(target, f"{message or 'Permission denied (publickey,password).'}")
     if kind == "hostkey-unknown":
-        return HostKeyUnknown(f"Host key for {label} is not trusted: {message or 'Host key verification failed.'}")
+        return HostKeyUnknown.at(target, f"{message or 'Host key verification failed.'}")
     if kind == "hostkey-changed":
-        return HostKeyChanged(f"Host key for {label} has changed: {message or 'Host key verification failed.'}")
+        return HostKeyChanged.at(target, f"{message or 'Host key verification failed.'}")
     if kind == "timeout":
-        return Timeout(f"Connection to {label} timed out: "
-                       f"{message or f'connect to host {target.host} port {port}: Connection timed out'}")
+        return Timeout.at(target, f"{message or f'connect to host {target.host} port {port}: Connection timed out'}")
     if kind == "transfer":
-        return TransferFailed(f"Transfer with {label} failed: {message or 'scp: Permission denied'}")
+        return TransferFailed.at(target, f"{message or 'scp: Permission denied'}")
     if kind == "lost":
-        return ConnectionLost(f"Connection to {label} lost: "
-                              f"{message or f'Connection to {target.host} closed by remote host.'}")
+        return ConnectionLost.at(target, f"{message or f'Connection to {target.host} closed by remote host.'}")
     raise ValueError(f"unknown mock failure {kind!r}")
 
 
@@ -273,10 +267,9 @@ class MockBackend(Backend):
     async def put(self, job: PutJob, sink: OutputSink) -> None:
         def store() -> None:
             files = self.hosts.remote_files(job.target)
-            label = job.target.label
             if os.path.isdir(job.src):
                 if not job.recursive:
-                    raise TransferFailed(f"Transfer with {label} failed: {job.src}: not a regular file")
+                    raise TransferFailed.at(job.target, f"{job.src}: not a regular file")
                 base = job.dst
                 if _is_dir(files, job.dst):
                     base = posixpath.join(job.dst, os.path.basename(os.path.normpath(job.src)))
@@ -291,7 +284,7 @@ class MockBackend(Backend):
                 with open(job.src, "rb") as f:
                     data = f.read()
             except OSError as e:
-                raise TransferFailed(f"Transfer with {label} failed: {job.src}: {e.strerror}") from None
+                raise TransferFailed.at(job.target, f"{job.src}: {e.strerror}") from None
             dst = job.dst
             if _is_dir(files, dst):
                 dst = posixpath.join(dst, os.path.basename(job.src))
@@ -302,14 +295,13 @@ class MockBackend(Backend):
     async def get(self, job: GetJob, sink: OutputSink) -> None:
         def fetch() -> None:
             files = self.hosts.remote_files(job.target)
-            label = job.target.label
             if job.src in files:
                 with open(job.dst, "wb") as f:
                     f.write(files[job.src])
                 return
             if _is_dir(files, job.src):
                 if not job.recursive:
-                    raise TransferFailed(f"Transfer with {label} failed: scp: {job.src}: not a regular file")
+                    raise TransferFailed.at(job.target, f"scp: {job.src}: not a regular file")
                 prefix = job.src.rstrip("/") + "/"
                 for path, data in files.items():
                     if path.startswith(prefix):
@@ -318,7 +310,7 @@ class MockBackend(Backend):
                         with open(local, "wb") as f:
                             f.write(data)
                 return
-            raise TransferFailed(f"Transfer with {label} failed: scp: {job.src}: No such file or directory")
+            raise TransferFailed.at(job.target, f"scp: {job.src}: No such file or directory")
 
         await self._perform(job.target, "get", job.src, sink, fetch)
 

@@ -72,29 +72,28 @@ _FAILURE = re.compile(
 
 def classify(log: str, target: Target, *, transfer: bool = False) -> Error:
     """Map ssh/scp diagnostics onto the shared error classes."""
-    label = target.label
     lines = [ln for ln in log.splitlines() if ln.strip() and not ln.startswith(("debug", "Authenticated to"))]
     detail = lines[-1].strip() if lines else "ssh failed without a diagnostic"
     if "Could not resolve hostname" in log or "Name or service not known" in log:
-        return NameResolutionFailed(f"Could not resolve hostname {target.host}: {detail}")
+        return NameResolutionFailed.at(target, detail)
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in log or "Host key for" in log and "has changed" in log:
-        return HostKeyChanged(f"Host key for {label} has changed: {detail}")
+        return HostKeyChanged.at(target, detail)
     if "Host key verification failed" in log or "No matching host key" in log:
-        return HostKeyUnknown(f"Host key for {label} is not trusted: {detail}")
+        return HostKeyUnknown.at(target, detail)
     # "user@host: Permission denied (publickey)." is authentication; a bare
     # "Permission denied" from scp is about a remote file.
     if "Permission denied (" in log or "Too many authentication failures" in log:
-        return AuthenticationFailed(f"Authentication failed for {label}: {detail}")
+        return AuthenticationFailed.at(target, detail)
     if "timed out" in log.lower():
-        return Timeout(f"Connection to {label} timed out: {detail}")
+        return Timeout.at(target, detail)
     for marker in ("Connection refused", "No route to host", "Network is unreachable", "Connection reset",
                    "Connection closed by", "kex_exchange_identification", "closed by remote host",
                    "Broken pipe", "Connection to"):
         if marker in log and not (transfer and marker == "Connection to"):
-            return ConnectionFailed(f"Connection to {label} failed: {detail}")
+            return ConnectionFailed.at(target, detail)
     if transfer:
-        return TransferFailed(f"Transfer with {label} failed: {detail}")
-    return TransportError(f"ssh to {label} failed: {detail}")
+        return TransferFailed.at(target, detail)
+    return TransportError.at(target, detail)
 
 
 def _quote_config(value: str) -> str:
@@ -299,7 +298,7 @@ class OpenSSHBackend(Backend):
                 if "Authenticated to" not in log and (control is None or failed):
                     raise classify(log, target)
                 if failed:
-                    raise ConnectionLost(f"Connection to {target.label} lost: {failed.group(0)}")
+                    raise ConnectionLost.at(target, failed.group(0))
             return rc
         finally:
             _unlink(log_path)

@@ -308,36 +308,35 @@ def _copy_error(e: Error) -> Error:
 
 def _map_error(e: BaseException, target: Target, *, via: str | None = None) -> Error:
     """Map a paramiko/socket failure while connecting onto the shared classes."""
-    label = target.label
     if isinstance(e, Error):
         return e
     where = f" (via {via})" if via else ""
     if isinstance(e, socket.gaierror):
-        return NameResolutionFailed(f"Could not resolve hostname {target.host}: {_why(e)}")
+        return NameResolutionFailed.at(target, _why(e))
     if isinstance(e, (socket.timeout, TimeoutError)):
-        return Timeout(f"Connection to {label} timed out: {_why(e)}{where}")
+        return Timeout.at(target, f"{_why(e)}{where}")
     if isinstance(e, paramiko.BadHostKeyException):
-        return HostKeyChanged(f"Host key for {label} has changed: {e}")
+        return HostKeyChanged.at(target, e)
     if isinstance(e, paramiko.AuthenticationException):
         if "timeout" in str(e).lower():
-            return Timeout(f"Connection to {label} timed out: {e}")
-        return AuthenticationFailed(f"Authentication failed for {label}: {e}")
+            return Timeout.at(target, e)
+        return AuthenticationFailed.at(target, e)
     if isinstance(e, paramiko.ChannelException):
-        return ConnectionFailed(f"Connection to {label} failed: {e.text or e}{where}")
+        return ConnectionFailed.at(target, f"{e.text or e}{where}")
     if isinstance(e, paramiko.SSHException):
         text = str(e)
         low = text.lower()
         if "timed out" in low or "timeout" in low or isinstance(e.__context__, (socket.timeout, TimeoutError)):
-            return Timeout(f"Connection to {label} timed out: {text}{where}")
+            return Timeout.at(target, f"{text}{where}")
         if ("banner" in low or "not active" in low or "no existing session" in low or "closed" in low
                 or "reset" in low or "eof" in low):
-            return ConnectionFailed(f"Connection to {label} failed: {text}{where}")
-        return TransportError(f"ssh to {label} failed: {text}{where}")
+            return ConnectionFailed.at(target, f"{text}{where}")
+        return TransportError.at(target, f"{text}{where}")
     if isinstance(e, EOFError):
-        return ConnectionFailed(f"Connection to {label} failed: connection closed by remote host{where}")
+        return ConnectionFailed.at(target, f"connection closed by remote host{where}")
     if isinstance(e, OSError):
-        return ConnectionFailed(f"Connection to {label} failed: {_why(e)}{where}")
-    return TransportError(f"ssh to {label} failed: {type(e).__name__}: {e}{where}")
+        return ConnectionFailed.at(target, f"{_why(e)}{where}")
+    return TransportError.at(target, f"{type(e).__name__}: {e}{where}")
 
 
 def _remote_path(path: str) -> str:
@@ -474,7 +473,7 @@ class ParamikoBackend(Backend):
             try:
                 infos = await self._blocking(socket.getaddrinfo, hc.hostname, hc.port, 0, socket.SOCK_STREAM)
             except socket.gaierror as e:
-                raise NameResolutionFailed(f"Could not resolve hostname {target.host}: {_why(e)}") from None
+                raise NameResolutionFailed.at(target, _why(e)) from None
         last: OSError | None = None
         for family, kind, proto, _, addr in infos:
             sock = socket.socket(family, kind, proto)
@@ -485,7 +484,7 @@ class ParamikoBackend(Backend):
                 return sock
             except asyncio.TimeoutError:
                 sock.close()
-                raise Timeout(f"Connection to {target.label} timed out: connect to {addr[0]} port {hc.port} "
+                raise Timeout.at(target, f"connect to {addr[0]} port {hc.port} "
                               f"took longer than {hc.connect_timeout:g} s") from None
             except OSError as e:
                 sock.close()
@@ -494,7 +493,7 @@ class ParamikoBackend(Backend):
                 sock.close()
                 raise
         detail = _why(last) if last else "no address"
-        raise ConnectionFailed(f"Connection to {target.label} failed: connect to {hc.hostname} port {hc.port}: {detail}")
+        raise ConnectionFailed.at(target, f"connect to {hc.hostname} port {hc.port}: {detail}")
 
     async def _tunnel(self, jump: _Conn, hc: HostConfig, target: Target) -> paramiko.Channel:
         """A direct-tcpip channel through *jump* to the target, used as its socket."""
@@ -534,7 +533,7 @@ class ParamikoBackend(Backend):
             _prefer_key_types(t, [kt for kt, _ in known])
         t.start_client(timeout=hc.connect_timeout)
         if not t.initial_kex_done:  # start_client returns quietly when its timeout runs out
-            raise Timeout(f"Connection to {conn.target.label} timed out: no SSH handshake within {hc.connect_timeout:g} s")
+            raise Timeout.at(conn.target, f"no SSH handshake within {hc.connect_timeout:g} s")
         self._check_host_key(conn, known)
         if hc.keepalive:
             t.set_keepalive(hc.keepalive)
@@ -549,25 +548,24 @@ class ParamikoBackend(Backend):
         same_type = [b for kt, b in known if kt == keytype]
         if blob in same_type:
             return
-        label = conn.target.label
         if same_type:
             try:
                 old = paramiko.PKey.from_type_string(keytype, base64.b64decode(same_type[0])).fingerprint
             except Exception:  # a corrupt known_hosts line still counts as a different key
                 old = "an unreadable key"
-            raise HostKeyChanged(
-                f"Host key for {label} has changed: {hc.host_key_name} offered {keytype} {key.fingerprint}, "
+            raise HostKeyChanged.at(
+                conn.target, f"{hc.host_key_name} offered {keytype} {key.fingerprint}, "
                 f"known_hosts has {old}"
             )
         if hc.policy == "accept-new" and hc.known_hosts:
             try:
                 self._known.record(hc.known_hosts[0], hc.host_key_name, keytype, blob)
             except OSError as e:
-                log.warning("could not record the host key of %s in %s: %s", label, hc.known_hosts[0], _why(e))
+                log.warning("could not record the host key of %s in %s: %s", conn.target.label, hc.known_hosts[0], _why(e))
             return
         files = ", ".join(hc.known_hosts + hc.global_known_hosts) or "no known_hosts file"
-        raise HostKeyUnknown(
-            f"Host key for {label} is not trusted: no {keytype} key for {hc.host_key_name} in {files} "
+        raise HostKeyUnknown.at(
+            conn.target, f"no {keytype} key for {hc.host_key_name} in {files} "
             f"(fingerprint {key.fingerprint})"
         )
 
@@ -653,7 +651,7 @@ class ParamikoBackend(Backend):
         detail = f"{user}@{hc.hostname}: Permission denied ({methods})"
         if notes:
             detail += "; " + "; ".join(notes)
-        raise AuthenticationFailed(f"Authentication failed for {target.label}: {detail}")
+        raise AuthenticationFailed.at(target, detail)
 
     def _discard(self, conn: _Conn) -> None:
         """Forget *conn* (if pooled) and close its transport."""
@@ -675,7 +673,7 @@ class ParamikoBackend(Backend):
             except Exception as e:
                 if conn.transport.is_active():
                     if isinstance(e, paramiko.ChannelException):  # e.g. MaxSessions reached
-                        raise TransportError(f"ssh to {target.label} failed: cannot open a session: {e.text}") from None
+                        raise TransportError.at(target, f"cannot open a session: {e.text}") from None
                     raise _map_error(e, target) from None
                 self._discard(conn)
                 if reused and attempt == 0:
@@ -792,19 +790,18 @@ class ParamikoBackend(Backend):
 
     @staticmethod
     def _sftp(conn: _Conn, action: Callable[..., None], job: PutJob | GetJob) -> None:
-        label = conn.target.label
         try:
             sftp = conn.transport.open_sftp_client()
         except paramiko.SSHException as e:
             if not conn.transport.is_active():
                 raise
-            raise TransferFailed(f"Transfer with {label} failed: cannot start the sftp subsystem: {e}") from None
+            raise TransferFailed.at(conn.target, f"cannot start the sftp subsystem: {e}") from None
         try:
-            action(sftp, job, label)
+            action(sftp, job, conn.target)
         except (paramiko.SSHException, EOFError) as e:
             if not conn.transport.is_active():
-                raise ConnectionFailed(f"Connection to {label} lost during the transfer: {_why(e)}") from None
-            raise TransferFailed(f"Transfer with {label} failed: {_why(e)}") from None
+                raise ConnectionFailed(f"Connection to {conn.target.label} lost during the transfer: {_why(e)}") from None
+            raise TransferFailed.at(conn.target, _why(e)) from None
         finally:
             sftp.close()
 
@@ -916,8 +913,8 @@ def _prefer_key_types(t: paramiko.Transport, known_types: list[str]) -> None:
         opts.key_types = wanted + [k for k in available if k not in wanted]
 
 
-def _transfer_error(label: str, path: str, e: BaseException) -> TransferFailed:
-    return TransferFailed(f"Transfer with {label} failed: {path}: {_why(e)}")
+def _transfer_error(peer: Target, path: str, e: BaseException) -> TransferFailed:
+    return TransferFailed.at(peer, f"{path}: {_why(e)}")
 
 
 def _rstat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes | None:
@@ -931,135 +928,135 @@ def _rstat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes | No
         raise
 
 
-def _put(sftp: paramiko.SFTPClient, job: PutJob, label: str) -> None:
+def _put(sftp: paramiko.SFTPClient, job: PutJob, peer: Target) -> None:
     """Local ``job.src`` -> remote ``job.dst`` with ``scp -rp`` semantics."""
     src = job.src
     dst = _remote_path(job.dst)
     try:
         st = os.stat(src)
     except OSError as e:
-        raise _transfer_error(label, src, e) from None
+        raise _transfer_error(peer, src, e) from None
     try:
         existing = _rstat(sftp, dst)
     except OSError as e:
-        raise _transfer_error(label, dst, e) from None
+        raise _transfer_error(peer, dst, e) from None
     if stat.S_ISDIR(st.st_mode):
         if not job.recursive:
-            raise TransferFailed(f"Transfer with {label} failed: {src}: is a directory (set recursive)")
+            raise TransferFailed.at(peer, f"{src}: is a directory (set recursive)")
         if existing is not None and stat.S_ISDIR(existing.st_mode or 0):
             dst = posixpath.join(dst, os.path.basename(os.path.normpath(src)))
         elif existing is not None:
-            raise TransferFailed(f"Transfer with {label} failed: {dst}: Not a directory")
-        _put_tree(sftp, src, dst, st, label)
+            raise TransferFailed.at(peer, f"{dst}: Not a directory")
+        _put_tree(sftp, src, dst, st, peer)
     else:
         if existing is not None and stat.S_ISDIR(existing.st_mode or 0):
             dst = posixpath.join(dst, os.path.basename(src))
-        _put_file(sftp, src, dst, st, label)
+        _put_file(sftp, src, dst, st, peer)
 
 
-def _put_file(sftp: paramiko.SFTPClient, src: str, dst: str, st: os.stat_result, label: str) -> None:
+def _put_file(sftp: paramiko.SFTPClient, src: str, dst: str, st: os.stat_result, peer: Target) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise TransferFailed(f"Transfer with {label} failed: {src}: not a regular file")
+        raise TransferFailed.at(peer, f"{src}: not a regular file")
     try:
         sftp.put(src, dst, confirm=False)
         sftp.chmod(dst, stat.S_IMODE(st.st_mode))
         sftp.utime(dst, (st.st_atime, st.st_mtime))
     except OSError as e:
         where = src if getattr(e, "filename", None) == src else dst
-        raise _transfer_error(label, where, e) from None
+        raise _transfer_error(peer, where, e) from None
 
 
-def _put_tree(sftp: paramiko.SFTPClient, src: str, dst: str, st: os.stat_result, label: str) -> None:
+def _put_tree(sftp: paramiko.SFTPClient, src: str, dst: str, st: os.stat_result, peer: Target) -> None:
     try:
         sftp.mkdir(dst, 0o700)
     except OSError as e:
         existing = _rstat(sftp, dst)
         if existing is None or not stat.S_ISDIR(existing.st_mode or 0):
-            raise _transfer_error(label, dst, e) from None
+            raise _transfer_error(peer, dst, e) from None
     try:
         entries = sorted(os.scandir(src), key=lambda d: d.name)
     except OSError as e:
-        raise _transfer_error(label, src, e) from None
+        raise _transfer_error(peer, src, e) from None
     for entry in entries:
         try:
             est = os.stat(entry.path)
         except OSError as e:
-            raise _transfer_error(label, entry.path, e) from None
+            raise _transfer_error(peer, entry.path, e) from None
         target = posixpath.join(dst, entry.name)
         if stat.S_ISDIR(est.st_mode):
-            _put_tree(sftp, entry.path, target, est, label)
+            _put_tree(sftp, entry.path, target, est, peer)
         else:
-            _put_file(sftp, entry.path, target, est, label)
+            _put_file(sftp, entry.path, target, est, peer)
     try:
         sftp.chmod(dst, stat.S_IMODE(st.st_mode))
         sftp.utime(dst, (st.st_atime, st.st_mtime))
     except OSError as e:
-        raise _transfer_error(label, dst, e) from None
+        raise _transfer_error(peer, dst, e) from None
 
 
-def _get(sftp: paramiko.SFTPClient, job: GetJob, label: str) -> None:
+def _get(sftp: paramiko.SFTPClient, job: GetJob, peer: Target) -> None:
     """Remote ``job.src`` -> local ``job.dst`` with ``scp -rp`` semantics."""
     src = _remote_path(job.src)
     try:
         attr = sftp.stat(src)
     except OSError as e:
-        raise _transfer_error(label, job.src, e) from None
+        raise _transfer_error(peer, job.src, e) from None
     dst = job.dst
     if stat.S_ISDIR(attr.st_mode or 0):
         if not job.recursive:
-            raise TransferFailed(f"Transfer with {label} failed: {job.src}: is a directory (set recursive)")
+            raise TransferFailed.at(peer, f"{job.src}: is a directory (set recursive)")
         if os.path.isdir(dst):
             dst = os.path.join(dst, posixpath.basename(posixpath.normpath(src)))
-        _get_tree(sftp, src, dst, attr, label)
+        _get_tree(sftp, src, dst, attr, peer)
     else:
         if os.path.isdir(dst):
             dst = os.path.join(dst, posixpath.basename(src))
-        _get_file(sftp, src, dst, attr, label)
+        _get_file(sftp, src, dst, attr, peer)
 
 
-def _get_file(sftp: paramiko.SFTPClient, src: str, dst: str, attr: paramiko.SFTPAttributes, label: str) -> None:
+def _get_file(sftp: paramiko.SFTPClient, src: str, dst: str, attr: paramiko.SFTPAttributes, peer: Target) -> None:
     if not stat.S_ISREG(attr.st_mode or 0):
-        raise TransferFailed(f"Transfer with {label} failed: {src}: not a regular file")
+        raise TransferFailed.at(peer, f"{src}: not a regular file")
     try:
         sftp.get(src, dst)
     except OSError as e:
         where = dst if getattr(e, "filename", None) == dst else src
-        raise _transfer_error(label, where, e) from None
+        raise _transfer_error(peer, where, e) from None
     try:
         os.chmod(dst, stat.S_IMODE(attr.st_mode or 0o644))
         if attr.st_mtime is not None:
             os.utime(dst, (attr.st_atime or attr.st_mtime, attr.st_mtime))
     except OSError as e:
-        raise _transfer_error(label, dst, e) from None
+        raise _transfer_error(peer, dst, e) from None
 
 
-def _get_tree(sftp: paramiko.SFTPClient, src: str, dst: str, attr: paramiko.SFTPAttributes, label: str) -> None:
+def _get_tree(sftp: paramiko.SFTPClient, src: str, dst: str, attr: paramiko.SFTPAttributes, peer: Target) -> None:
     try:
         os.makedirs(dst, exist_ok=True)
     except OSError as e:
-        raise _transfer_error(label, dst, e) from None
+        raise _transfer_error(peer, dst, e) from None
     try:
         entries = sorted(sftp.listdir_attr(src), key=lambda a: a.filename)
     except OSError as e:
-        raise _transfer_error(label, src, e) from None
+        raise _transfer_error(peer, src, e) from None
     for entry in entries:
         path = posixpath.join(src, entry.filename)
         if stat.S_ISLNK(entry.st_mode or 0):
             try:
                 entry = sftp.stat(path)
             except OSError as e:
-                raise _transfer_error(label, path, e) from None
+                raise _transfer_error(peer, path, e) from None
         local = os.path.join(dst, os.path.basename(path))
         if stat.S_ISDIR(entry.st_mode or 0):
-            _get_tree(sftp, path, local, entry, label)
+            _get_tree(sftp, path, local, entry, peer)
         else:
-            _get_file(sftp, path, local, entry, label)
+            _get_file(sftp, path, local, entry, peer)
     try:
         os.chmod(dst, stat.S_IMODE(attr.st_mode or 0o755))
         if attr.st_mtime is not None:
             os.utime(dst, (attr.st_atime or attr.st_mtime, attr.st_mtime))
     except OSError as e:
-        raise _transfer_error(label, dst, e) from None
+        raise _transfer_error(peer, dst, e) from None
 
 
 __all__ = ["ParamikoBackend"]
