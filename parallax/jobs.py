@@ -6,6 +6,8 @@ a backend never looks at ``Options`` or the environment itself.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 
@@ -36,6 +38,12 @@ class Target:
             if key.lower() == low:
                 return value
         return None
+
+    @functools.cached_property
+    def connection(self) -> "Target":
+        """This target without what varies per job (result key, environment): the
+        key under which backends pool connections and the scheduler releases them."""
+        return dataclasses.replace(self, key="", env=())
 
     @property
     def label(self) -> str:

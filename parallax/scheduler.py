@@ -9,7 +9,6 @@ connection failures, cancellation, and turning outcomes into results.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import time
@@ -52,7 +51,7 @@ class Scheduler:
         # soon as its last job ends: descriptors and server sessions then
         # scale with ``limit``, not with the number of hosts.
         release = not self.backend.keep_connections
-        remaining = Counter(_connection_of(j) for j in jobs) if release else Counter()
+        remaining = Counter(j.target.connection for j in jobs) if release else Counter()
 
         async def worker() -> None:
             while queue:
@@ -63,7 +62,7 @@ class Scheduler:
                 finally:
                     running.pop(job.key, None)
                 if release:
-                    conn = _connection_of(job)
+                    conn = job.target.connection
                     remaining[conn] -= 1
                     if not remaining[conn]:
                         await self._release(job)
@@ -197,11 +196,6 @@ class Scheduler:
         if isinstance(job, PutJob):
             return CopyResult(0, out, err, host=job.key, src=job.src, dst=job.dst, duration=duration)
         return SlurpResult(0, out, err, job.dst, host=job.key, src=job.src, duration=duration)
-
-
-def _connection_of(job: Job) -> Any:
-    """Jobs whose targets differ only in their result key share a connection."""
-    return dataclasses.replace(job.target, key="")
 
 
 __all__ = ["Scheduler"]

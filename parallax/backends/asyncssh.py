@@ -381,7 +381,7 @@ class AsyncSSHBackend(Backend):
         parse_ssh_options(target)
 
     def _conf(self, target: Target) -> _Conf:
-        key = dataclasses.replace(target, key="")
+        key = (target.connection, target.env)
         conf = self._confs.get(key)
         if conf is None:
             conf = self._confs[key] = self._build_conf(target)
@@ -632,7 +632,7 @@ class AsyncSSHBackend(Backend):
 
     async def _acquire(self, target: Target) -> tuple[_Pooled, bool]:
         """The pooled connection for *target* (connecting if needed) and whether it is new."""
-        key = dataclasses.replace(target, key="")
+        key = target.connection
         task = self._pool.get(key)
         if task is not None and task.done():
             if task.cancelled() or task.exception() is not None or task.result().conn.is_closed():
@@ -690,7 +690,7 @@ class AsyncSSHBackend(Backend):
                 jump.close()
 
     async def _drop(self, target: Target, pooled: _Pooled) -> None:
-        key = dataclasses.replace(target, key="")
+        key = target.connection
         task = self._pool.get(key)
         if task is not None and task.done() and not task.cancelled() and task.exception() is None \
                 and task.result() is pooled:
@@ -702,7 +702,7 @@ class AsyncSSHBackend(Backend):
         await _close_all([pooled.conn, *reversed(pooled.jumps)])
 
     async def disconnect(self, target: Target) -> None:
-        task = self._pool.pop(dataclasses.replace(target, key=""), None)
+        task = self._pool.pop(target.connection, None)
         await self._discard(task)
 
     async def _discard(self, task: asyncio.Future | None) -> None:

@@ -16,7 +16,6 @@ failure ("Authenticated to" appears once the session is up).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import re
@@ -246,7 +245,7 @@ class OpenSSHBackend(Backend):
         """The control socket of *target*'s master, started (or restarted) on demand."""
         if not self.keep_connections:
             return None
-        key = _pool_key(target)
+        key = target.connection
         lock = self._master_locks.setdefault(key, asyncio.Lock())
         async with lock:
             master = self._masters.get(key)
@@ -269,7 +268,7 @@ class OpenSSHBackend(Backend):
             return control
 
     async def disconnect(self, target: Target) -> None:
-        master = self._masters.pop(_pool_key(target), None)
+        master = self._masters.pop(target.connection, None)
         if master is not None:
             await master.stop()
 
@@ -282,7 +281,7 @@ class OpenSSHBackend(Backend):
         client: list[tuple[str, int] | None] = []
 
         def note_connection(pid: int) -> None:
-            master = self._masters.get(_pool_key(target)) if control else None
+            master = self._masters.get(target.connection) if control else None
             client.append(tcp_client_address(master.proc.pid if master else pid))
 
         try:
@@ -360,11 +359,6 @@ class OpenSSHBackend(Backend):
     def __del__(self) -> None:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _pool_key(target: Target) -> Target:
-    """Targets that differ only in their result key share a connection."""
-    return dataclasses.replace(target, key="")
 
 
 class _Master:

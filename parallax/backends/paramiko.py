@@ -290,10 +290,6 @@ class _Wakeup:
                 os.close(self._w)
 
 
-def _pool_key(target: Target) -> Target:
-    return dataclasses.replace(target, key="", env=())
-
-
 def _why(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
@@ -405,7 +401,7 @@ class ParamikoBackend(Backend):
 
         *chain* holds the pool keys of the targets that jump through this one.
         """
-        key = _pool_key(target)
+        key = target.connection
         if key in chain or len(chain) > MAX_JUMPS:
             raise BadInput(f"ProxyJump of {chain[0].host if chain else target.host} loops or is longer than "
                            f"{MAX_JUMPS} hops (at {target.host})")
@@ -807,7 +803,7 @@ class ParamikoBackend(Backend):
 
     # --- lifecycle -----------------------------------------------------
     async def disconnect(self, target: Target) -> None:
-        conn = self._pool.get(_pool_key(target))
+        conn = self._pool.get(target.connection)
         if conn is not None:
             self._discard(conn)
 
