@@ -44,6 +44,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import asyncssh
 from asyncssh.config import SSHClientConfig, SSHConfig
 
+from ..account import default_ssh_config, expand_home, local_user, passwd_home
 from ..errors import (
     AuthenticationFailed,
     BadInput,
@@ -58,7 +59,6 @@ from ..errors import (
     TransportError,
     UnsupportedOption,
 )
-from ..account import default_ssh_config, expand_home, local_user, passwd_home
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink
 

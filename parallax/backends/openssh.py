@@ -26,6 +26,7 @@ import tempfile
 import threading
 from typing import Iterable
 
+from ..account import default_ssh_config
 from ..errors import (
     AuthenticationFailed,
     BadInput,
@@ -39,10 +40,9 @@ from ..errors import (
     TransferFailed,
     TransportError,
 )
-from ..account import default_ssh_config
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink
-from .process import run_process
+from .process import close_process, run_process
 from .sockets import tcp_client_address
 
 log = logging.getLogger("parallax")
@@ -407,11 +407,7 @@ class _Master:
             except (ProcessLookupError, PermissionError):
                 pass
             await self.proc.wait()
-        # asyncio.subprocess.Process has no close(); an unclosed transport
-        # would complain when collected after its loop is gone.
-        transport = getattr(self.proc, "_transport", None)
-        if transport is not None:
-            transport.close()
+        close_process(self.proc)
 
 
 class _Collect:

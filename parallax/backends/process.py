@@ -97,4 +97,15 @@ async def run_process(
         transport.close()
 
 
-__all__ = ["run_process"]
+def close_process(proc: asyncio.subprocess.Process) -> None:
+    """Close an exited ``asyncio.subprocess.Process``'s transport while its loop runs.
+
+    The class has no ``close()``; an unclosed transport complains when it is
+    collected after its loop is gone.
+    """
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()
+
+
+__all__ = ["run_process", "close_process"]

@@ -37,6 +37,8 @@ from typing import Any
 
 import asyncssh
 
+from parallax.backends.process import close_process
+
 __all__ = ["EmbeddedSSHHost"]
 
 _START_TIMEOUT = 15.0
@@ -476,7 +478,4 @@ class EmbeddedSSHHost:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(feeder, outputs, closed, exited, return_exceptions=True)
-            # asyncio.subprocess.Process has no close(); close its transport while the loop runs
-            transport = getattr(proc, "_transport", None)
-            if transport is not None:
-                transport.close()
+            close_process(proc)
