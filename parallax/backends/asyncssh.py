@@ -363,8 +363,9 @@ class AsyncSSHBackend(Backend):
     def __init__(self, settings: object = None) -> None:
         self.settings = settings
         self._pool: dict[Target, asyncio.Future] = {}
+        self._default_config = default_ssh_config()  # once, not per host
         self._waiting: dict[Target, int] = {}
-        self._confs: dict[Target, _Conf] = {}
+        self._confs: dict[tuple, _Conf] = {}
         self._configs: dict[tuple, SSHClientConfig] = {}
         self._keys: dict[tuple, list] = {}
         self._known: dict[tuple, Any] = {}
@@ -405,7 +406,7 @@ class AsyncSSHBackend(Backend):
         opts = parse_ssh_options(target)
         if target.ssh_config is not None and not os.path.exists(target.ssh_config):
             raise BadInput(f"ssh_config file {target.ssh_config!r} does not exist", host=target.key)
-        path = target.ssh_config if target.ssh_config is not None else default_ssh_config()
+        path = target.ssh_config if target.ssh_config is not None else self._default_config
         user_hint = target.user or opts.get("User") or ()
         port_hint = target.port or opts.get("Port") or ()
         cfg: dict[str, Any] = {}

@@ -110,6 +110,7 @@ class OpenSSHBackend(Backend):
         self.ssh = shutil.which(ssh) or ssh
         self.scp = shutil.which(scp) or scp
         self._dir: str | None = None
+        self._default_config = default_ssh_config()  # once, not per job
         self._configs: dict[tuple, str] = {}
         self._askpass: dict[str, str] = {}
         self._masters: dict[Target, _Master] = {}
@@ -138,7 +139,7 @@ class OpenSSHBackend(Backend):
 
     def config_file(self, target: Target, *, for_scp: bool = False) -> str:
         """The generated ``-F`` file: the user's config first, then parallax's defaults."""
-        user_config = target.ssh_config if target.ssh_config is not None else default_ssh_config()
+        user_config = target.ssh_config if target.ssh_config is not None else self._default_config
         if target.ssh_config is not None and not os.path.exists(target.ssh_config):
             raise BadInput(f"ssh_config file {target.ssh_config!r} does not exist", host=target.key)
         batch = not (target.askpass or target.password)
