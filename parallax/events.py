@@ -195,6 +195,10 @@ class EventBus:
         self.files: FileWriter | None = None
         self.pm = pluggy.PluginManager("parallax")
         self.pm.add_hookspecs(hookspecs)
+        # Process-wide plugins first: pluggy calls the latest registered first,
+        # so this call's own consumers (buffers, files, callbacks) run before them.
+        for plugin in plugin_manager().get_plugins():
+            self.pm.register(plugin)
         self.pm.register(self.buffer)
         if settings.outdir or settings.errdir:
             self.files = FileWriter(settings.outdir, settings.errdir)
@@ -207,26 +211,16 @@ class EventBus:
             self.pm.register(UserCallbacks(settings))
         for consumer in consumers or ():
             self.pm.register(consumer)
-        self._global = plugin_manager().hook
         self._hooks = self.pm.hook
-
-    def _global_has(self, name: str) -> bool:
-        return bool(getattr(self._global, name).get_hookimpls())
 
     def started(self, job: Any) -> None:
         self._hooks.parallax_job_started(job=job)
-        if self._global_has("parallax_job_started"):
-            self._global.parallax_job_started(job=job)
 
     def output(self, job: Any, stream: str, data: bytes) -> None:
         self._hooks.parallax_output(job=job, stream=stream, data=data)
-        if self._global_has("parallax_output"):
-            self._global.parallax_output(job=job, stream=stream, data=data)
 
     def finished(self, job: Any, result: Any) -> None:
         self._hooks.parallax_job_finished(job=job, result=result)
-        if self._global_has("parallax_job_finished"):
-            self._global.parallax_job_finished(job=job, result=result)
 
     def close(self) -> None:
         if self.files is not None:
