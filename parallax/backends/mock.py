@@ -75,7 +75,20 @@ from ..errors import (
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink
 
-FAILURES = ("refused", "dns", "auth", "hostkey-unknown", "hostkey-changed", "timeout", "transfer", "lost")
+#: kind -> (error class, the detail ssh would print); {host} and {port} are filled in.
+_FAILURE_KINDS: dict[str, tuple[type[Error], str]] = {
+    "refused": (ConnectionFailed, "connect to host {host} port {port}: Connection refused"),
+    "dns": (NameResolutionFailed, "Name or service not known"),
+    "auth": (AuthenticationFailed, "Permission denied (publickey,password)."),
+    "hostkey-unknown": (HostKeyUnknown, "Host key verification failed."),
+    "hostkey-changed": (HostKeyChanged, "Host key verification failed."),
+    "timeout": (Timeout, "connect to host {host} port {port}: Connection timed out"),
+    "transfer": (TransferFailed, "scp: Permission denied"),
+    "lost": (ConnectionLost, "Connection to {host} closed by remote host."),
+}
+
+
+FAILURES = tuple(_FAILURE_KINDS)
 
 Chunks = Union[bytes, Sequence[bytes]]
 
@@ -178,24 +191,11 @@ class MockHosts:
 
 def failure(kind: str, target: Target, message: str | None = None) -> Error:
     """The shared error openssh's ``classify`` would give for *kind*."""
-    port = target.port or 22
-    if kind == "refused":
-        return ConnectionFailed.at(target, f"{message or f'connect to host {target.host} port {port}: Connection refused'}")
-    if kind == "dns":
-        return NameResolutionFailed.at(target, f"{message or 'Name or service not known'}")
-    if kind == "auth":
-        return AuthenticationFailed.at(target, f"{message or 'Permission denied (publickey,password).'}")
-    if kind == "hostkey-unknown":
-        return HostKeyUnknown.at(target, f"{message or 'Host key verification failed.'}")
-    if kind == "hostkey-changed":
-        return HostKeyChanged.at(target, f"{message or 'Host key verification failed.'}")
-    if kind == "timeout":
-        return Timeout.at(target, f"{message or f'connect to host {target.host} port {port}: Connection timed out'}")
-    if kind == "transfer":
-        return TransferFailed.at(target, f"{message or 'scp: Permission denied'}")
-    if kind == "lost":
-        return ConnectionLost.at(target, f"{message or f'Connection to {target.host} closed by remote host.'}")
-    raise ValueError(f"unknown mock failure {kind!r}")
+    try:
+        cls, detail = _FAILURE_KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown mock failure {kind!r}") from None
+    return cls.at(target, message or detail.format(host=target.host, port=target.port or 22))
 
 
 def _is_dir(files: Mapping[str, bytes], path: str) -> bool:
