@@ -61,6 +61,7 @@ class Options:
     deadline: float | None = None  # overall seconds for the whole call; None: none
     local_shortcut = True  # 1.0: run call/run on this machine's own name without ssh
     max_output: int | None = None  # bytes kept in memory per stream per host; None: all
+    persistent_shell = False  # run commands through one long-lived remote shell per host
     on_output: Callable[[str, str, bytes], Any] | None = None  # (host, "stdout"/"stderr", data)
     on_start: Callable[[str], Any] | None = None  # (host)
     on_finish: Callable[[str, Any], Any] | None = None  # (host, result or Error)
@@ -136,6 +137,7 @@ class Settings:
     inline_stdout: bool
     local_shortcut: bool
     max_output: int | None
+    persistent_shell: bool
     on_output: Callable | None
     on_start: Callable | None
     on_finish: Callable | None
@@ -334,6 +336,7 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
         inline_stdout=bool(opts.inline_stdout),
         local_shortcut=bool(opts.local_shortcut),
         max_output=max_output,
+        persistent_shell=bool(opts.persistent_shell),
         on_output=opts.on_output,
         on_start=opts.on_start,
         on_finish=opts.on_finish,

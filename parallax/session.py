@@ -25,6 +25,7 @@ from typing import Any, Coroutine, TypeVar
 from .account import local_user
 from .backends.base import Backend
 from .backends.local import LocalBackend
+from .backends.persistent_shell import PersistentShellBackend
 from .diagnostics import verbose_logging
 from .events import EventBus
 from .jobs import Job, Target
@@ -106,7 +107,10 @@ class AsyncSession:
         self.settings = settings
         self.targets: list[Target] = targets
         self.persistent = persistent
-        self.backend: Backend = backend_factory(settings.backend)(settings)
+        backend: Backend = backend_factory(settings.backend)(settings)
+        if settings.persistent_shell:
+            backend = PersistentShellBackend(backend, settings.connect_timeout)
+        self.backend = backend
         self.backend.keep_connections = persistent
         self._local = LocalBackend()
         self._closed = False
@@ -125,6 +129,9 @@ class AsyncSession:
         if not overrides:
             return self.settings
         settings = resolve(self._opts, **{**self._overrides, **overrides})
+        if settings.persistent_shell != self.settings.persistent_shell:
+            raise ValueError("option persistent_shell is fixed when the session is created; "
+                             "open another session to change it")
         return dataclasses.replace(settings, password=self.settings.password)
 
     async def _execute(self, jobs: list[Job], settings: Settings) -> dict[str, Any]:

@@ -60,7 +60,7 @@ from ..errors import (
     UnsupportedOption,
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
-from .base import Backend, OutputSink
+from .base import Backend, OutputSink, Stream, StreamSink
 
 log = logging.getLogger("parallax")
 T = TypeVar("T")
@@ -331,6 +331,45 @@ class _Session(asyncssh.SSHClientSession):
             self.done.set_result(exc)
 
 
+class _StreamSession(asyncssh.SSHClientSession):
+    """A long-lived channel (see :meth:`AsyncSSHBackend.open_stream`): output to the sink."""
+
+    def __init__(self, sink: StreamSink) -> None:
+        self.sink = sink
+        self.chan: Any = None
+        self.ended = False
+
+    def connection_made(self, chan: Any) -> None:
+        self.chan = chan
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        if datatype == asyncssh.EXTENDED_DATA_STDERR:
+            self.sink.stderr(data)
+        else:
+            self.sink.stdout(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self.sink.closed(exc)
+
+    # --- the Stream side ---
+    @property
+    def closed(self) -> bool:
+        return self.ended or self.chan is None or self.chan.is_closing()
+
+    def write(self, data: bytes) -> None:
+        self.chan.write(data)
+
+    def signal(self, name: str) -> None:
+        try:
+            self.chan.send_signal(name)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        self.chan.close()
+
+
 def _signal_status(name: str) -> int:
     try:
         return 128 + signal.Signals["SIG" + name.upper().removeprefix("SIG")].value
@@ -357,7 +396,7 @@ class AsyncSSHBackend(Backend):
     """asyncssh transport: pooled connections, channels per job, SFTP transfers."""
 
     name = "asyncssh"
-    capabilities = frozenset({"remote-kill"})
+    capabilities = frozenset({"remote-kill", "stream"})
     supported_options = frozenset(_OPTIONS)
 
     def __init__(self, settings: object = None) -> None:
@@ -759,6 +798,20 @@ class AsyncSSHBackend(Backend):
             return status
         exit_signal = chan.get_exit_signal()
         return _signal_status(exit_signal[0]) if exit_signal else 255
+
+    async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
+        conf = self._conf(target)
+
+        async def opener(conn: Any) -> _StreamSession:
+            _, session = await conn.create_session(
+                lambda: _StreamSession(sink), command, env=conf.env or (), send_env=conf.send_env or (),
+                request_pty=False, encoding=None)
+            return session
+
+        def refused(e: Exception) -> Error:
+            return TransportError.at(target, f"cannot open a session: {e}")
+
+        return await self._with_connection(target, opener, refused)
 
     async def _sftp(self, target: Target) -> Any:
         def refused(e: Exception) -> Error:

@@ -23,6 +23,29 @@ class OutputSink(Protocol):
     def stderr(self, data: bytes) -> None: ...
 
 
+class StreamSink(OutputSink, Protocol):
+    """Receives a long-lived channel's output, then its end."""
+
+    def closed(self, exc: BaseException | None) -> None:
+        """The channel ended: *exc* is why, or ``None`` for a normal end."""
+
+
+class Stream(Protocol):
+    """A remote command left running with its stdin open (see :meth:`Backend.open_stream`)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def write(self, data: bytes) -> None:
+        """Send *data* to the command's stdin."""
+
+    def signal(self, name: str) -> None:
+        """Best effort: deliver signal *name* (``"TERM"``) to the remote command."""
+
+    def close(self) -> None:
+        """End the channel (the sink's ``closed`` follows)."""
+
+
 class Backend(abc.ABC):
     """One SSH transport.  An instance lives as long as one session/call."""
 
@@ -64,6 +87,15 @@ class Backend(abc.ABC):
     async def get(self, job: GetJob, sink: OutputSink) -> None:
         """Copy the job's remote ``src`` to the local ``dst``."""
 
+    async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
+        """Start *command* on *target* (on the pooled connection) and keep its stdin
+        open; what persistent shells are built on.  Backends that can claim the
+        ``"stream"`` capability."""
+        from ..errors import UnsupportedOption
+
+        raise UnsupportedOption(f"the {self.name} backend cannot keep a remote shell open "
+                                f"(persistent_shell)", host=target.key)
+
     async def disconnect(self, target: Target) -> None:
         """Drop any pooled connection to *target* (after a failure)."""
 
@@ -75,4 +107,4 @@ class Backend(abc.ABC):
         (called by a finalizer, possibly at interpreter exit, without a loop)."""
 
 
-__all__ = ["Backend", "OutputSink"]
+__all__ = ["Backend", "OutputSink", "Stream", "StreamSink"]

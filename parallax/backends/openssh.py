@@ -41,8 +41,8 @@ from ..errors import (
     TransportError,
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
-from .base import Backend, OutputSink
-from .process import close_process, run_process
+from .base import Backend, OutputSink, Stream, StreamSink
+from .process import ProcessStream, close_process, run_process, start_process
 from .sockets import tcp_client_address
 
 log = logging.getLogger("parallax")
@@ -104,7 +104,7 @@ class OpenSSHBackend(Backend):
 
     name = "openssh"
     supported_options = None
-    capabilities = frozenset({"remote-kill"})
+    capabilities = frozenset({"remote-kill", "stream"})
 
     def __init__(self, settings: object = None, ssh: str = "ssh", scp: str = "scp") -> None:
         self.ssh = shutil.which(ssh) or ssh
@@ -117,6 +117,7 @@ class OpenSSHBackend(Backend):
         self._master_locks: dict[Target, asyncio.Lock] = {}
         self._lock = threading.Lock()
         self._seq = 0
+        self._streams: set[_Stream] = set()
 
     # --- private files -------------------------------------------------
     def _workdir(self) -> str:
@@ -303,6 +304,13 @@ class OpenSSHBackend(Backend):
         finally:
             _unlink(log_path)
 
+    async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
+        control = await self._control(target)
+        stream = _Stream(self, target, control, self._next_log(), sink)
+        await stream.start(command)
+        self._streams.add(stream)
+        return stream
+
     async def _kill_remote(self, target: Target, control: str | None, client: tuple[str, int]) -> None:
         """End a cancelled command on the host: the OpenSSH client cannot signal it.
 
@@ -341,6 +349,10 @@ class OpenSSHBackend(Backend):
                                            control))
 
     async def close(self) -> None:
+        streams, self._streams = list(self._streams), set()
+        for stream in streams:
+            stream.close()
+        await asyncio.gather(*(s.wait() for s in streams), return_exceptions=True)
         masters, self._masters = list(self._masters.values()), {}
         await asyncio.gather(*(m.stop() for m in masters), return_exceptions=True)
         if self._dir is not None:
@@ -409,6 +421,71 @@ class _Master:
                 pass
             await self.proc.wait()
         close_process(self.proc)
+
+
+class _Stream:
+    """A long-lived ``ssh`` (through the target's master when a session keeps one)
+    with stdin open; see :meth:`OpenSSHBackend.open_stream`."""
+
+    def __init__(self, backend: OpenSSHBackend, target: Target, control: str | None, log_path: str,
+                 sink: StreamSink) -> None:
+        self.backend = backend
+        self.target = target
+        self.control = control
+        self.log_path = log_path
+        self.sink = sink
+        self.proc: ProcessStream | None = None
+        #: The remote command's process id, once the caller learned it: the
+        #: OpenSSH client cannot send signal requests, so :meth:`signal` runs ``kill``.
+        self.remote_pid: int | None = None
+        self._signals: set[asyncio.Task] = set()
+
+    async def start(self, command: str) -> None:
+        argv = self.backend.ssh_argv(self.target, command, self.log_path, self.control)
+        self.proc = await start_process(argv, self.sink, self._exited, self.backend._env(self.target))
+
+    def _exited(self, status: int) -> None:
+        text = _read(self.log_path)
+        _unlink(self.log_path)
+        self.backend._streams.discard(self)
+        failed = _FAILURE.search(text) if status == 255 else None
+        self.sink.closed(ConnectionError(failed.group(0)) if failed else None)
+
+    @property
+    def closed(self) -> bool:
+        return self.proc is None or self.proc.closed
+
+    def write(self, data: bytes) -> None:
+        assert self.proc is not None
+        self.proc.write(data)
+
+    def signal(self, name: str) -> None:
+        if self.remote_pid is None or not name.isalnum():
+            return
+        log_path = self.backend._next_log()
+        argv = self.backend.ssh_argv(self.target, f"kill -{name} {int(self.remote_pid)}", log_path, self.control)
+        task = asyncio.ensure_future(self._run_kill(argv, log_path))
+        self._signals.add(task)
+        task.add_done_callback(self._signals.discard)
+
+    async def _run_kill(self, argv: list[str], log_path: str) -> None:
+        try:
+            await asyncio.wait_for(run_process(argv, _Collect(), None, self.backend._env(self.target)),
+                                   KILL_REMOTE_TIMEOUT)
+        except (asyncio.TimeoutError, OSError) as e:
+            log.debug("%s: could not signal the remote shell: %s", self.target.key, e)
+        finally:
+            _unlink(log_path)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.close()
+
+    async def wait(self) -> None:
+        if self.proc is not None:
+            await self.proc.wait()
+        if self._signals:
+            await asyncio.wait(list(self._signals), timeout=KILL_REMOTE_TIMEOUT)
 
 
 class _Collect:

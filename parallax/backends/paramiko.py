@@ -63,7 +63,7 @@ from ..errors import (
     UnsupportedOption,
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
-from .base import Backend, OutputSink
+from .base import Backend, OutputSink, Stream, StreamSink
 from .sshconfig import (
     DEFAULT_IDENTITIES,
     SUPPORTED_OPTIONS,
@@ -348,7 +348,7 @@ class ParamikoBackend(Backend):
     """SSH through paramiko: pooled transports, blocking calls in a thread pool."""
 
     name = "paramiko"
-    capabilities = frozenset({"remote-kill"})
+    capabilities = frozenset({"remote-kill", "stream"})
     supported_options = SUPPORTED_OPTIONS
 
     def __init__(self, settings: object = None) -> None:
@@ -756,26 +756,28 @@ class ParamikoBackend(Backend):
             wakeup.close()
 
     async def _terminate_remote(self, chan: paramiko.Channel) -> None:
-        """Ask sshd to send TERM to the cancelled command, and give it a moment to land.
-
-        paramiko has no public call for the RFC 4254 "signal" request, so the
-        message is built here; the short wait lets it reach the server before
-        the connection is torn down.
-        """
+        """Ask sshd to send TERM to the cancelled command, and give it a moment to land
+        (the short wait lets the request reach the server before the connection is torn down)."""
         if chan.closed or chan.exit_status_ready():
             return
-        try:
-            m = paramiko.Message()
-            m.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
-            m.add_int(chan.remote_chanid)
-            m.add_string("signal")
-            m.add_boolean(False)
-            m.add_string("TERM")
-            chan.transport._send_user_message(m)
-        except Exception:
-            return
-        cf = self._submit(chan.status_event.wait, SIGNAL_GRACE)
-        await _settle(cf)
+        if _send_signal(chan, "TERM"):
+            cf = self._submit(chan.status_event.wait, SIGNAL_GRACE)
+            await _settle(cf)
+
+    async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
+        def opener(conn: _Conn) -> paramiko.Channel:
+            chan = conn.transport.open_session()
+            try:
+                if conn.hc.env:
+                    chan.update_environment(conn.hc.env)
+                chan.exec_command(command)
+            except BaseException:
+                chan.close()
+                raise
+            return chan
+
+        conn, chan = await self._session(target, opener)
+        return _Stream(conn, chan, sink, asyncio.get_running_loop())
 
     # --- file transfer -------------------------------------------------
     async def put(self, job: PutJob, sink: OutputSink) -> None:
@@ -830,6 +832,81 @@ class ParamikoBackend(Backend):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+class _Stream:
+    """A long-lived channel (see :meth:`ParamikoBackend.open_stream`): the event loop
+    watches its :class:`_Wakeup` and hands output to the sink as it arrives."""
+
+    def __init__(self, conn: _Conn, chan: paramiko.Channel, sink: StreamSink, loop: asyncio.AbstractEventLoop) -> None:
+        self.conn = conn
+        self.chan = chan
+        self.sink = sink
+        self.loop = loop
+        self.ended = False
+        self.wakeup = _Wakeup()
+        chan.in_buffer.set_event(self.wakeup)
+        chan.in_stderr_buffer.set_event(self.wakeup)
+        loop.add_reader(self.wakeup.fileno(), self._pump)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self.ended:
+            return
+        self.wakeup.drain()
+        try:
+            eof = self.chan.eof_received or self.chan.closed  # read before the buffers: data precedes EOF
+            while self.chan.recv_ready():
+                self.sink.stdout(self.chan.recv(CHUNK))
+            while self.chan.recv_stderr_ready():
+                self.sink.stderr(self.chan.recv_stderr(CHUNK))
+        except Exception as e:
+            self._end(e)
+            return
+        if eof:
+            active = self.conn.transport.is_active()
+            self._end(None if active else ConnectionError("the connection was lost"))
+
+    def _end(self, exc: BaseException | None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.loop.remove_reader(self.wakeup.fileno())
+        self.wakeup.close()
+        if not self.chan.closed:
+            self.chan.close()
+        self.sink.closed(exc)
+
+    @property
+    def closed(self) -> bool:
+        return self.ended or self.chan.closed
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.chan.sendall(data)
+        except (EOFError, paramiko.SSHException) as e:
+            raise BrokenPipeError(str(e) or "the channel is closed") from e
+
+    def signal(self, name: str) -> None:
+        _send_signal(self.chan, name)
+
+    def close(self) -> None:
+        self._end(None)
+
+
+def _send_signal(chan: paramiko.Channel, name: str) -> bool:
+    """Send the RFC 4254 "signal" request, which paramiko has no public call for."""
+    try:
+        m = paramiko.Message()
+        m.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
+        m.add_int(chan.remote_chanid)
+        m.add_string("signal")
+        m.add_boolean(False)
+        m.add_string(name)
+        chan.transport._send_user_message(m)
+    except Exception:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------

@@ -97,6 +97,72 @@ async def run_process(
         transport.close()
 
 
+class ProcessStream(asyncio.SubprocessProtocol):
+    """A local child process whose stdin stays open: bytes go in with :meth:`write`,
+    output goes to the sink, and *on_exit(status)* runs once it has exited and
+    all its output was delivered."""
+
+    def __init__(self, sink: OutputSink, on_exit: Callable[[int], None]) -> None:
+        self.sink = sink
+        self.on_exit = on_exit
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.exited = asyncio.get_running_loop().create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            self.sink.stdout(data)
+        else:
+            self.sink.stderr(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        assert self.transport is not None
+        rc = self.transport.get_returncode()
+        status = 255 if rc is None else (128 - rc if rc < 0 else rc)
+        self.transport.close()
+        if not self.exited.done():
+            self.exited.set_result(status)
+        self.on_exit(status)
+
+    @property
+    def closed(self) -> bool:
+        return self.exited.done() or self.transport is None or self.transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise BrokenPipeError("the process has exited")
+        assert self.transport is not None
+        self.transport.get_pipe_transport(0).write(data)
+
+    def close(self) -> None:
+        """Ask the process group to end (:meth:`wait` makes sure it did)."""
+        if self.transport is not None and not self.exited.done():
+            _killpg(self.transport.get_pid(), signal.SIGTERM)
+
+    async def wait(self) -> None:
+        """Wait for the process to exit, killing its group if it will not."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                await asyncio.wait_for(asyncio.shield(self.exited), KILL_GRACE)
+                return
+            except asyncio.TimeoutError:
+                if self.transport is not None:
+                    _killpg(self.transport.get_pid(), sig)
+        await asyncio.wait([self.exited], timeout=KILL_GRACE)
+
+
+async def start_process(argv: list[str], sink: OutputSink, on_exit: Callable[[int], None],
+                        env: Mapping[str, str] | None = None) -> ProcessStream:
+    """Start *argv* (never through a shell) in its own session with stdin left open."""
+    loop = asyncio.get_running_loop()
+    proto = ProcessStream(sink, on_exit)
+    transport, _ = await loop.subprocess_exec(
+        lambda: proto, *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True, env=dict(env) if env is not None else None,
+    )
+    proto.transport = transport
+    return proto
+
+
 def close_process(proc: asyncio.subprocess.Process) -> None:
     """Close an exited ``asyncio.subprocess.Process``'s transport while its loop runs.
 
@@ -108,4 +174,4 @@ def close_process(proc: asyncio.subprocess.Process) -> None:
         transport.close()
 
 
-__all__ = ["run_process", "close_process"]
+__all__ = ["run_process", "start_process", "ProcessStream", "close_process"]
