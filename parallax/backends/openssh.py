@@ -436,7 +436,9 @@ class _Stream:
         self.sink = sink
         self.proc: ProcessStream | None = None
         #: The remote command's process id, once the caller learned it: the
-        #: OpenSSH client cannot send signal requests, so :meth:`signal` runs ``kill``.
+        #: OpenSSH client cannot send signal requests, so :meth:`signal` runs
+        #: ``kill`` on its process group (sshd makes every session a group,
+        #: and signals the whole group for a signal request).
         self.remote_pid: int | None = None
         self._signals: set[asyncio.Task] = set()
 
@@ -463,7 +465,7 @@ class _Stream:
         if self.remote_pid is None or not name.isalnum():
             return
         log_path = self.backend._next_log()
-        argv = self.backend.ssh_argv(self.target, f"kill -{name} {int(self.remote_pid)}", log_path, self.control)
+        argv = self.backend.ssh_argv(self.target, f"kill -{name} -{int(self.remote_pid)}", log_path, self.control)
         task = asyncio.ensure_future(self._run_kill(argv, log_path))
         self._signals.add(task)
         task.add_done_callback(self._signals.discard)

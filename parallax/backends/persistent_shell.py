@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from ..errors import ConnectionLost, Error
+from ..errors import ConnectionLost
 from ..framing import (GREETING_STATUS, LOOP_COMMAND, FrameReader, command_script, greeting_pid, greeting_script,
                        new_tag)
 from ..jobs import CommandJob, GetJob, PutJob, Target

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import signal
 import threading
 import time
 import warnings
@@ -15,35 +14,11 @@ import warnings
 import pytest
 
 import parallax
-from parallax.testing.processes import children_of, command_line, processes_with
+from parallax.testing.processes import children_of, processes_with
+
+from helpers import kill_server_sessions, lab_opts, ok
 
 BACKENDS = ["openssh", "paramiko", "asyncssh"]
-
-
-def lab_opts(lab, backend, **kw):
-    base = dict(ssh_key=lab.client_key, known_hosts=lab.known_hosts, default_user=lab.user, backend=backend)
-    base.update(kw)
-    return base
-
-
-def ok(results):
-    bad = {k: v for k, v in results.items() if isinstance(v, parallax.Error)}
-    assert not bad, list(bad.items())[:3]
-    return results
-
-
-def _kill_server_sessions(lab) -> int:
-    """Kill the per-connection sshd processes of *lab*: every open connection drops."""
-    killed = 0
-    for pid in lab.pids():
-        cmd = command_line(pid)
-        if cmd.startswith("sshd: ") and "[listener]" not in cmd and ("[priv]" in cmd or "@notty" in cmd):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
-    return killed
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -87,7 +62,7 @@ def test_dead_connection_is_reestablished_once(ssh_lab, backend):
     hosts = ssh_lab.hosts[:2]
     with parallax.Session(hosts, **lab_opts(ssh_lab, backend)) as s:
         ok(s.call("true"))
-        assert _kill_server_sessions(ssh_lab) >= 2
+        assert kill_server_sessions(ssh_lab) >= 2
         time.sleep(0.3)
         before = ssh_lab.connection_count()
         res = ok(s.call("echo back"))

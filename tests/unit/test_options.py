@@ -283,3 +283,8 @@ def test_parse_ssh_option_forms():
 def test_repr_hides_password():
     assert "hunter2" not in repr(Options(password="hunter2", limit=2))
     assert "limit=2" in repr(Options(password="hunter2", limit=2))
+
+
+def test_persistent_shell_is_off_unless_asked_for():
+    assert resolve(Options(), EMPTY_ENV).persistent_shell is False
+    assert resolve(Options(persistent_shell=True), EMPTY_ENV).persistent_shell is True

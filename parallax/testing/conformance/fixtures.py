@@ -41,6 +41,7 @@ LAB_HOSTS = 4
 #: Optional behaviours a backend may claim in its ``capabilities`` attribute.
 CAPABILITIES = {
     "remote-kill": "cancelling (or timing out) a running command also ends the remote command",
+    "stream": "open_stream() keeps a remote command running with stdin open, so persistent_shell works",
 }
 
 __all__ = [

@@ -416,6 +416,40 @@ def test_cancellation_leaves_no_thread_or_process(backend_name, lab, opts, backe
                 pass
 
 
+# --- persistent shells (the "stream" capability) ------------------------------------------
+
+STREAM_COMMANDS = ["echo out; echo err >&2; exit 3", "printf 'no newline'", "printf '\\000\\377'",
+                   "cd /; X=1; pwd", 'pwd; echo "${X:-unset}"', "cat"]
+
+
+def test_persistent_shell_matches_one_channel_per_command_and_survives_a_timeout(
+        backend_name, lab, opts, backend_capabilities):
+    if "stream" not in backend_capabilities:
+        with pytest.raises(ValueError, match=f"persistent_shell: the {backend_name} backend"):
+            parallax.Session(lab.hosts[:1], persistent_shell=True, **opts)
+        return
+    hosts = lab.hosts[:2]
+    with parallax.Session(hosts, **opts) as plain, parallax.Session(hosts, persistent_shell=True, **opts) as shell:
+        for command in STREAM_COMMANDS:
+            want, got = plain.run(command), shell.run(command)
+            for host in hosts:
+                assert not isinstance(got[host], parallax.Error), (command, got[host])
+                assert tuple(got[host])[:3] == tuple(want[host])[:3], command
+        # a timed-out command ends (with remote-kill) and the shell answers again
+        token = f"31.{uuid.uuid4().int % 10**6:06d}"
+        host = hosts[0]
+        result = shell.run(f"sleep {token}", timeout=1)[host]
+        assert isinstance(result, parallax.Timeout), repr(result)
+        if "remote-kill" in backend_capabilities:
+            assert wait_until(lambda: not processes_with(token), 5), "the timed-out command survived"
+        assert ok(shell.run("echo again")[host]).stdout == b"again\n"
+    for pid in processes_with(token):
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
 # --- copy and slurp ----------------------------------------------------------------------
 
 
