@@ -1,4 +1,5 @@
-"""This checkout's parallax: ``backend/mode`` configs, mode ``module`` (``parallax.run``) or ``session``."""
+"""This checkout's parallax: ``backend/mode`` configs, mode ``module`` (``parallax.run``), ``session``
+(one ``parallax.Session``) or ``shell`` (a Session with ``persistent_shell=True``)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ class Client:
         self.opts = {"backend": backend, "limit": limit, "ssh_key": spec.client_key,
                      "known_hosts": spec.known_hosts, "default_user": spec.user, "host_key_policy": "strict",
                      "timeout": 600}
-        self.session = parallax.Session(self.hosts, **self.opts) if mode == "session" else None
+        if mode == "module":
+            self.session = None
+        else:
+            self.session = parallax.Session(self.hosts, persistent_shell=mode == "shell", **self.opts)
 
     def run(self, command: str) -> dict[str, Any]:
         if self.session is not None:
