@@ -528,6 +528,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         vals = [r[k] for r in ok if r.get(k) is not None]
         if vals:
             out[k] = median(vals)
+            if k in ("wall", "first", "repeat_mean"):
+                out[f"{k}_range"] = [min(vals), max(vals)]
     if failed:
         out["error"] = failed[0].get("error", "unknown error")
     versions = {r.get("version") for r in records if r.get("version")}
@@ -537,6 +539,18 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     if leftovers:
         out["leftover_processes"] = leftovers[:5]
     return out
+
+
+def summarise_all(records: list[dict[str, Any]], wls: list[Workload],
+                  cfgs: list[Config]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``summary[workload][configuration label]`` for every pair that ran."""
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
+    for wl in wls:
+        for cfg in cfgs:
+            recs = [r for r in records if r["workload"] == wl.name and r["config"] == cfg.label]
+            if recs:
+                summary.setdefault(wl.name, {})[cfg.label] = summarise(recs)
+    return summary
 
 
 def fmt(v: Any, digits: int = 2) -> str:
@@ -615,6 +629,10 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
         "",
     ]
 
+    def spread(name: str | None, key: str, wl: str, digits: int) -> str:
+        lo_hi = summary[wl].get(name or "", {}).get(f"{key}_range")
+        return f" ({lo_hi[0]:.{digits}f}–{lo_hi[1]:.{digits}f})" if lo_hi else ""
+
     def best(names: list[str], key: str, wl: str) -> tuple[str | None, float | None]:
         cands = [(summary[wl][n][key], n) for n in names
                  if n in summary[wl] and summary[wl][n].get("failed", 0) == 0 and summary[wl][n].get(key) is not None]
@@ -623,7 +641,8 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
         v, n = min(cands)
         return n, v
 
-    ratio_lines = ["## Ratios (best parallax configuration / best peer, wall time; below 1.0 = parallax faster)", ""]
+    ratio_lines = ["## Ratios (best parallax configuration / best peer, wall time; below 1.0 = parallax faster)", "",
+                   "Medians; the fastest and slowest run of each side in brackets.", ""]
     for wl in wls:
         if wl.name not in summary:
             continue
@@ -637,7 +656,8 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
                 bn, bv = best(names, key, wl.name)
                 pn, pv = best(peers, key, wl.name)
                 if bv and pv:
-                    ratio_lines.append(f"- **{wl.name} {what}: {bv / pv:.2f}** — {bn} {bv:.3f} s vs {pn} {pv:.3f} s")
+                    ratio_lines.append(f"- **{wl.name} {what}: {bv / pv:.2f}** — {bn} {bv:.3f} s"
+                                       f"{spread(bn, key, wl.name, 3)} vs {pn} {pv:.3f} s{spread(pn, key, wl.name, 3)}")
         else:
             bn, bv = best(px, "wall", wl.name)
             pn, pv = best(peers, "wall", wl.name)
@@ -646,7 +666,8 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
             if bv and pv:
                 cpu = (f"; client CPU {bcv / pcv:.2f} ({bcn} {bcv:.2f} s vs {pcn} {pcv:.2f} s)"
                        if bcv and pcv else "")
-                ratio_lines.append(f"- **{wl.name}: {bv / pv:.2f}** — {bn} {bv:.2f} s vs {pn} {pv:.2f} s{cpu}")
+                ratio_lines.append(f"- **{wl.name}: {bv / pv:.2f}** — {bn} {bv:.2f} s{spread(bn, 'wall', wl.name, 2)} "
+                                   f"vs {pn} {pv:.2f} s{spread(pn, 'wall', wl.name, 2)}{cpu}")
     if "W5" in summary:
         ratio_lines += ["", "W5 first call / repeat call for parallax Sessions:", ""]
         for c in cfgs:
@@ -741,6 +762,22 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
 # ----------------------------------------------------------------------------
 
 
+def rewrite_report(out: str) -> int:
+    """Rebuild RESULTS.md from the raw runs in ``results.json`` (after a change to the report's layout)."""
+    with open(os.path.join(out, "results.json")) as f:
+        data = json.load(f)
+    meta, records = data["meta"], data["runs"]
+    wls = [Workload(**w) for w in meta["workloads"]]
+    cfgs = [c for c in configs() if any(r["config"] == c.label for r in records)]
+    summary = summarise_all(records, wls, cfgs)
+    data["summary"] = summary
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    write_markdown(os.path.join(out, "RESULTS.md"), meta, wls, cfgs, summary)
+    log(f"rewrote {os.path.join(out, 'RESULTS.md')} from results.json")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=None, help="runs per measurement (default 5; --quick: 1)")
@@ -748,7 +785,11 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated workloads to run, e.g. W1,W5 (debugging)")
     ap.add_argument("--configs", default="", help="comma-separated substrings of configuration labels to run")
     ap.add_argument("--out", default=HERE, help="directory for RESULTS.md and results.json (default benchmarks/)")
+    ap.add_argument("--report", action="store_true",
+                    help="only rewrite RESULTS.md from the results.json in --out (no measuring)")
     args = ap.parse_args()
+    if args.report:
+        return rewrite_report(args.out)
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 5)
     if repeat < 1:
         ap.error("--repeat must be at least 1")
@@ -825,12 +866,7 @@ def main() -> int:
         lab.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    summary: dict[str, dict[str, dict[str, Any]]] = {}
-    for wl in wls:
-        for cfg in cfgs:
-            recs = [r for r in records if r["workload"] == wl.name and r["config"] == cfg.label]
-            if recs:
-                summary.setdefault(wl.name, {})[cfg.label] = summarise(recs)
+    summary = summarise_all(records, wls, cfgs)
     cmd = "python benchmarks/run.py" + (" --quick" if args.quick else "") + (
         f" --repeat {args.repeat}" if args.repeat is not None else "")
     meta = {

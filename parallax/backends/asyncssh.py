@@ -337,7 +337,6 @@ class _StreamSession(asyncssh.SSHClientSession):
     def __init__(self, sink: StreamSink) -> None:
         self.sink = sink
         self.chan: Any = None
-        self.ended = False
 
     def connection_made(self, chan: Any) -> None:
         self.chan = chan
@@ -349,14 +348,9 @@ class _StreamSession(asyncssh.SSHClientSession):
             self.sink.stdout(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.ended = True
         self.sink.closed(exc)
 
     # --- the Stream side ---
-    @property
-    def closed(self) -> bool:
-        return self.ended or self.chan is None or self.chan.is_closing()
-
     def write(self, data: bytes) -> None:
         self.chan.write(data)
 

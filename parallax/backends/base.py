@@ -33,9 +33,6 @@ class StreamSink(OutputSink, Protocol):
 class Stream(Protocol):
     """A remote command left running with its stdin open (see :meth:`Backend.open_stream`)."""
 
-    @property
-    def closed(self) -> bool: ...
-
     def write(self, data: bytes) -> None:
         """Send *data* to the command's stdin."""
 

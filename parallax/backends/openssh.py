@@ -453,10 +453,6 @@ class _Stream:
         failed = _FAILURE.search(text) if status == 255 else None
         self.sink.closed(ConnectionError(failed.group(0)) if failed else None)
 
-    @property
-    def closed(self) -> bool:
-        return self.proc is None or self.proc.closed
-
     def write(self, data: bytes) -> None:
         assert self.proc is not None
         self.proc.write(data)

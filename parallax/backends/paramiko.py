@@ -877,11 +877,9 @@ class _Stream:
             self.chan.close()
         self.sink.closed(exc)
 
-    @property
-    def closed(self) -> bool:
-        return self.ended or self.chan.closed
-
     def write(self, data: bytes) -> None:
+        if self.ended:
+            raise BrokenPipeError("the channel is closed")
         try:
             self.chan.sendall(data)
         except (EOFError, paramiko.SSHException) as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..errors import ConnectionLost
+from ..errors import ConnectionFailed, ConnectionLost
 from ..framing import (GREETING_STATUS, LOOP_COMMAND, FrameReader, command_script, greeting_pid, greeting_script,
                        new_tag)
 from ..jobs import CommandJob, GetJob, PutJob, Target
@@ -30,6 +30,15 @@ class _Unusable(Exception):
 
 class _Ended(Exception):
     """The shell's channel ended while a command was running."""
+
+
+class _NotSent(Exception):
+    """The command could not be written to the shell: it did not run."""
+
+
+def _consume(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # an end nobody waits for any more must not be reported as unretrieved
 
 
 class _Collect:
@@ -87,6 +96,7 @@ class _Shell:
         self._out = FrameReader(tag, sink.stdout, with_status=True)
         self._err = FrameReader(tag, sink.stderr, with_status=False)
         self._done = asyncio.get_running_loop().create_future()
+        self._done.add_done_callback(_consume)
         return self._done
 
     async def start(self, backend: Backend, target: Target, timeout: float) -> None:
@@ -116,10 +126,13 @@ class _Shell:
         tag = new_tag()
         script = command_script(command, tag)
         done = self._frame(tag, sink)
+        if self.ended:
+            raise _NotSent("the remote shell has ended")
         try:
             self.stream.write(script)
         except OSError as e:
-            self.closed(e)
+            self.close()
+            raise _NotSent(str(e) or type(e).__name__) from None
         return await asyncio.shield(done)
 
     async def interrupt(self, grace: float) -> None:
@@ -190,20 +203,27 @@ class PersistentShellBackend(Backend):
         target = job.target
         if job.stdin or target.env or target.connection in self._plain:
             return await self.inner.run(job, sink)
-        shell = await self._take(target)
-        if shell is None:
-            return await self.inner.run(job, sink)
-        try:
-            status = await shell.run(job.command, sink)
-        except asyncio.CancelledError:
-            await shell.interrupt(CANCEL_GRACE)
+        for attempt in (0, 1):
+            shell = await self._take(target)
+            if shell is None:
+                return await self.inner.run(job, sink)
+            try:
+                status = await shell.run(job.command, sink)
+            except _NotSent as e:  # a shell that died between calls: start another, once
+                self._forget(shell)
+                if attempt:
+                    raise ConnectionFailed.at(target, f"cannot reach the remote shell: {e}") from None
+                continue
+            except asyncio.CancelledError:
+                await shell.interrupt(CANCEL_GRACE)
+                self._give_back(target, shell)
+                raise
+            except _Ended as e:
+                self._forget(shell)
+                raise ConnectionLost.at(target, f"the remote shell ended: {e}") from None
             self._give_back(target, shell)
-            raise
-        except _Ended as e:
-            self._forget(shell)
-            raise ConnectionLost.at(target, f"the remote shell ended: {e}") from None
-        self._give_back(target, shell)
-        return status
+            return status
+        raise AssertionError("unreachable")
 
     async def _take(self, target: Target) -> _Shell | None:
         """An idle shell on *target*'s connection, or a new one (``None``: use plain channels)."""
