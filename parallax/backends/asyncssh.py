@@ -316,7 +316,7 @@ class _Client(asyncssh.SSHClient):
 class _Session(asyncssh.SSHClientSession):
     """Streams a command's output straight into the sink."""
 
-    def __init__(self, sink: OutputSink, done: asyncio.Future) -> None:
+    def __init__(self, sink: OutputSink, done: asyncio.Future | None = None) -> None:
         self.sink = sink
         self.done = done
 
@@ -327,25 +327,21 @@ class _Session(asyncssh.SSHClientSession):
             self.sink.stdout(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
+        if self.done is not None and not self.done.done():
             self.done.set_result(exc)
 
 
-class _StreamSession(asyncssh.SSHClientSession):
+class _StreamSession(_Session):
     """A long-lived channel (see :meth:`AsyncSSHBackend.open_stream`): output to the sink."""
 
+    sink: StreamSink
+
     def __init__(self, sink: StreamSink) -> None:
-        self.sink = sink
+        super().__init__(sink)
         self.chan: Any = None
 
     def connection_made(self, chan: Any) -> None:
         self.chan = chan
-
-    def data_received(self, data: bytes, datatype: Any) -> None:
-        if datatype == asyncssh.EXTENDED_DATA_STDERR:
-            self.sink.stderr(data)
-        else:
-            self.sink.stdout(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.sink.closed(exc)

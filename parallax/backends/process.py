@@ -19,6 +19,8 @@ KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 
 
 class _Protocol(asyncio.SubprocessProtocol):
+    """Output of a child to the sink; *done* is set once it exited and its pipes closed."""
+
     def __init__(self, sink: OutputSink, done: asyncio.Future) -> None:
         self.sink = sink
         self.done = done
@@ -97,30 +99,28 @@ async def run_process(
         transport.close()
 
 
-class ProcessStream(asyncio.SubprocessProtocol):
+class ProcessStream(_Protocol):
     """A local child process whose stdin stays open: bytes go in with :meth:`write`,
     output goes to the sink, and *on_exit(status)* runs once it has exited and
     all its output was delivered."""
 
     def __init__(self, sink: OutputSink, on_exit: Callable[[int], None]) -> None:
-        self.sink = sink
+        super().__init__(sink, asyncio.get_running_loop().create_future())
         self.on_exit = on_exit
         self.transport: asyncio.SubprocessTransport | None = None
-        self.exited = asyncio.get_running_loop().create_future()
 
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        if fd == 1:
-            self.sink.stdout(data)
-        else:
-            self.sink.stderr(data)
+    @property
+    def exited(self) -> asyncio.Future:
+        """Resolves to the exit status (128 + N for signal N)."""
+        return self.done
 
     def connection_lost(self, exc: Exception | None) -> None:
         assert self.transport is not None
         rc = self.transport.get_returncode()
         status = 255 if rc is None else (128 - rc if rc < 0 else rc)
         self.transport.close()
-        if not self.exited.done():
-            self.exited.set_result(status)
+        if not self.done.done():
+            self.done.set_result(status)
         self.on_exit(status)
 
     @property

@@ -1,19 +1,22 @@
 """``persistent_shell=True`` against a real sshd, for every backend that can
 keep a stream open: the same results as one channel per command, no new SSH
 session per command (counted in sshd's log), isolation between commands,
-timeouts that end the remote command, reconnection, fallback, clean close."""
+timeouts that end the remote command, fallback, clean close (reconnection:
+test_session.py)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
+import warnings
 
 import pytest
 
 import parallax
 from parallax.testing.processes import children_of, processes_with
 
-from helpers import kill_server_sessions, lab_opts, ok
+from helpers import lab_opts, ok
 
 BACKENDS = ["openssh", "paramiko", "asyncssh"]
 
@@ -99,36 +102,35 @@ def test_timeout_ends_the_remote_command_and_keeps_the_shell(ssh_lab, backend):
         assert sessions_started(ssh_lab) - sessions <= (1 if backend == "openssh" else 0)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_killed_connection_is_reestablished(ssh_lab, backend):
-    hosts = ssh_lab.hosts[:2]
-    with parallax.Session(hosts, persistent_shell=True, **lab_opts(ssh_lab, backend)) as s:
-        ok(s.run("true"))
-        assert kill_server_sessions(ssh_lab) >= 2
-        time.sleep(0.3)
-        before = ssh_lab.connection_count()
-        res = ok(s.run("echo back"))
-        assert [r.stdout for r in res.values()] == [b"back\n"] * 2
-        assert ssh_lab.connection_count() - before == 2
+def open_with_shells(lab, backend, n):
+    """A persistent-shell session on *n* hosts after one call, and the remote shells' pids."""
+    before = set(processes_with(" -s"))
+    s = parallax.Session(lab.hosts[:n], persistent_shell=True, **lab_opts(lab, backend))
+    ok(s.run("true"))
+    shells = (set(processes_with(" -s")) - before) & set(lab.pids())  # not the local ssh clients
+    assert len(shells) == n, "expected one persistent shell per host"
+    return s, shells
+
+
+def assert_all_gone(shells, children_before):
+    """Within 5 s: no remote shell left, no child process of ours left."""
+    def leftovers():
+        return [p for p in shells if os.path.exists(f"/proc/{p}")], children_of() - children_before
+
+    deadline = time.monotonic() + 5
+    while any(leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive, children = leftovers()
+    assert not alive, "a persistent shell outlived its session"
+    assert not children
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_close_leaves_no_remote_shell(ssh_lab, backend):
     children_before = children_of()
-    before = set(processes_with(" -s"))
-    s = parallax.Session(ssh_lab.hosts[:3], persistent_shell=True, **lab_opts(ssh_lab, backend))
-    ok(s.run("true"))
-    shells = [pid for pid in ssh_lab.pids() if pid in set(processes_with(" -s")) - before]
-    assert len(shells) == 3, "expected one persistent shell per host"
+    s, shells = open_with_shells(ssh_lab, backend, 3)
     s.close()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        alive = [pid for pid in shells if os.path.exists(f"/proc/{pid}")]
-        if not alive and not children_of() - children_before:
-            break
-        time.sleep(0.05)
-    assert not alive, "a persistent shell outlived its session"
-    assert not children_of() - children_before
+    assert_all_gone(shells, children_before)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -179,23 +181,11 @@ def test_module_level_call_with_persistent_shell(ssh_lab):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_unclosed_session_with_shells_is_cleaned_up(ssh_lab, backend):
-    import gc
-    import warnings
-
     children_before = children_of()
-    before = set(processes_with(" -s"))
-    s = parallax.Session(ssh_lab.hosts[:2], persistent_shell=True, **lab_opts(ssh_lab, backend))
-    ok(s.run("true"))
-    shells = (set(processes_with(" -s")) - before) & set(ssh_lab.pids())
-    assert len(shells) == 2
+    s, shells = open_with_shells(ssh_lab, backend, 2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         del s
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (children_of() - children_before or
-                                           any(os.path.exists(f"/proc/{p}") for p in shells)):
-        time.sleep(0.05)
-    assert not children_of() - children_before
-    assert not [p for p in shells if os.path.exists(f"/proc/{p}")]
+    assert_all_gone(shells, children_before)

@@ -57,10 +57,11 @@ def test_copy_and_slurp_through_a_session(ssh_lab, backend, tmp_path):
             assert f.read() == b"session copy\n"
 
 
+@pytest.mark.parametrize("shell", [False, True], ids=["channels", "persistent_shell"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_dead_connection_is_reestablished_once(ssh_lab, backend):
+def test_dead_connection_is_reestablished_once(ssh_lab, backend, shell):
     hosts = ssh_lab.hosts[:2]
-    with parallax.Session(hosts, **lab_opts(ssh_lab, backend)) as s:
+    with parallax.Session(hosts, persistent_shell=shell, **lab_opts(ssh_lab, backend)) as s:
         ok(s.call("true"))
         assert kill_server_sessions(ssh_lab) >= 2
         time.sleep(0.3)

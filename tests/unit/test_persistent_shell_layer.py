@@ -91,6 +91,14 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def echo_and_close(backend: PersistentShellBackend) -> tuple[int, bytes]:
+    """One more command (``echo again``), then close: its status and stdout."""
+    sink = Sink()
+    rc = await backend.run(job("echo again"), sink)
+    await backend.close()
+    return rc, sink.out
+
+
 def test_one_shell_serves_every_command():
     async def main():
         inner = LocalShells()
@@ -108,36 +116,26 @@ def test_one_shell_serves_every_command():
     assert len(inner.streams) == 1
 
 
-def test_a_shell_that_died_between_calls_is_replaced():
+async def _kill(stream: LocalStream) -> None:
+    os.killpg(stream.proc.transport.get_pid(), signal.SIGKILL)
+    await stream.proc.wait()
+
+
+async def _fail_next_write(stream: LocalStream) -> None:
+    stream.fail_writes = 1
+
+
+@pytest.mark.parametrize("breakage", [_kill, _fail_next_write], ids=["died between calls", "write fails"])
+def test_a_broken_shell_is_replaced_once(breakage):
     async def main():
         inner = LocalShells()
         backend = PersistentShellBackend(inner)
         await backend.run(job("true"), Sink())
-        os.killpg(inner.streams[0].proc.transport.get_pid(), signal.SIGKILL)
-        await inner.streams[0].proc.wait()
-        sink = Sink()
-        rc = await backend.run(job("echo again"), sink)
-        await backend.close()
-        return inner, rc, sink.out
+        await breakage(inner.streams[0])
+        return inner, await echo_and_close(backend)
 
-    inner, rc, out = run(main())
-    assert (rc, out) == (0, b"again\n")
-    assert len(inner.streams) == 2
-
-
-def test_a_write_that_fails_is_retried_on_a_new_shell_once():
-    async def main():
-        inner = LocalShells()
-        backend = PersistentShellBackend(inner)
-        await backend.run(job("true"), Sink())
-        inner.streams[0].fail_writes = 1
-        sink = Sink()
-        rc = await backend.run(job("echo once"), sink)
-        await backend.close()
-        return inner, rc, sink.out
-
-    inner, rc, out = run(main())
-    assert (rc, out) == (0, b"once\n")
+    inner, result = run(main())
+    assert result == (0, b"again\n")
     assert len(inner.streams) == 2
 
 
@@ -189,13 +187,10 @@ def test_cancelled_command_is_ended_and_the_shell_reused():
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        sink = Sink()
-        rc = await backend.run(job("echo next"), sink)
-        await backend.close()
-        return inner, rc, sink.out
+        return inner, await echo_and_close(backend)
 
-    inner, rc, out = run(main())
-    assert (rc, out) == (0, b"next\n")
+    inner, result = run(main())
+    assert result == (0, b"again\n")
     assert len(inner.streams) == 1
 
 
