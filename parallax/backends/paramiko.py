@@ -680,12 +680,12 @@ class ParamikoBackend(Backend):
 
     # --- commands ------------------------------------------------------
     @staticmethod
-    def _open_exec(conn: _Conn, job: CommandJob) -> paramiko.Channel:
+    def _open_exec(conn: _Conn, command: str) -> paramiko.Channel:
         chan = conn.transport.open_session()
         try:
             if conn.hc.env:
                 chan.update_environment(conn.hc.env)
-            chan.exec_command(job.command)
+            chan.exec_command(command)
         except BaseException:
             chan.close()
             raise
@@ -693,7 +693,7 @@ class ParamikoBackend(Backend):
 
     async def run(self, job: CommandJob, sink: OutputSink) -> int:
         target = job.target
-        conn, chan = await self._session(target, lambda c: self._open_exec(c, job))
+        conn, chan = await self._session(target, lambda c: self._open_exec(c, job.command))
         loop = asyncio.get_running_loop()
         done: asyncio.Future = loop.create_future()
         wakeup = _Wakeup()
@@ -765,18 +765,7 @@ class ParamikoBackend(Backend):
             await _settle(cf)
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
-        def opener(conn: _Conn) -> paramiko.Channel:
-            chan = conn.transport.open_session()
-            try:
-                if conn.hc.env:
-                    chan.update_environment(conn.hc.env)
-                chan.exec_command(command)
-            except BaseException:
-                chan.close()
-                raise
-            return chan
-
-        conn, chan = await self._session(target, opener)
+        conn, chan = await self._session(target, lambda c: self._open_exec(c, command))
         return _Stream(conn, chan, sink, asyncio.get_running_loop())
 
     # --- file transfer -------------------------------------------------
