@@ -106,7 +106,7 @@ class FrameReader:
         if self._status_text is not None:
             self._read_status(data)
             return
-        buf = self._held + data
+        buf = self._held + data if self._held else data  # no copy in the common case
         at = buf.find(self._marker)
         if at >= 0:
             if at:
@@ -121,9 +121,13 @@ class FrameReader:
                 self.extra = rest
             return
         keep = _partial_suffix(buf, self._marker)
+        if not keep:
+            self._held = b""
+            self._emit(buf)
+            return
         if len(buf) > keep:
-            self._emit(buf[:len(buf) - keep])
-        self._held = buf[len(buf) - keep:] if keep else b""
+            self._emit(buf[:-keep])
+        self._held = buf[-keep:]
 
     def _read_status(self, data: bytes) -> None:
         assert self._status_text is not None
