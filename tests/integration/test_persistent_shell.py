@@ -189,3 +189,19 @@ def test_unclosed_session_with_shells_is_cleaned_up(ssh_lab, backend):
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
     assert_all_gone(shells, children_before)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bash_as_the_users_shell(make_ssh_lab, backend):
+    # sshd hands the loop SHELL=/bin/bash: the persistent shell is bash, with
+    # its own job and signal handling (no "Terminated" notices in the output).
+    lab = make_ssh_lab(hosts=1, extra_config="SetEnv SHELL=/bin/bash")
+    host = lab.hosts[0]
+    with parallax.Session([host], persistent_shell=True, **lab_opts(lab, backend)) as s:
+        first = s.run("echo $0; echo err >&2; exit 3")[host]
+        assert (first.rc, first.stdout, first.stderr) == (3, b"/bin/bash\n", b"err\n")
+        sessions = sessions_started(lab)
+        assert isinstance(s.run("sleep 30", timeout=1)[host], parallax.Timeout)
+        again = ok(s.run("echo after"))[host]
+        assert (again.stdout, again.stderr) == (b"after\n", b"")
+        assert sessions_started(lab) - sessions <= (1 if backend == "openssh" else 0)
