@@ -173,10 +173,13 @@ def test_persistent_shell_cannot_change_per_call(ssh_lab):
         ok(s.run("true", timeout=5))
 
 
-def test_module_level_call_with_persistent_shell(ssh_lab):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_module_level_call_with_persistent_shell(ssh_lab, backend):
+    children_before = children_of()
     res = ok(parallax.run(ssh_lab.hosts[:2], "echo $((6*7))", persistent_shell=True,
-                          **lab_opts(ssh_lab, "asyncssh")))
+                          **lab_opts(ssh_lab, backend)))
     assert [r.stdout for r in res.values()] == [b"42\n"] * 2
+    assert not children_of() - children_before
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
