@@ -43,7 +43,7 @@ import posixpath
 import socket
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import paramiko
@@ -591,15 +591,20 @@ class ParamikoBackend(Backend):
         def publickey_allowed() -> bool:
             return t.is_active() and (allowed is None or "publickey" in allowed)
 
-        if hc.pubkey:
-            for path in hc.identity_files:
+        def offer_files(paths: Iterable[str]) -> bool:
+            for path in paths:
                 if not publickey_allowed():
-                    break
+                    return False
                 key, why = self._keys.get(path, target.password)
                 if key is None:
                     notes.append(why or path)
                 elif offer(key):
-                    return
+                    return True
+            return False
+
+        if hc.pubkey:
+            if offer_files(hc.identity_files):
+                return
             if hc.use_agent and publickey_allowed():
                 try:
                     agent = paramiko.Agent()
@@ -616,15 +621,9 @@ class ParamikoBackend(Backend):
                     if agent is not None:
                         agent.close()
             if hc.default_identities:
-                for name in DEFAULT_IDENTITIES:
-                    path = os.path.join(self._configs.home, ".ssh", name)
-                    if not publickey_allowed() or not os.path.isfile(path):
-                        continue
-                    key, why = self._keys.get(path, target.password)
-                    if key is None:
-                        notes.append(why or path)
-                    elif offer(key):
-                        return
+                defaults = (os.path.join(self._configs.home, ".ssh", name) for name in DEFAULT_IDENTITIES)
+                if offer_files(p for p in defaults if os.path.isfile(p)):
+                    return
         if target.password is not None and hc.password_auth and t.is_active():
             try:
                 t.auth_password(user, target.password)

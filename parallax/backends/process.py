@@ -36,6 +36,43 @@ class _Protocol(asyncio.SubprocessProtocol):
             self.done.set_result(None)
 
 
+def _status(rc: int | None) -> int:
+    """A child's exit status as a shell reports it: 128 + N for death by signal N."""
+    if rc is None:
+        return 255
+    return 128 - rc if rc < 0 else rc
+
+
+async def _end_group(pid: int, exited: asyncio.Future, signals: tuple[int | None, ...],
+                     *, through_cancel: bool = False) -> None:
+    """Send each of *signals* (``None``: none) to the group of *pid* in turn, waiting
+    up to KILL_GRACE after each for *exited*; stops as soon as the process is gone.
+    *through_cancel*: a cancellation while waiting moves on to the next signal."""
+    waited = (asyncio.TimeoutError, asyncio.CancelledError) if through_cancel else (asyncio.TimeoutError,)
+    for sig in signals:
+        if sig is not None:
+            _killpg(pid, sig)
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), KILL_GRACE)
+            return
+        except waited:
+            pass
+
+
+async def _spawn(proto: asyncio.SubprocessProtocol, argv: list[str], stdin_pipe: bool,
+                 env: Mapping[str, str] | None) -> asyncio.SubprocessTransport:
+    """Start *argv* in its own session (no controlling terminal), output piped to *proto*."""
+    transport, _ = await asyncio.get_running_loop().subprocess_exec(
+        lambda: proto, *argv,
+        stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env=dict(env) if env is not None else None,
+    )
+    return transport
+
+
 def _killpg(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
@@ -56,17 +93,8 @@ async def run_process(
     On cancellation *before_kill(pid)* runs while the child is still alive
     (to note what it was connected to), then the child's group is killed.
     """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future = loop.create_future()
-    transport, _ = await loop.subprocess_exec(
-        lambda: _Protocol(sink, done),
-        *argv,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env=dict(env) if env is not None else None,
-    )
+    done: asyncio.Future = asyncio.get_running_loop().create_future()
+    transport = await _spawn(_Protocol(sink, done), argv, stdin is not None, env)
     pid = transport.get_pid()
     try:
         if stdin is not None:
@@ -77,23 +105,14 @@ async def run_process(
         # Shielded: cancelling this task must not cancel *done*, which the
         # cleanup below still needs to wait on.
         await asyncio.shield(done)
-        rc = transport.get_returncode()
-        return 128 - rc if rc < 0 else rc
+        return _status(transport.get_returncode())
     except BaseException:
         if before_kill is not None:
             try:
                 before_kill(pid)
             except Exception:
                 pass
-        _killpg(pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(done), KILL_GRACE)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            _killpg(pid, signal.SIGKILL)
-            try:
-                await asyncio.wait_for(asyncio.shield(done), KILL_GRACE)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
+        await _end_group(pid, done, (signal.SIGTERM, signal.SIGKILL), through_cancel=True)
         raise
     finally:
         transport.close()
@@ -116,8 +135,7 @@ class ProcessStream(_Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         assert self.transport is not None
-        rc = self.transport.get_returncode()
-        status = 255 if rc is None else (128 - rc if rc < 0 else rc)
+        status = _status(self.transport.get_returncode())
         self.transport.close()
         if not self.done.done():
             self.done.set_result(status)
@@ -140,26 +158,15 @@ class ProcessStream(_Protocol):
 
     async def wait(self) -> None:
         """Wait for the process to exit, killing its group if it will not."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                await asyncio.wait_for(asyncio.shield(self.exited), KILL_GRACE)
-                return
-            except asyncio.TimeoutError:
-                if self.transport is not None:
-                    _killpg(self.transport.get_pid(), sig)
-        await asyncio.wait([self.exited], timeout=KILL_GRACE)
+        if self.transport is not None:
+            await _end_group(self.transport.get_pid(), self.done, (None, signal.SIGTERM, signal.SIGKILL))
 
 
 async def start_process(argv: list[str], sink: OutputSink, on_exit: Callable[[int], None],
                         env: Mapping[str, str] | None = None) -> ProcessStream:
     """Start *argv* (never through a shell) in its own session with stdin left open."""
-    loop = asyncio.get_running_loop()
     proto = ProcessStream(sink, on_exit)
-    transport, _ = await loop.subprocess_exec(
-        lambda: proto, *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, env=dict(env) if env is not None else None,
-    )
-    proto.transport = transport
+    proto.transport = await _spawn(proto, argv, True, env)
     return proto
 
 

@@ -1,4 +1,4 @@
-"""Which TCP connection a local process holds, read from Linux's /proc.
+"""TCP sockets of this machine, and which one a local process holds, read from Linux's /proc.
 
 The OpenSSH backend uses it to recognise, on the remote host, the processes
 of a session it cancelled: sshd gives them ``SSH_CONNECTION="<client ip>
@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Iterator
+
+#: ``st`` values of /proc/net/tcp
+ESTABLISHED = "01"
+LISTEN = "0A"
 
 
 def _socket_inodes(pid: int) -> set[str]:
@@ -39,23 +44,27 @@ def _decode(hex_addr: str) -> tuple[str, int]:
     return str(ip), int(port, 16)
 
 
+def tcp_sockets() -> Iterator[tuple[str, tuple[str, int], tuple[str, int], str]]:
+    """``(state, (local ip, port), (remote ip, port), inode)`` of every IPv4/IPv6 TCP socket."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9:
+                yield fields[3], _decode(fields[1]), _decode(fields[2]), fields[9]
+
+
 def tcp_client_address(pid: int) -> tuple[str, int] | None:
     """``(local ip, local port)`` of the established TCP connection *pid* holds, if exactly one."""
     inodes = _socket_inodes(pid)
     if not inodes:
         return None
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) > 9 and fields[3] == "01" and fields[9] in inodes:
-                        found.append(_decode(fields[1]))
-        except OSError:
-            continue
+    found = [local for state, local, _, inode in tcp_sockets() if state == ESTABLISHED and inode in inodes]
     return found[0] if len(found) == 1 else None
 
 
-__all__ = ["tcp_client_address"]
+__all__ = ["tcp_client_address", "tcp_sockets", "ESTABLISHED", "LISTEN"]

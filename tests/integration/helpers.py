@@ -9,7 +9,8 @@ import parallax
 from parallax.testing.processes import command_line
 
 
-def lab_opts(lab, backend, **kw):
+def lab_opts(lab, backend="openssh", **kw):
+    """The options every call to *lab* (an SSHLab or EmbeddedSSHHost) needs; *kw* override them."""
     base = dict(ssh_key=lab.client_key, known_hosts=lab.known_hosts, default_user=lab.user, backend=backend)
     base.update(kw)
     return base

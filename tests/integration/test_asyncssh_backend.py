@@ -28,17 +28,17 @@ from parallax.errors import (
     UnsupportedOption,
 )
 from parallax.jobs import CommandJob, Target
+from parallax.backends.sockets import ESTABLISHED, tcp_sockets
 from parallax.testing import SSHLab
-from parallax.testing.pytest_plugin import make_ssh_lab, ssh_lab  # noqa: F401
+
+from helpers import lab_opts
 
 MiB = 1024 * 1024
 
 
 def kw(lab: SSHLab, **extra) -> dict:
-    base = dict(ssh_key=lab.client_key, known_hosts=lab.known_hosts, default_user=lab.user,
-                backend="asyncssh", timeout=30, ssh_config=os.devnull)  # never the real ~/.ssh/config
-    base.update(extra)
-    return base
+    # never the real ~/.ssh/config
+    return lab_opts(lab, "asyncssh", **{"timeout": 30, "ssh_config": os.devnull, **extra})
 
 
 def server_addr(out: bytes) -> str:
@@ -47,17 +47,7 @@ def server_addr(out: bytes) -> str:
 
 def established_to(port: int) -> int:
     """Client-side ESTABLISHED TCP connections to *port* on this machine."""
-    count = 0
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(name).read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if parts[3] == "01" and int(parts[2].rsplit(":", 1)[1], 16) == port:
-                count += 1
-    return count
+    return sum(1 for state, _, remote, _ in tcp_sockets() if state == ESTABLISHED and remote[1] == port)
 
 
 def closed_port() -> int:

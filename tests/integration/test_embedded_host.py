@@ -13,8 +13,11 @@ import time
 import pytest
 
 import parallax
+from parallax.backends.sockets import LISTEN, tcp_sockets
 from parallax.errors import AuthenticationFailed, HostKeyUnknown, Timeout
 from parallax.testing.embedded import EmbeddedSSHHost
+
+from helpers import lab_opts
 
 TIMEOUT = 20
 
@@ -26,10 +29,8 @@ def host():
 
 
 def kw(h: EmbeddedSSHHost, **extra) -> dict:
-    base = dict(ssh_key=h.client_key, known_hosts=h.known_hosts, default_user=h.user, backend="asyncssh",
-                timeout=30, ssh_config=os.devnull)  # never the real ~/.ssh/config
-    base.update(extra)
-    return base
+    # never the real ~/.ssh/config
+    return lab_opts(h, "asyncssh", **{"timeout": 30, "ssh_config": os.devnull, **extra})
 
 
 def ssh(h: EmbeddedSSHHost, alias: str, command: str, **kwargs) -> subprocess.CompletedProcess:
@@ -38,16 +39,7 @@ def ssh(h: EmbeddedSSHHost, alias: str, command: str, **kwargs) -> subprocess.Co
 
 
 def listening(port: int) -> bool:
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(name).read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
+    return any(state == LISTEN and local[1] == port for state, local, _, _ in tcp_sockets())
 
 
 def test_layout_matches_sshlab(host: EmbeddedSSHHost):

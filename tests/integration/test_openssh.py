@@ -27,11 +27,7 @@ from parallax.options import resolve
 from parallax.planner import plan_targets
 from parallax.testing.processes import children_of, command_line, processes_with
 
-
-def lab_opts(lab, **kw):
-    base = dict(ssh_key=lab.client_key, known_hosts=lab.known_hosts, default_user=lab.user, backend="openssh")
-    base.update(kw)
-    return base
+from helpers import lab_opts
 
 
 def effective_config(argv: list[str]) -> dict[str, str]:

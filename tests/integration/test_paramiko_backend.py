@@ -30,17 +30,13 @@ from parallax.errors import (
 )
 from parallax.jobs import CommandJob, GetJob, PutJob, Target
 from parallax.testing import SSHLab
-from parallax.testing.pytest_plugin import make_ssh_lab, ssh_lab  # noqa: F401
 
-pytest.importorskip("paramiko")
+from helpers import lab_opts
 
 
 def kw(lab: SSHLab, **extra):
     """The options every lab call needs, for the paramiko backend."""
-    base = dict(ssh_key=lab.client_key, known_hosts=lab.known_hosts, default_user=lab.user,
-                backend="paramiko", timeout=30)
-    base.update(extra)
-    return base
+    return lab_opts(lab, "paramiko", **{"timeout": 30, **extra})
 
 
 def free_port() -> int:
