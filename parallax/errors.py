@@ -47,11 +47,25 @@ class Error(Exception):
         self.rc = rc
         self.duration = duration
 
+    #: The status 1.0's text reports for a failure that has no remote exit status
+    #: (connect, authentication, host key, timeout): what ``ssh`` itself exits with.
+    SSH_FAILURE_STATUS = 255
+
     def __str__(self) -> str:
+        """1.0's text, which programs such as crmsh parse.
+
+        A host's result reads ``Exited with error code N, Error output: DETAIL``
+        (``N`` is the remote status, 255 when there is none, as ssh reports it;
+        ``DETAIL`` is the diagnostic, then the host's stderr).  An error raised
+        before anything ran (no ``task``) reads as its message.
+        """
         err = _text(self.stderr).rstrip("\n")
-        if err:
-            return f"{self.msg}, Error output: {err}"
-        return self.msg
+        if self.task is None:
+            return f"{self.msg}, Error output: {err}" if err else self.msg
+        code = self.rc if self.rc is not None else self.SSH_FAILURE_STATUS
+        head = f"Exited with error code {code}"
+        detail = self.msg[len(head):].lstrip(", ") if self.msg.startswith(head) else self.msg
+        return f"{head}, Error output: " + "\n".join(p for p in (detail, err) if p)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.msg!r}, host={self.host!r})"

@@ -147,7 +147,10 @@ class FailureReporter:
     @hookimpl
     def parallax_job_finished(self, job: Any, result: Any) -> None:
         if isinstance(result, Error):
-            log.warning("%s: %s", job.key, result.msg)
+            # INFO, not WARNING: the failure is in the caller's results already (1.0 was silent).
+            log.info("%s: %s", job.key, result.msg)
+            if result.stderr:
+                log.debug("%s: stderr: %s", job.key, result.stderr[-2048:].decode("utf-8", "replace"))
         elif self.verbose:
             log.info("%s: finished (rc=%s, %.3f s)", job.key, result[0], getattr(result, "duration", 0.0))
 

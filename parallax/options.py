@@ -45,7 +45,7 @@ class Options:
     inline_stdout = False  # keep stdout in memory (stderr too when inline)
     input_stream = None  # file object (or bytes/str) fed to every host's stdin
     default_user: str | None = None  # user unless the host entry names one
-    recursive = False  # copy/slurp directories
+    recursive = True  # copy/slurp directories (1.0's default: a directory is copied whole)
     localdir: str | None = None  # slurp: base directory (default: current directory)
     warn_message = True  # print a warning before prompting for a password
     # --- new in parallax 2 ---

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from typing import Any, Iterable, Mapping
 
 from .hosts import HostSpec, parse_hosts
@@ -99,6 +100,23 @@ def plan_put(targets: list[Target], src: str, dst: str, settings: Settings) -> l
     return [PutJob(target=t, src=src, dst=dst, recursive=settings.recursive) for t in targets]
 
 
+def local_source_problem(src: str, recursive: bool) -> str | None:
+    """Why local *src* cannot be copied (missing, unreadable, a directory without
+    ``recursive``), or ``None``: a per-host failure, as 1.0 reported it."""
+    try:
+        st = os.stat(src)
+    except OSError as exc:
+        return f"{src}: {exc.strerror or exc}"
+    if stat.S_ISDIR(st.st_mode):
+        if not recursive:
+            return f"{src}: is a directory (set recursive=True)"
+        if not os.access(src, os.R_OK | os.X_OK):
+            return f"{src}: Permission denied"
+    elif not os.access(src, os.R_OK):
+        return f"{src}: Permission denied"
+    return None
+
+
 def slurp_path(localdir: str | None, key: str, dst: str) -> str:
     """``<localdir>/<host>/<dst>``: where a slurp from *key* lands."""
     return os.path.join(localdir or os.curdir, key, dst)
@@ -121,4 +139,5 @@ def plan_get(targets: list[Target], src: str, dst: str, settings: Settings) -> l
     ]
 
 
-__all__ = ["make_target", "plan_targets", "plan_commands", "plan_put", "plan_get", "slurp_path", "is_local"]
+__all__ = ["make_target", "plan_targets", "plan_commands", "plan_put", "plan_get", "slurp_path", "is_local",
+           "local_source_problem"]

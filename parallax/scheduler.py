@@ -16,10 +16,11 @@ from collections import Counter, deque
 from typing import Any, Sequence
 
 from .backends.base import Backend
-from .errors import Cancelled, CommandFailed, ConnectionFailed, ConnectionLost, Error, Timeout
+from .errors import Cancelled, CommandFailed, ConnectionFailed, ConnectionLost, Error, Timeout, TransferFailed
 from .events import EventBus, JobSink
 from .jobs import CommandJob, GetJob, Job, PutJob
 from .options import Settings
+from .planner import local_source_problem
 from .results import CallResult, CopyResult, SlurpResult
 
 log = logging.getLogger("parallax")
@@ -131,7 +132,8 @@ class Scheduler:
         try:
             result = await asyncio.wait_for(self._attempts(job, sink), self.settings.timeout)
         except asyncio.TimeoutError:
-            result = Timeout(f"Timed out after {self.settings.timeout:g} s", job, host=job.key)
+            result = Timeout(f"Timed out after {self.settings.timeout:g} s (the per-host limit; "
+                             f"timeout=0 lifts it)", job, host=job.key)
         except Error as e:
             e.task = job
             e.host = job.key
@@ -170,6 +172,9 @@ class Scheduler:
             backend = self.local if local else self.backend
             return await backend.run(job, sink)
         if isinstance(job, PutJob):
+            problem = local_source_problem(job.src, job.recursive)
+            if problem is not None:
+                raise TransferFailed.at(job.target, problem)
             await self.backend.put(job, sink)
             return 0
         if isinstance(job, GetJob):

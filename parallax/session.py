@@ -160,11 +160,8 @@ class AsyncSession:
     async def copy(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
         """Copy local *src* (a directory when ``recursive``) to remote *dst* on every host."""
         settings = self._settings_for(overrides)
-        src = os.fspath(src)
-        if not os.path.exists(src):
-            raise ValueError(f"copy: local source {src!r} does not exist")
-        if os.path.isdir(src) and not settings.recursive:
-            raise ValueError(f"copy: local source {src!r} is a directory; set recursive=True")
+        # A missing or unreadable source fails in every host's entry, as in 1.0
+        # (the scheduler checks it per job); only a malformed argument raises here.
         return await self._execute(plan_put(self.targets, src, dst, settings), settings)
 
     async def slurp(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:

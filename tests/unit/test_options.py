@@ -23,7 +23,7 @@ V1_DEFAULTS = {
     "inline_stdout": False,
     "input_stream": None,
     "default_user": None,
-    "recursive": False,
+    "recursive": True,  # 1.0 copies directories whole by default
     "localdir": None,
     "warn_message": True,
 }

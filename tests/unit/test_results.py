@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 
 import pytest
 
@@ -90,7 +91,20 @@ def test_error_keeps_v1_attributes():
     assert e.msg == "boom"
     assert e.task is job
     assert e.host == "h"
-    assert str(e) == "boom"
+    assert str(e) == "Exited with error code 255, Error output: boom"  # a host's result reads like 1.0's
+    assert str(Error("boom")) == "boom"  # raised before anything ran: just the message
+
+
+def test_host_result_text_has_the_1_0_shape_crmsh_parses():
+    job = object()
+    failed = CommandFailed("Exited with error code 3", job, host="h", stderr=b"no such file\n", rc=3)
+    assert str(failed) == "Exited with error code 3, Error output: no such file"
+    quiet = CommandFailed("Exited with error code 4", job, host="h", rc=4)
+    assert str(quiet) == "Exited with error code 4, Error output: "
+    lost = ConnectionFailed("Connection to h failed: Connection refused", job, host="h", stderr=b"partial\n")
+    assert str(lost) == "Exited with error code 255, Error output: Connection to h failed: Connection refused\npartial"
+    m = re.search("Exited with error code ([0-9]+), Error output: (.*)", str(lost))  # crmsh's run_cmd_on_remote
+    assert m is not None and m.groups() == ("255", "Connection to h failed: Connection refused")
 
 
 def test_error_str_includes_stderr():

@@ -434,7 +434,9 @@ def test_failure_kinds(kind, cls, text):
     res = mock_call(["root@db:2222"], mock=m)
     err = res["root@db:2222"]
     assert type(err) is cls
-    assert str(err).startswith(text)
+    assert err.msg.startswith(text)
+    # 1.0's text, which crmsh parses: 255 (ssh's status) for a failure without a remote status
+    assert str(err) == f"Exited with error code 255, Error output: {err.msg}"
     assert err.host == "root@db:2222"
 
 
@@ -445,7 +447,7 @@ def test_failure_list_is_complete():
 
 def test_custom_failure_message():
     m = MockHosts(default=MockResponse(fail="auth", message="Permission denied (publickey)."))
-    assert str(mock_call(["h"], mock=m)["h"]) == "Authentication failed for h: Permission denied (publickey)."
+    assert mock_call(["h"], mock=m)["h"].msg == "Authentication failed for h: Permission denied (publickey)."
 
 
 def test_lost_connection_keeps_output():
@@ -532,11 +534,43 @@ def test_copy_directory_recursive(tmp_path):
     assert m.files["b"] == {"/opt/x": b"", "/opt/tree/top": b"1", "/opt/tree/sub/deep": b"2"}  # "into"
 
 
-def test_copy_directory_without_recursive_rejected(tmp_path):
+def test_copy_directory_is_recursive_by_default_as_in_1_0(tmp_path):
+    d = tmp_path / "tree"
+    d.mkdir()
+    (d / "top").write_bytes(b"1")
     m = MockHosts()
-    with pytest.raises(ValueError, match="recursive"):
-        parallax.copy(["a"], str(tmp_path), "/opt", backend="mock", mock=m)
+    res = parallax.copy(["a"], str(d), "/opt", parallax.Options(), backend="mock", mock=m)
+    assert not isinstance(res["a"], parallax.Error), res["a"]
+    assert m.files["a"] == {"/opt/top": b"1"}
+
+
+def test_copy_directory_without_recursive_fails_per_host(tmp_path):
+    m = MockHosts()
+    res = parallax.copy(["a", "b"], str(tmp_path), "/opt", backend="mock", mock=m, recursive=False)
+    assert all(isinstance(r, TransferFailed) and "recursive" in r.msg for r in res.values()), res
     assert m.calls == []
+
+
+@pytest.mark.parametrize("kind", ["missing", "unreadable"])
+def test_copy_bad_local_source_fails_per_host_not_raises(tmp_path, kind):
+    src = tmp_path / "src"
+    if kind == "unreadable":
+        src.write_bytes(b"x")
+        src.chmod(0)
+        if os.access(src, os.R_OK):  # root reads anything: make it unreadable another way
+            src.unlink()
+            src.symlink_to(src)  # a symlink loop: open() and stat() fail
+    finished = []
+    m = MockHosts()
+    res = parallax.copy(["a", "b"], str(src), "/x", backend="mock", mock=m,
+                        on_finish=lambda host, r: finished.append(host))
+    assert set(res) == {"a", "b"}
+    for r in res.values():
+        assert isinstance(r, TransferFailed), r
+        assert str(src) in str(r)
+        assert str(r).startswith("Exited with error code 255, Error output: ")
+    assert m.calls == []  # nothing was sent anywhere
+    assert sorted(finished) == ["a", "b"]  # the per-host events still fire
 
 
 def test_copy_failure(tmp_path):
@@ -578,7 +612,8 @@ def test_slurp_directory_recursive(tmp_path):
     assert res["a"].path == os.path.join(str(tmp_path), "a", "app")
     assert (tmp_path / "a" / "app" / "one").read_bytes() == b"1"
     assert (tmp_path / "a" / "app" / "sub" / "two").read_bytes() == b"2"
-    res = parallax.slurp(["a"], "/etc/app", "app2", backend="mock", mock=m, localdir=str(tmp_path))
+    res = parallax.slurp(["a"], "/etc/app", "app2", backend="mock", mock=m, localdir=str(tmp_path),
+                         recursive=False)
     assert isinstance(res["a"], TransferFailed)
 
 
