@@ -153,7 +153,7 @@ def test_connection_refused_does_not_hide_other_hosts(ssh_lab: SSHLab):
     dead = f"127.0.0.2:{closed_port()}"
     results = parallax.run([dead, ssh_lab.hosts[1]], "echo ok", **kw(ssh_lab))
     assert isinstance(results[dead], ConnectionFailed)
-    assert str(results[dead]).startswith(f"Connection to {ssh_lab.user}@127.0.0.2:")
+    assert results[dead].msg.startswith(f"Connection to {ssh_lab.user}@127.0.0.2:")
     assert "refused" in str(results[dead]).lower()
     assert results[ssh_lab.hosts[1]].stdout == b"ok\n"
 
@@ -162,14 +162,14 @@ def test_unresolvable_host(ssh_lab: SSHLab):
     results = parallax.run(["no-such-host.invalid"], "true", **kw(ssh_lab, timeout=20))
     error = results["no-such-host.invalid"]
     assert isinstance(error, NameResolutionFailed)
-    assert str(error).startswith("Could not resolve hostname no-such-host.invalid")
+    assert error.msg.startswith("Could not resolve hostname no-such-host.invalid")
 
 
 def test_wrong_key_is_an_authentication_failure(ssh_lab: SSHLab):
     results = parallax.run(ssh_lab.hosts[:1], "true", **kw(ssh_lab, ssh_key=ssh_lab.wrong_key))
     error = results[ssh_lab.hosts[0]]
     assert isinstance(error, AuthenticationFailed)
-    assert str(error).startswith(f"Authentication failed for {ssh_lab.user}@127.0.0.2:{ssh_lab.port}")
+    assert error.msg.startswith(f"Authentication failed for {ssh_lab.user}@127.0.0.2:{ssh_lab.port}")
 
 
 def test_missing_key_file_is_named(ssh_lab: SSHLab, tmp_path):
@@ -187,7 +187,7 @@ def test_connect_timeout_against_a_silent_listener(ssh_lab: SSHLab):
         start = time.monotonic()
         error = parallax.run([host], "true", **kw(ssh_lab, connect_timeout=1))[host]
         assert isinstance(error, Timeout)
-        assert str(error).startswith(f"Connection to {ssh_lab.user}@{host} timed out")
+        assert error.msg.startswith(f"Connection to {ssh_lab.user}@{host} timed out")
         assert time.monotonic() - start < 10
     finally:
         silent.close()
@@ -227,7 +227,7 @@ def test_unknown_host_key_rejected_by_default_and_strict(ssh_lab: SSHLab, tmp_pa
         error = parallax.run(ssh_lab.hosts[:1], "true",
                              **kw(ssh_lab, known_hosts=str(empty), host_key_policy=policy))[ssh_lab.hosts[0]]
         assert isinstance(error, HostKeyUnknown), (policy, error)
-        assert str(error).startswith(f"Host key for {ssh_lab.user}@127.0.0.2:{ssh_lab.port} is not trusted")
+        assert error.msg.startswith(f"Host key for {ssh_lab.user}@127.0.0.2:{ssh_lab.port} is not trusted")
     assert empty.read_text() == ""
 
 
@@ -269,7 +269,7 @@ def test_changed_host_key_is_rejected(ssh_lab: SSHLab, tmp_path, policy):
     error = parallax.run(ssh_lab.hosts[:1], "true",
                          **kw(ssh_lab, known_hosts=str(known), host_key_policy=policy))[ssh_lab.hosts[0]]
     assert isinstance(error, HostKeyChanged), error
-    assert str(error).startswith(f"Host key for {ssh_lab.user}@127.0.0.2:{ssh_lab.port} has changed")
+    assert error.msg.startswith(f"Host key for {ssh_lab.user}@127.0.0.2:{ssh_lab.port} has changed")
     assert known.read_text() == before
 
 
@@ -415,7 +415,7 @@ def test_copy_failure_names_the_path(ssh_lab: SSHLab, tmp_path):
     dst = f"{ssh_lab.scratch_dir}/no/such/dir/f"
     error = parallax.copy(ssh_lab.hosts[:1], str(src), dst, **kw(ssh_lab))[ssh_lab.hosts[0]]
     assert isinstance(error, TransferFailed)
-    assert str(error).startswith(f"Transfer with {ssh_lab.user}@127.0.0.2:{ssh_lab.port} failed")
+    assert error.msg.startswith(f"Transfer with {ssh_lab.user}@127.0.0.2:{ssh_lab.port} failed")
     assert "no/such/dir/f" in str(error)
 
 

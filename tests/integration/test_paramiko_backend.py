@@ -185,7 +185,7 @@ def test_connection_refused_and_dns(ssh_lab: SSHLab):
     assert res[lab.hosts[1]].rc == 0
     dns = res["nonexistent.invalid"]
     assert isinstance(dns, NameResolutionFailed)
-    assert str(dns).startswith("Could not resolve hostname nonexistent.invalid")
+    assert dns.msg.startswith("Could not resolve hostname nonexistent.invalid")
 
 
 def test_authentication_failure(ssh_lab: SSHLab):
@@ -193,7 +193,7 @@ def test_authentication_failure(ssh_lab: SSHLab):
     res = parallax.run(lab.hosts[:1], "true", **kw(lab, ssh_key=lab.wrong_key))
     err = res[lab.hosts[0]]
     assert isinstance(err, AuthenticationFailed)
-    assert str(err).startswith(f"Authentication failed for {lab.user}@127.0.0.2:{lab.port}")
+    assert err.msg.startswith(f"Authentication failed for {lab.user}@127.0.0.2:{lab.port}")
     assert "Permission denied" in str(err)
 
 
@@ -312,7 +312,7 @@ def test_changed_host_key(ssh_lab: SSHLab, tmp_path):
         res = parallax.run(lab.hosts[:1], "true", **kw(lab, known_hosts=str(kh), host_key_policy=policy))
         err = res[lab.hosts[0]]
         assert isinstance(err, HostKeyChanged), (policy, err)
-        assert str(err).startswith(f"Host key for {lab.user}@127.0.0.2:{lab.port} has changed")
+        assert err.msg.startswith(f"Host key for {lab.user}@127.0.0.2:{lab.port} has changed")
     res = parallax.run(lab.hosts[:1], "echo in", **kw(lab, known_hosts=str(kh), host_key_policy="off"))
     assert res[lab.hosts[0]].stdout == b"in\n"
     assert kh.read_text() == text  # "off" records nothing
@@ -426,7 +426,7 @@ def test_copy_into_missing_parent_fails_naming_path(ssh_lab: SSHLab, tmp_path):
     res = parallax.copy(lab.hosts[:1], str(src), dst, **kw(lab))
     err = res[lab.hosts[0]]
     assert isinstance(err, TransferFailed) and dst in str(err)
-    assert str(err).startswith(f"Transfer with {lab.user}@127.0.0.2:{lab.port} failed")
+    assert err.msg.startswith(f"Transfer with {lab.user}@127.0.0.2:{lab.port} failed")
 
 
 def test_slurp_file_and_directory(ssh_lab: SSHLab, tmp_path):
