@@ -61,6 +61,7 @@ from ..errors import (
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink, Stream, StreamSink
+from .hostkeys import record_host_key, unrecordable
 
 log = logging.getLogger("parallax")
 T = TypeVar("T")
@@ -298,6 +299,7 @@ class _Client(asyncssh.SSHClient):
         self.known = known
         self.pool_key = pool_key
         self.changed: bool | None = None
+        self.unrecordable: Error | None = None  # accept-new could not record the key
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         recorded = self.known.match(host, addr, port)[0] if self.known is not None else []
@@ -306,7 +308,11 @@ class _Client(asyncssh.SSHClient):
         if policy == "strict" or (policy == "accept-new" and recorded):
             return False
         if not recorded and self.conf.record_file:
-            self.backend._record_host_key(self.conf.record_file, host, port, key)
+            try:
+                self.backend._record_host_key(self.conf.record_file, host, port, key)
+            except OSError as e:  # a key accept-new cannot pin is not accepted
+                self.unrecordable = unrecordable(self.conf.record_file, self.conf.target, e)
+                return False
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -580,20 +586,15 @@ class AsyncSSHBackend(Backend):
         return known
 
     def _record_host_key(self, path: str, host: str, port: int, key: asyncssh.SSHKey) -> None:
+        """Pin *key* for *host* in *path* (created 0600, its directory 0700); ``OSError``
+        if it cannot be written (the caller then refuses the key)."""
         pattern = host if port in (None, 22) else f"[{host}]:{port}"
         words = key.export_public_key("openssh").decode().split()
         entry = (path, pattern, words[1].encode())
         if entry in self._recorded:
             return
+        record_host_key(path, pattern, words[0], words[1])
         self._recorded.add(entry)
-        try:
-            parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                os.makedirs(parent, mode=0o700, exist_ok=True)
-            with open(path, "a") as f:
-                f.write(f"{pattern} {words[0]} {words[1]}\n")
-        except OSError as e:
-            log.warning("could not record the host key of %s in %s: %s", pattern, path, e)
 
     # --- connections ------------------------------------------------------------
     async def _open(self, conf: _Conf, tunnel: Any, pool_key: Target | None) -> tuple[Any, _Client]:
@@ -619,6 +620,8 @@ class AsyncSSHBackend(Backend):
     def _connect_error(self, exc: Exception, conf: _Conf, client: _Client) -> Error:
         label, detail = conf.target.label, str(exc) or type(exc).__name__
         if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+            if client.unrecordable is not None:
+                return client.unrecordable
             changed = client.changed
             if changed is None and client.known is not None:
                 changed = bool(client.known.match(conf.host_key_alias or conf.host, "", conf.port)[0])

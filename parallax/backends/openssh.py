@@ -42,6 +42,7 @@ from ..errors import (
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink, Stream, StreamSink
+from .hostkeys import prepare_openssh_record_file
 from .process import ProcessStream, close_process, run_process, start_process
 from .sockets import tcp_client_address
 
@@ -208,6 +209,7 @@ class OpenSSHBackend(Backend):
                 argv += ["-o", f"{key}={value}"]
         if target.known_hosts and target.host_key_policy != "off":
             argv += ["-o", f"UserKnownHostsFile={target.known_hosts}"]
+        prepare_openssh_record_file(target)
         for key, value in target.env:
             argv += ["-o", f"SetEnv={key}={_quote_config(value)}"]
         if control:

@@ -64,6 +64,7 @@ from ..errors import (
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink, Stream, StreamSink
+from .hostkeys import record_host_key, unrecordable
 from .sshconfig import (
     DEFAULT_IDENTITIES,
     SUPPORTED_OPTIONS,
@@ -206,23 +207,14 @@ class _KnownHosts:
             return found
 
     def record(self, path: str, name: str, keytype: str, blob: str) -> None:
-        """Append ``name keytype blob`` to *path* (creating it) and to the cache."""
-        line = f"{name} {keytype} {blob}\n"
+        """Append ``name keytype blob`` to *path* (creating it 0600, its directory 0700)
+        and to the cache; ``OSError`` if the file cannot be written."""
         with self._lock:
             kh = self._file(path)
             if (keytype, blob) in kh.keys_for(name):
                 return
-            parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                os.makedirs(parent, mode=0o700, exist_ok=True)
-            with open(path, "ab+") as f:
-                f.seek(0, os.SEEK_END)
-                if f.tell():
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        line = "\n" + line
-                f.write(line.encode())
-            kh._add_line(line)
+            record_host_key(path, name, keytype, blob)
+            kh._add_line(f"{name} {keytype} {blob}")
 
 
 # --------------------------------------------------------------------------
@@ -556,8 +548,8 @@ class ParamikoBackend(Backend):
         if hc.policy == "accept-new" and hc.known_hosts:
             try:
                 self._known.record(hc.known_hosts[0], hc.host_key_name, keytype, blob)
-            except OSError as e:
-                log.warning("could not record the host key of %s in %s: %s", conn.target.label, hc.known_hosts[0], _why(e))
+            except OSError as e:  # a key accept-new cannot pin is not accepted
+                raise unrecordable(hc.known_hosts[0], conn.target, e) from None
             return
         files = ", ".join(hc.known_hosts + hc.global_known_hosts) or "no known_hosts file"
         raise HostKeyUnknown.at(

@@ -603,4 +603,90 @@ def test_ssh_option_is_honoured_or_refused_up_front(backend_name, lab, opts, opt
         assert lab.connection_count() == before, "an unsupported option was refused after connecting"
 
 
+
+# --- accept-new pins every key it accepts (issue 9, security 4) -------------------------
+
+
+def _replace_key(path: str, old_b64: str, new_key: str) -> None:
+    """Rewrite every known_hosts line holding *old_b64* to hold *new_key* (``type base64``) instead."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    out = [f"{ln.split()[0]} {new_key}" if old_b64 in ln else ln for ln in lines]
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def test_accept_new_creates_a_missing_known_hosts_directory_and_pins_the_key(backend_name, lab, opts, tmp_path):
+    known = tmp_path / "nodir" / "sub" / "known_hosts"
+    kw = {**opts, "known_hosts": str(known), "host_key_policy": "accept-new"}
+    r = ok(only(parallax.call(lab.hosts[:1], "echo first", **kw)))
+    assert r.stdout == b"first\n"
+    assert known.is_file(), "accept-new recorded nothing: the known_hosts directory was not created"
+    assert lab_key_b64(lab) in known.read_text()
+    assert stat.S_IMODE(known.stat().st_mode) == 0o600, oct(known.stat().st_mode)
+    for directory in (known.parent, known.parent.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, (directory, oct(directory.stat().st_mode))
+    # the key is pinned: once it changes, both policies refuse it
+    _replace_key(str(known), lab_key_b64(lab), other_host_key(str(tmp_path)))
+    changed = known.read_text()
+    for policy in ("accept-new", "strict"):
+        err = only(parallax.call(lab.hosts[:1], "echo must-not-run", **{**kw, "host_key_policy": policy}))
+        assert isinstance(err, parallax.HostKeyChanged), (policy, repr(err))
+    assert known.read_text() == changed
+
+
+def test_accept_new_with_an_unwritable_known_hosts_fails_clearly(backend_name, lab, opts, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    known = blocker / "known_hosts"
+    marker = tmp_path / "ran"
+    give_to_lab_user(lab, str(tmp_path))
+    os.chmod(tmp_path, 0o777)
+    err = only(parallax.run(lab.hosts[:1], f"touch {shlex.quote(str(marker))}",
+                            **{**opts, "known_hosts": str(known), "host_key_policy": "accept-new"}))
+    assert isinstance(err, parallax.Error), f"accept-new accepted a key it could not record: {err!r}"
+    assert str(known) in str(err), f"the error does not name the known_hosts file: {err}"
+    assert not marker.exists(), "the command ran although the host key could not be pinned"
+
+
+def _known_name(field: str, candidates: list[str]) -> str:
+    """The host a known_hosts name field stands for: plain, ``[host]:port`` or hashed (``|1|salt|hmac``)."""
+    if field.startswith("|1|"):
+        import base64
+        import hashlib
+        import hmac
+
+        _, _, salt, digest = field.split("|")
+        for name in candidates:
+            mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
+            if base64.b64encode(mac).decode() == digest:
+                return name
+        return field
+    return field.strip("[").split("]")[0]
+
+
+def test_accept_new_records_one_line_per_key_when_many_hosts_connect_at_once(backend_name, lab, opts, tmp_path):
+    count = 60
+    aliases = [f"kh{n:03d}" for n in range(count)]
+    config = tmp_path / "ssh_config"
+    config.write_text("".join(
+        f"Host {a}\n    HostName {lab.addresses[n % len(lab.addresses)]}\n    Port {lab.port}\n"
+        f"    HostKeyAlias {a}\n\n" for n, a in enumerate(aliases)))
+    known = tmp_path / "kh" / "known_hosts"
+    kw = {**opts, "known_hosts": str(known), "ssh_config": str(config), "limit": count, "timeout": 60}
+    results = parallax.call(aliases, "true", **{**kw, "host_key_policy": "accept-new"})
+    for alias in aliases:
+        ok(results[alias])
+    lines = known.read_text().splitlines()
+    assert len(lines) == len(set(lines)) == count, f"{len(lines)} lines, {len(set(lines))} distinct, want {count}"
+    named = sorted(_known_name(ln.split()[0], aliases) for ln in lines)
+    assert named == aliases, named[:5]
+    assert all(ln.split()[2] == lab_key_b64(lab) for ln in lines), lines[:3]
+    assert stat.S_IMODE(known.stat().st_mode) == 0o600, oct(known.stat().st_mode)
+    again = parallax.call(aliases, "true", **{**kw, "host_key_policy": "strict"})
+    for alias in aliases:
+        ok(again[alias])
+    assert known.read_text().splitlines() == lines
+
+
 __all__ = [name for name in list(globals()) if name.startswith("test_")] + list(_fixture_names)
