@@ -436,7 +436,8 @@ def test_slurp_file_and_directory(ssh_lab: SSHLab, tmp_path):
         assert os.path.isfile(os.path.join(dirs[hosts[0]].path, "who"))
         missing = parallax.slurp(hosts[:1], f"{base}/nope", "x", localdir=str(tmp_path), **kw(ssh_lab))[hosts[0]]
         assert isinstance(missing, TransferFailed) and f"{base}/nope" in str(missing)
-        notdir = parallax.slurp(hosts[:1], f"{base}/d", "y", localdir=str(tmp_path), **kw(ssh_lab))[hosts[0]]
+        notdir = parallax.slurp(hosts[:1], f"{base}/d", "y", localdir=str(tmp_path), recursive=False,
+                                **kw(ssh_lab))[hosts[0]]
         assert isinstance(notdir, TransferFailed)
     finally:
         remote_run(ssh_lab, hosts[0], f"rm -rf {base}")
