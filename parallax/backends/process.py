@@ -86,10 +86,12 @@ async def run_process(
     stdin: bytes | None = None,
     env: Mapping[str, str] | None = None,
     before_kill: Callable[[int], None] | None = None,
+    raw_status: bool = False,
 ) -> int:
     """Run *argv* (never through a shell); return its exit status.
 
-    A status for death by signal N is reported as ``128 + N``, like a shell.
+    A status for death by signal N is reported as ``128 + N``, like a shell
+    (``raw_status``: as ``-N``, like ``subprocess``, for 1.0's ``Manager``).
     On cancellation *before_kill(pid)* runs while the child is still alive
     (to note what it was connected to), then the child's group is killed.
     """
@@ -105,7 +107,8 @@ async def run_process(
         # Shielded: cancelling this task must not cancel *done*, which the
         # cleanup below still needs to wait on.
         await asyncio.shield(done)
-        return _status(transport.get_returncode())
+        rc = transport.get_returncode()
+        return rc if raw_status and rc is not None else _status(rc)
     except BaseException:
         if before_kill is not None:
             try:
