@@ -11,6 +11,7 @@ import logging
 
 from . import aio
 from .api import call, copy, run, slurp
+from .gather import Group, gather
 from .errors import (
     AuthenticationFailed,
     BadInput,
@@ -38,7 +39,7 @@ __version__ = "2.0.0.dev0"
 logging.getLogger("parallax").addHandler(logging.NullHandler())
 
 __all__ = [
-    "call", "run", "copy", "slurp", "aio", "Options", "Session", "hookimpl",
+    "call", "run", "copy", "slurp", "aio", "Options", "Session", "hookimpl", "gather", "Group",
     "CallResult", "CopyResult", "SlurpResult",
     "DEFAULT_PARALLELISM", "DEFAULT_TIMEOUT",
     "Error", "TransportError", "ConnectionFailed", "ConnectionLost", "NameResolutionFailed", "AuthenticationFailed",

@@ -190,7 +190,7 @@ class UserCallbacks:
 class EventBus:
     """Fans events out to this call's consumers and to globally registered plugins."""
 
-    def __init__(self, settings: Settings, consumers: list[Any] | None = None) -> None:
+    def __init__(self, settings: Settings, consumers: list[Any] | None = None, *, total: int | None = None) -> None:
         from .plugins import plugin_manager
 
         keep_out = settings.inline or settings.inline_stdout
@@ -214,6 +214,13 @@ class EventBus:
             self.pm.register(UserCallbacks(settings))
         for consumer in consumers or ():
             self.pm.register(consumer)
+        self.progress: Any = None
+        if settings.progress:  # ``total``: the call's job count, for done/total and the ETA
+            from .progress import ProgressDisplay
+
+            self.progress = ProgressDisplay(total, clear_on_output=settings.print_out or settings.on_output is not None)
+            self.pm.register(self.progress)
+            self.pm.register(self.progress.clearer)
         self._hooks = self.pm.hook
 
     def started(self, job: Any) -> None:
@@ -228,6 +235,8 @@ class EventBus:
     def close(self) -> None:
         if self.files is not None:
             self.files.close()
+        if self.progress is not None:
+            self.progress.close()
 
 
 class JobSink:

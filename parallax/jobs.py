@@ -24,12 +24,24 @@ class Target:
     ssh_options: tuple[tuple[str, str], ...] = ()
     ssh_extra: tuple[str, ...] = ()  # raw extra ssh arguments (openssh only)
     connect_timeout: float | None = None
-    password: str | None = field(default=None, repr=False)
+    # Secrets: never in repr() (jobs and targets end up in logs and error messages).
+    password: str | None = field(default=None, repr=False)  # login password (also unlocks keys, see below)
+    # unlocks encrypted keys only, never offered to a server; None: ``password`` unlocks keys (1.0)
+    passphrase: str | None = field(default=None, repr=False)
     askpass: bool = False
     host_key_policy: str | None = None  # None: the transport's/ssh config's default
     known_hosts: str | None = None
     ssh_config: str | None = None  # None: ~/.ssh/config of the passwd home
     env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key_passphrase(self) -> str | None:
+        """What unlocks an encrypted key: ``passphrase``, else (as in 1.0) ``password``.
+
+        The reverse never happens: a passphrase is offered to a server as a
+        login password only if the caller gave the same value as ``password``.
+        """
+        return self.passphrase if self.passphrase is not None else self.password
 
     def option(self, name: str) -> str | None:
         """The first value given for ssh option *name* (case-insensitive), if any."""

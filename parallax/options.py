@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 DEFAULT_PARALLELISM = 32
@@ -52,7 +52,8 @@ class Options:
     backend: str | None = None  # "openssh" (default), "paramiko", "asyncssh", "mock", plugin
     connect_timeout: float | None = None  # seconds for the SSH handshake alone
     port: int | None = None  # default port unless the host entry names one
-    password: str | None = None  # password, or passphrase of the key
+    password: str | None = None  # login password; also unlocks encrypted keys unless passphrase is set
+    passphrase: str | None = None  # unlocks encrypted keys only; never offered to a server as a password
     host_key_policy: str | None = None  # "strict", "accept-new", "off"; None: ssh's default
     known_hosts: str | None = None  # known_hosts file to check and record keys in
     ssh_config: str | None = None  # ssh_config file; None: ~/.ssh/config
@@ -80,7 +81,8 @@ class Options:
             self.ssh_extra = list(Options.ssh_extra)
 
     def __repr__(self) -> str:
-        items = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(self).items()) if k != "password")
+        items = ", ".join(f"{k}={'<hidden>' if k in SECRET_OPTIONS and v is not None else repr(v)}"
+                          for k, v in sorted(vars(self).items()))
         return f"Options({items})"
 
     def updated(self, **kwargs: Any) -> "Options":
@@ -102,6 +104,8 @@ class Options:
 
 
 _CLASS_DEFAULTS = {k: v for k, v in vars(Options).items() if not k.startswith("_") and not callable(v)}
+#: Options whose values never appear in repr(), logs or error messages.
+SECRET_OPTIONS = frozenset({"password", "passphrase"})
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class Settings:
     ssh_extra: tuple[str, ...]
     askpass: bool
     warn_message: bool
-    password: str | None
+    password: str | None = field(repr=False)
     host_key_policy: str | None
     known_hosts: str | None
     ssh_config: str | None
@@ -143,6 +147,7 @@ class Settings:
     on_finish: Callable | None
     mock: Any
     input_stream: Any = None
+    passphrase: str | None = field(default=None, repr=False)
 
 
 _OPTION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
@@ -201,6 +206,17 @@ def _seconds(name: str, value: Any, *, zero_is_none: bool = True) -> float | Non
     if value == 0 and zero_is_none:
         return None
     return float(value)
+
+
+def _secret(name: str, value: Any) -> str | None:
+    """A password-like option: a string or ``None``; the error never shows the value."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"option {name}: expected a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise ValueError(f"option {name} contains a NUL character")
+    return value
 
 
 def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -320,7 +336,8 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
         ssh_extra=tuple(ssh_extra),
         askpass=bool(opts.askpass),
         warn_message=bool(opts.warn_message),
-        password=opts.password,
+        password=_secret("password", opts.password),
+        passphrase=_secret("passphrase", opts.passphrase),
         host_key_policy=policy,
         known_hosts=path(opts.known_hosts),
         ssh_config=path(opts.ssh_config),

@@ -29,6 +29,7 @@ def make_target(spec: HostSpec, settings: Settings) -> Target:
         ssh_extra=settings.ssh_extra,
         connect_timeout=settings.connect_timeout,
         password=settings.password,
+        passphrase=settings.passphrase,
         askpass=settings.askpass,
         host_key_policy=settings.host_key_policy,
         known_hosts=settings.known_hosts,

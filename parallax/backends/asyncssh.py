@@ -85,6 +85,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "connecttimeout": ("ConnectTimeout", "seconds"),
     "proxyjump": ("ProxyJump", "none_str"),
     "batchmode": ("BatchMode", "bool"),  # accepted: this backend never prompts
+    "loglevel": ("LogLevel", "str"),  # accepted: parallax logs quietly whatever the level (crmsh sets it)
     "compression": ("Compression", "bool"),
     "serveraliveinterval": ("ServerAliveInterval", "seconds"),
     "serveralivecountmax": ("ServerAliveCountMax", "count"),
@@ -533,7 +534,7 @@ class AsyncSSHBackend(Backend):
     # --- cached keys and known_hosts -----------------------------------------
     def _client_keys(self, conf: _Conf) -> list:
         target = conf.target
-        passphrase = target.password
+        passphrase = target.key_passphrase  # unlocks keys only; never sent as a password
         if conf.required_key and not os.path.exists(conf.required_key):
             raise BadInput(f"ssh_key {conf.required_key!r} does not exist", host=target.key)
         if conf.explicit_keys:
@@ -557,7 +558,7 @@ class AsyncSSHBackend(Backend):
                     if "assphrase" in str(e):
                         raise AuthenticationFailed.at(
                             target, f"key {path} is encrypted "
-                            f"and no passphrase (password) was given") from None
+                            f"and no passphrase was given") from None
                     raise AuthenticationFailed.at(
                         target, f"cannot load key {path}: {e}") from None
                 except OSError as e:
@@ -609,7 +610,7 @@ class AsyncSSHBackend(Backend):
             conn = await asyncssh.connect(
                 conf.host, conf.port, tunnel=tunnel, config=None, client_factory=lambda: client,
                 username=conf.user, client_keys=keys, agent_path=conf.agent_path, agent_identities=None,
-                password=target.password, passphrase=target.password, known_hosts=known,
+                password=target.password, passphrase=target.key_passphrase, known_hosts=known,
                 host_key_alias=conf.host_key_alias, **kwargs)
         except (Error, asyncio.CancelledError):
             raise

@@ -41,6 +41,7 @@ from ..errors import (
     TransportError,
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
+from .askpass import AskpassServer
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import prepare_openssh_record_file
 from .process import ProcessStream, close_process, run_process, start_process
@@ -113,7 +114,7 @@ class OpenSSHBackend(Backend):
         self._dir: str | None = None
         self._default_config = default_ssh_config()  # once, not per job
         self._configs: dict[tuple, str] = {}
-        self._askpass: dict[str, str] = {}
+        self._askpass: AskpassServer | None = None  # answers ssh's password/passphrase prompts
         self._masters: dict[Target, _Master] = {}
         self._master_locks: dict[Target, asyncio.Lock] = {}
         self._lock = threading.Lock()
@@ -144,8 +145,10 @@ class OpenSSHBackend(Backend):
         user_config = target.ssh_config if target.ssh_config is not None else self._default_config
         if target.ssh_config is not None and not os.path.exists(target.ssh_config):
             raise BadInput(f"ssh_config file {target.ssh_config!r} does not exist", host=target.key)
-        batch = not (target.askpass or target.password)
-        key = (user_config, batch, target.connect_timeout, for_scp)
+        batch = not (target.askpass or target.password is not None or target.passphrase is not None)
+        # no login password: never try password auth (ssh would send an empty one)
+        no_password = not batch and not target.askpass and target.password is None
+        key = (user_config, batch, no_password, target.connect_timeout, for_scp)
         path = self._configs.get(key)
         if path is not None:
             return path
@@ -156,6 +159,8 @@ class OpenSSHBackend(Backend):
         if batch:
             lines.append("  BatchMode yes")
         lines.append("  NumberOfPasswordPrompts 1")
+        if no_password:
+            lines += ["  PasswordAuthentication no", "  KbdInteractiveAuthentication no"]
         if target.connect_timeout:
             lines.append(f"  ConnectTimeout {max(1, round(target.connect_timeout))}")
         lines.append("  LogLevel ERROR" if for_scp else "  LogLevel VERBOSE")
@@ -170,26 +175,20 @@ class OpenSSHBackend(Backend):
         return path
 
     def _env(self, target: Target) -> dict[str, str] | None:
-        secret = target.password
-        if not (target.askpass or secret):
+        """ssh's environment when it may need a secret: SSH_ASKPASS points at a helper
+        that asks this process over a private socket (see :mod:`.askpass`); no secret
+        is written to disk, argv or the environment."""
+        password, passphrase = target.password, target.key_passphrase
+        if not (target.askpass or password is not None or passphrase is not None):
             return None
-        if secret is None:
+        if password is None and passphrase is None:
             raise BadInput("askpass is set but no password was obtained", host=target.key)
         with self._lock:
-            script = self._askpass.get(secret)
-            if script is None:
-                n = len(self._askpass) + 1
-                secret_path = os.path.join(self._workdir(), f"secret-{n}")
-                fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(secret + "\n")
-                script = os.path.join(self._workdir(), f"askpass-{n}")
-                with open(script, "w") as f:
-                    f.write(f"#!/bin/sh\nexec cat {shlex.quote(secret_path)}\n")
-                os.chmod(script, 0o700)
-                self._askpass[secret] = script
+            if self._askpass is None:
+                self._askpass = AskpassServer(self._workdir())
+            extra = self._askpass.environment(password, passphrase)
         env = dict(os.environ)
-        env.update(SSH_ASKPASS=script, SSH_ASKPASS_REQUIRE="force", DISPLAY=env.get("DISPLAY", ":0"))
+        env.update(extra, DISPLAY=env.get("DISPLAY", ":0"))
         return env
 
     # --- argument vectors ------------------------------------------------
@@ -361,12 +360,17 @@ class OpenSSHBackend(Backend):
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
             self._configs.clear()
-            self._askpass.clear()
+        if self._askpass is not None:
+            self._askpass.close()
+            self._askpass = None
 
     def abandon(self) -> None:
         for master in self._masters.values():
             master.kill()
         self._masters = {}
+        if self._askpass is not None:
+            self._askpass.close()
+            self._askpass = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

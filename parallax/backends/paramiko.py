@@ -103,7 +103,7 @@ class _KeyStore:
                 found = self._keys[(path, None)] = self._load(path, None)
             if found[0] is not None or found[1] != _ENCRYPTED or passphrase is None:
                 return found[0], (found[1] if found[1] != _ENCRYPTED else
-                                  f"identity file {path} is encrypted and no passphrase (password) was given")
+                                  f"identity file {path} is encrypted and no passphrase was given")
             unlocked = self._keys.get((path, passphrase))
             if unlocked is None:
                 unlocked = self._keys[(path, passphrase)] = self._load(path, passphrase)
@@ -587,7 +587,7 @@ class ParamikoBackend(Backend):
             for path in paths:
                 if not publickey_allowed():
                     return False
-                key, why = self._keys.get(path, target.password)
+                key, why = self._keys.get(path, target.key_passphrase)  # unlocks keys only
                 if key is None:
                     notes.append(why or path)
                 elif offer(key):

@@ -363,6 +363,7 @@ class ConfigCache:
             ssh_options=options,
             connect_timeout=target.connect_timeout,
             password=target.password,
+            passphrase=target.passphrase,
             host_key_policy=target.host_key_policy,
             known_hosts=target.known_hosts,
             ssh_config=target.ssh_config,
