@@ -1,0 +1,138 @@
+"""What the command prints: pssh's status lines, JSON Lines, gathered groups.
+
+Status lines are pssh's, word for word::
+
+    [1] 12:34:56 [SUCCESS] web1
+    [2] 12:34:57 [FAILURE] web2 Exited with error code 3
+
+With ``-i`` the host's stdout follows its line, then its stderr after
+``Stderr: `` (pssh writes both exactly as received).  The printers are the
+library's ``on_finish`` callback, so each line appears as its host ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from typing import Any, BinaryIO, Iterable
+
+from ..errors import Error
+from ..gather import Group
+
+__all__ = ["failure_text", "StatusPrinter", "JsonPrinter", "print_groups", "json_record"]
+
+RULE = "-" * 15  # clubak's separator
+
+
+def _out() -> BinaryIO:
+    sys.stdout.flush()
+    return sys.stdout.buffer
+
+
+def failure_text(outcome: Any) -> str | None:
+    """pssh's failure words for *outcome* (``Exited with error code 3``), or ``None`` on success."""
+    if isinstance(outcome, Error):
+        return " ".join(str(outcome.msg).split()) or type(outcome).__name__
+    if outcome[0] != 0:
+        return f"Exited with error code {outcome[0]}"
+    return None
+
+
+class StatusPrinter:
+    """``on_finish``: one numbered status line per host, as pssh prints it.
+
+    ``inline`` adds the host's stdout and then ``Stderr: `` and its stderr
+    (``-i``); ``inline_stdout`` adds the stdout alone (``--inline-stdout``).
+    """
+
+    def __init__(self, *, inline: bool = False, inline_stdout: bool = False) -> None:
+        self.inline = inline
+        self.inline_stdout = inline_stdout
+        self.count = 0
+
+    def __call__(self, host: str, outcome: Any) -> None:
+        self.count += 1
+        stamp = time.strftime("%H:%M:%S")
+        failure = failure_text(outcome)
+        if failure is None:
+            line = f"[{self.count}] {stamp} [SUCCESS] {host}\n"
+        else:
+            line = f"[{self.count}] {stamp} [FAILURE] {host} {failure}\n"
+        out = _out()
+        out.write(line.encode("utf-8", "replace"))
+        stdout, stderr = _streams(outcome)
+        if (self.inline or self.inline_stdout) and stdout:
+            out.write(stdout)
+        if self.inline and stderr:
+            out.write(b"Stderr: " + stderr)
+        out.flush()
+
+
+def _streams(outcome: Any) -> tuple[bytes, bytes]:
+    if isinstance(outcome, Error):
+        return outcome.stdout or b"", outcome.stderr or b""
+    return outcome[1] or b"", outcome[2] or b""
+
+
+def _text_field(record: dict[str, Any], name: str, data: bytes) -> None:
+    """``name``: the bytes as text; not UTF-8: ``None`` and ``name_base64`` instead."""
+    try:
+        record[name] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        record[name] = None
+        record[f"{name}_base64"] = base64.b64encode(data).decode("ascii")
+
+
+def json_record(host: str, outcome: Any) -> dict[str, Any]:
+    """One host's outcome as the JSON object ``--json`` prints."""
+    record: dict[str, Any] = {"host": host}
+    stdout, stderr = _streams(outcome)
+    if isinstance(outcome, Error):
+        record["rc"] = outcome.rc
+        record["error"] = type(outcome).__name__
+        record["message"] = outcome.msg
+    else:
+        record["rc"] = outcome[0]
+        record["error"] = None
+        record["message"] = None
+    _text_field(record, "stdout", stdout)
+    _text_field(record, "stderr", stderr)
+    record["duration"] = round(float(getattr(outcome, "duration", 0.0) or 0.0), 6)
+    path = getattr(outcome, "path", None) if not isinstance(outcome, Error) else None
+    if path is not None:
+        record["path"] = path
+    return record
+
+
+class JsonPrinter:
+    """``on_finish`` for ``--json``: one JSON object per host per line, as each host ends."""
+
+    def __call__(self, host: str, outcome: Any) -> None:
+        out = _out()
+        out.write(json.dumps(json_record(host, outcome), ensure_ascii=False).encode("utf-8") + b"\n")
+        out.flush()
+
+
+def print_groups(groups: Iterable[Group]) -> None:
+    """``-b``: each group of hosts that ended alike once, clubak-style.
+
+    A header with the folded node set (and the count when more than one),
+    the shared stdout, the shared stderr after ``Stderr: ``, and for failed
+    groups ``[FAILURE]`` with pssh's failure words.
+    """
+    out = _out()
+    for g in groups:
+        header = g.nodes if g.count == 1 else f"{g.nodes} ({g.count})"
+        out.write(f"{RULE}\n{header}\n{RULE}\n".encode("utf-8", "replace"))
+        if g.stdout:
+            out.write(g.stdout if g.stdout.endswith(b"\n") else g.stdout + b"\n")
+        if g.stderr:
+            out.write(b"Stderr: " + (g.stderr if g.stderr.endswith(b"\n") else g.stderr + b"\n"))
+        if g.error is not None:
+            message = " ".join((g.message or "").split()) or g.error
+            out.write(f"[FAILURE] {message}\n".encode("utf-8", "replace"))
+        elif g.rc != 0:
+            out.write(f"[FAILURE] Exited with error code {g.rc}\n".encode())
+    out.flush()
