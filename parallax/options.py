@@ -63,6 +63,7 @@ class Options:
     local_shortcut = True  # 1.0: run call/run on this machine's own name without ssh
     max_output: int | None = None  # bytes kept in memory per stream per host; None: all
     persistent_shell = False  # run commands through one long-lived remote shell per host
+    progress = False  # a live status line on stderr when it is a terminal (parallax.progress)
     on_output: Callable[[str, str, bytes], Any] | None = None  # (host, "stdout"/"stderr", data)
     on_start: Callable[[str], Any] | None = None  # (host)
     on_finish: Callable[[str, Any], Any] | None = None  # (host, result or Error)
@@ -147,6 +148,7 @@ class Settings:
     on_finish: Callable | None
     mock: Any
     input_stream: Any = None
+    progress: bool = False
     passphrase: str | None = field(default=None, repr=False)
 
 
@@ -359,6 +361,7 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
         on_finish=opts.on_finish,
         mock=opts.mock,
         input_stream=opts.input_stream,
+        progress=bool(opts.progress),
     )
 
 
