@@ -32,12 +32,16 @@ Behaviour follows the openssh backend (the reference); where asyncssh differs:
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import errno
 import logging
 import os
 import shlex
 import signal
 import socket
+import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -60,6 +64,7 @@ from ..errors import (
     UnsupportedOption,
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
+from ..ssh import transfer
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import record_host_key, unrecordable
 
@@ -819,21 +824,15 @@ class AsyncSSHBackend(Backend):
 
         return await self._with_connection(target, opener, refused)
 
-    async def _transfer(self, target: Target, action: Callable[[Any], Awaitable[None]], what: str,
-                        remote_attr: str) -> None:
+    async def _transfer(self, target: Target, action: Callable[["_SFTPFS"], Awaitable[None]]) -> None:
+        """Run a :mod:`parallax.ssh.transfer` walk over an SFTP session; a lost connection is
+        ``ConnectionFailed`` (per-path failures are already ``TransferFailed``)."""
         sftp = await self._sftp(target)
         try:
-            await action(sftp)
-        except asyncssh.SFTPError as e:
-            path = _failed_path(e, remote_attr, what)
-            raise TransferFailed.at(target, f"{path}: {e.reason}") from e
-        except OSError as e:
-            if isinstance(e, (ConnectionError, BrokenPipeError)) and not isinstance(e, PermissionError):
-                raise ConnectionFailed(f"Connection to {target.label} lost: {e}") from e
-            path = e.filename or _failed_path(e, remote_attr, what)
-            raise TransferFailed.at(target, f"{path}: {e.strerror or e}") from e
-        except asyncssh.DisconnectError as e:
-            raise ConnectionFailed(f"Connection to {target.label} lost: {e}") from e
+            await action(_SFTPFS(sftp))
+        except (asyncssh.SFTPError, asyncssh.DisconnectError, ConnectionError) as e:
+            reason = getattr(e, "reason", None) or str(e) or type(e).__name__
+            raise ConnectionFailed(f"Connection to {target.label} lost: {reason}") from e
         finally:
             sftp.exit()
             try:
@@ -842,29 +841,157 @@ class AsyncSSHBackend(Backend):
                 pass
 
     async def put(self, job: PutJob, sink: OutputSink) -> None:
-        dst = _remote_path(job.dst)
-
-        async def action(sftp: Any) -> None:
-            await sftp.put(job.src, dst, recurse=job.recursive, preserve=True, follow_symlinks=True)
-
-        await self._transfer(job.target, action, job.dst, "dstpath")
+        await self._transfer(job.target, lambda fs: transfer.put(
+            fs, job.src, _remote_path(job.dst), target=job.target, recursive=job.recursive))
 
     async def get(self, job: GetJob, sink: OutputSink) -> None:
-        src = _remote_path(job.src)
-
-        async def action(sftp: Any) -> None:
-            await sftp.get(src, job.dst, recurse=job.recursive, preserve=True, follow_symlinks=True)
-
-        await self._transfer(job.target, action, job.src, "srcpath")
+        await self._transfer(job.target, lambda fs: transfer.get(
+            fs, _remote_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
+            recursive=job.recursive, label=job.src))
 
 
-def _failed_path(exc: Exception, attr: str, default: str) -> str:
-    """The remote path an SFTP failure is about (asyncssh tags errors with it)."""
-    for name in (attr, "srcpath", "dstpath"):
-        value = getattr(exc, name, None)
-        if value:
-            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return default
+# SFTP failures that mean the session is gone (the rest are about one path)
+_SFTP_LOST = (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection)
+_SFTP_ERRNO = ((asyncssh.SFTPNoSuchFile, errno.ENOENT), (asyncssh.SFTPNoSuchPath, errno.ENOENT),
+               (asyncssh.SFTPPermissionDenied, errno.EACCES), (asyncssh.SFTPNotADirectory, errno.ENOTDIR),
+               (asyncssh.SFTPNoSpaceOnFilesystem, errno.ENOSPC))
+_SFTP_TYPES = {asyncssh.FILEXFER_TYPE_REGULAR: stat.S_IFREG, asyncssh.FILEXFER_TYPE_DIRECTORY: stat.S_IFDIR,
+               asyncssh.FILEXFER_TYPE_SYMLINK: stat.S_IFLNK}
+
+
+def _attrs(a: asyncssh.SFTPAttrs) -> transfer.Attrs:
+    mode = a.permissions or 0
+    if not stat.S_IFMT(mode):
+        mode |= _SFTP_TYPES.get(a.type, 0)
+    return transfer.Attrs(mode, a.size, a.atime, a.mtime)
+
+
+class _SFTPFS:
+    """:class:`parallax.ssh.transfer.RemoteFS` over an asyncssh ``SFTPClient``.
+
+    A file moves with up to as many reads (writes) in flight as asyncssh's own
+    copy uses, read until the end of the file whatever size the server listed;
+    every request task is awaited or cancelled before a call returns, so a
+    dropped connection leaves no task with an unretrieved exception.
+    """
+
+    def __init__(self, sftp: asyncssh.SFTPClient) -> None:
+        self._sftp = sftp
+
+    @staticmethod
+    async def _call(aw: Awaitable[T]) -> T:
+        try:
+            return await aw
+        except _SFTP_LOST:
+            raise
+        except asyncssh.SFTPError as e:
+            code = next((n for cls, n in _SFTP_ERRNO if isinstance(e, cls)), errno.EIO)
+            raise OSError(code, e.reason or type(e).__name__) from None
+
+    async def stat(self, path: str) -> transfer.Attrs:
+        return _attrs(await self._call(self._sftp.stat(path)))
+
+    async def listdir(self, path: str) -> list[transfer.Entry]:
+        names = await self._call(self._sftp.readdir(path))
+        return [transfer.Entry(n.filename if isinstance(n.filename, str) else
+                               n.filename.decode("utf-8", "surrogateescape"), _attrs(n.attrs)) for n in names]
+
+    async def mkdir(self, path: str) -> None:
+        await self._call(self._sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=0o700)))
+
+    async def chmod(self, path: str, mode: int) -> None:
+        await self._call(self._sftp.chmod(path, mode))
+
+    async def utime(self, path: str, atime: float, mtime: float) -> None:
+        await self._call(self._sftp.utime(path, (atime, mtime)))
+
+    async def get_file(self, remote: str, local: transfer.Writer, size: int | None) -> None:
+        f = await self._call(self._sftp.open(remote, "rb"))
+        try:
+            await self._call(_read_all(f, local, size or 0))
+        finally:
+            await _close_file(f)
+
+    async def put_file(self, local: transfer.Reader, remote: str, size: int) -> None:
+        f = await self._call(self._sftp.open(remote, "wb"))
+        try:
+            await self._call(_write_all(f, local))
+        except BaseException:
+            await _close_file(f)
+            raise
+        await self._call(f.close())
+
+
+def _depth(block: int) -> int:
+    """Requests in flight per file: what asyncssh's own copy uses."""
+    return max(16, min(4 * 1024 * 1024 // block, 128))
+
+
+async def _read_all(f: asyncssh.SFTPClientFile, out: transfer.Writer, hint: int) -> None:
+    """Copy *f* into *out* until its end: reads in flight up to *hint* (the listed size), one at
+    a time beyond it (a file that grew, or a server that lied), widening as data keeps coming."""
+    block = f.read_len or 16384
+    pending: collections.deque[tuple[int, asyncio.Future[bytes]]] = collections.deque()
+    offset, eof = 0, False
+    try:
+        while True:
+            while not eof and len(pending) < _depth(block) and (offset < hint or not pending):
+                pending.append((offset, asyncio.ensure_future(f.read(block, offset))))
+                offset += block
+            if not pending:
+                return
+            start, task = pending.popleft()
+            data = await task
+            out.write(data)
+            pos = start + len(data)
+            if pos > hint:
+                hint = 2 * pos
+            while pos < start + block:  # short: fill the block in order, or it was the end
+                more = await f.read(start + block - pos, pos)
+                if not more:
+                    eof = True
+                    break
+                out.write(more)
+                pos += len(more)
+            if eof:
+                return
+    finally:
+        await _abandon(task for _, task in pending)
+
+
+async def _write_all(f: asyncssh.SFTPClientFile, src: transfer.Reader) -> None:
+    block = f.write_len or 16384
+    pending: collections.deque[asyncio.Future[None]] = collections.deque()
+    offset = 0
+    try:
+        while True:
+            data = src.read(block)
+            if not data:
+                break
+            pending.append(asyncio.ensure_future(f.write(data, offset)))
+            offset += len(data)
+            if len(pending) >= _depth(block):
+                await pending.popleft()
+        while pending:
+            await pending.popleft()
+    finally:
+        await _abandon(pending)
+
+
+async def _abandon(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel and await request tasks no longer wanted (their failures are expected)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _close_file(f: asyncssh.SFTPClientFile) -> None:
+    try:
+        await asyncio.wait_for(f.close(), CLOSE_GRACE)
+    except (asyncio.TimeoutError, asyncssh.Error, OSError):
+        pass  # the transfer's own failure is what the caller sees
 
 
 async def _close_all(conns: Any) -> None:

@@ -480,7 +480,8 @@ class ParamikoBackend(Backend):
             except BaseException:
                 sock.close()
                 raise
-        detail = _why(last) if last else "no address"
+        # asyncio's text is "Connect call failed (...)"; say what OpenSSH says ("Connection refused").
+        detail = (os.strerror(last.errno) if last.errno else _why(last)) if last else "no address"
         raise ConnectionFailed.at(target, f"connect to {hc.hostname} port {hc.port}: {detail}")
 
     async def _tunnel(self, jump: _Conn, hc: HostConfig, target: Target) -> paramiko.Channel:
