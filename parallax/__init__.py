@@ -28,6 +28,7 @@ from .errors import (
     TransferFailed,
     TransportError,
     UnsupportedOption,
+    WorkerLost,
 )
 from .hookspecs import hookimpl
 from .options import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT, Options
@@ -44,5 +45,5 @@ __all__ = [
     "DEFAULT_PARALLELISM", "DEFAULT_TIMEOUT",
     "Error", "TransportError", "ConnectionFailed", "ConnectionLost", "NameResolutionFailed", "AuthenticationFailed",
     "HostKeyError", "HostKeyUnknown", "HostKeyChanged", "Timeout", "Cancelled", "CommandFailed",
-    "TransferFailed", "BadInput", "UnsupportedOption",
+    "TransferFailed", "BadInput", "UnsupportedOption", "WorkerLost",
 ]

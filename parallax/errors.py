@@ -99,6 +99,14 @@ class ConnectionLost(ConnectionFailed):
     template = "Connection to {label} lost: {detail}"
 
 
+class WorkerLost(TransportError):
+    """The Dask worker running this host (a sharded call, ``cluster=``) died after the
+    host started: the command may or may not have run, so it is not run again
+    (unless ``idempotent=True``)."""
+
+    template = "The worker running {label} died; the command may or may not have run{detail}"
+
+
 class NameResolutionFailed(ConnectionFailed):
     """The host name could not be resolved (DNS)."""
 
@@ -160,6 +168,7 @@ __all__ = [
     "TransportError",
     "ConnectionFailed",
     "ConnectionLost",
+    "WorkerLost",
     "NameResolutionFailed",
     "AuthenticationFailed",
     "HostKeyError",

@@ -68,6 +68,11 @@ class Options:
     on_start: Callable[[str], Any] | None = None  # (host)
     on_finish: Callable[[str, Any], Any] | None = None  # (host, result or Error)
     mock = None  # backend="mock": a parallax.backends.mock.MockHosts description
+    # --- sharding across a Dask cluster (parallax[dask], see docs/scale.md) ---
+    cluster = None  # a distributed.Client or a scheduler address; None: run here (PARALLAX_CLUSTER)
+    shard_by: Callable[[str], str] | None = None  # host key -> group (a worker resource or name)
+    limit_per_worker: int | None = None  # hosts in flight on one worker at most
+    idempotent = False  # a shard re-run after its worker died may run its started hosts again
 
     def __init__(self, **kwargs: Any) -> None:
         for name, value in kwargs.items():
@@ -148,6 +153,10 @@ class Settings:
     on_finish: Callable | None
     mock: Any
     input_stream: Any = None
+    cluster: Any = None
+    shard_by: Callable | None = None
+    limit_per_worker: int | None = None
+    idempotent: bool = False
     progress: bool = False
     passphrase: str | None = field(default=None, repr=False)
 
@@ -321,6 +330,16 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
         if value is not None and (not isinstance(value, (str, os.PathLike)) or "\x00" in os.fspath(value)):
             raise ValueError(f"option {name}={value!r}: expected a path")
 
+    cluster = pick("cluster", lambda: (environ.get("PARALLAX_CLUSTER") or "").strip() or None)
+    if cluster is not None and not isinstance(cluster, str) and not hasattr(cluster, "scheduler_info"):
+        raise TypeError(f"option cluster: expected a distributed.Client or a scheduler address, "
+                        f"not {type(cluster).__name__}")
+    if opts.shard_by is not None and not callable(opts.shard_by):
+        raise TypeError(f"option shard_by={opts.shard_by!r}: expected a callable host -> group name")
+    per_worker = opts.limit_per_worker
+    if per_worker is not None and (isinstance(per_worker, bool) or not isinstance(per_worker, int) or per_worker < 1):
+        raise ValueError(f"option limit_per_worker={per_worker!r}: expected an integer >= 1")
+
     def path(value: Any) -> str | None:
         return None if value is None else os.fspath(value)
 
@@ -361,6 +380,10 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
         on_finish=opts.on_finish,
         mock=opts.mock,
         input_stream=opts.input_stream,
+        cluster=cluster,
+        shard_by=opts.shard_by,
+        limit_per_worker=per_worker,
+        idempotent=bool(opts.idempotent),
         progress=bool(opts.progress),
     )
 

@@ -137,6 +137,9 @@ class AsyncSession:
     async def _execute(self, jobs: list[Job], settings: Settings) -> dict[str, Any]:
         if self._closed:
             raise RuntimeError("this parallax session is closed")
+        if settings.cluster is not None:  # sharded across a Dask cluster (parallax[dask])
+            from .cluster import execute_sharded
+            return await execute_sharded(jobs, settings)
         ensure_fd_limit(min(settings.limit, max(len(jobs), 1)), len(self.targets) if self.persistent else 0)
         bus = EventBus(settings)
         try:
