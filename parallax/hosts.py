@@ -1,84 +1,126 @@
 """Turn the caller's host arguments into validated :class:`HostSpec` values.
 
-Pure logic, no network.  Accepted entry forms:
+Pure logic; the only I/O is reading hosts files.  Accepted entry forms:
 
-* strings ``host``, ``user@host``, ``host:port``, ``user@host:port``,
-  ``[v6addr]``, ``[v6addr]:port``, ``user@[v6addr]:port``; an address with
-  more than one colon and no brackets (``::1``, ``fe80::1``) is an IPv6 host
-  without a port;
+* strings ``[user@]NODESET[:port]``, where NODESET is ClusterShell's node-set
+  syntax (``web[01-20]``, ``h[1-2],h[5-6]``, ``h[1-10/2]``, ``h[1-3]!h2``,
+  ``h[1-3]&h[2-5]``, ``r[1-2]n[1-3]``, ``@group``; see :mod:`parallax.nodeset`)
+  and the user and port apply to every host of the set; a plain name is a
+  node set of one.  ``[v6addr]``, ``[v6addr]:port``, ``user@[v6addr]:port``,
+  and an address with more than one colon and no brackets (``::1``,
+  ``fe80::1``, never with a port) are one IPv6 host;
 * tuples or lists ``(host,)``, ``(host, port)``, ``(host, port, user)`` where
   ``None`` means unset and ``port`` is an int or a numeric string; the host
-  element is a plain name (no ``user@``, ``:port`` or brackets);
-* :class:`HostSpec` values, passed through.
+  element is one plain name (no ``user@``, ``:port``, brackets or node sets);
+* :class:`HostSpec` values, passed through;
+* a :class:`os.PathLike` (``pathlib.Path``): a pssh hosts file, read in place.
+  A plain string with ``/`` is refused (it is not a host name).
 
-Strings and hosts-file entries may use ClusterShell-style name ranges
-(``web[01-20]``, ``node[1-3,7]``, ``r[1-2]n[1-2]``).  Everything that ends up
-on an ssh command line is validated here, so that a host name can never be
-taken for an ssh option (``-oProxyCommand=...``) or smuggle in extra words.
+Everything that ends up on an ssh command line or in an ssh config lookup is
+validated here: a host or user name may not start with ``-`` and may not hold
+whitespace, control characters or any character OpenSSH refuses in a host
+name (``' ` " $ \\ ; & < > | ( ) { }``), so it can never be taken for an ssh
+option or reach a shell (``Match exec``, ``ProxyCommand``).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import nodeset
+
 __all__ = [
     "ENV_VAR",
     "MAX_EXPANSION",
     "HostSpec",
-    "expand_ranges",
+    "name_problem",
+    "parse_entry",
     "parse_host",
     "parse_hosts",
     "read_hosts_file",
 ]
 
 ENV_VAR = "PARALLAX_HOSTS"
-MAX_EXPANSION = 100_000
+MAX_EXPANSION = nodeset.MAX_NODES
 
-_GROUP = re.compile(r"\[([^\[\]]*)\]")
-_RANGE_BODY = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
+#: Characters OpenSSH refuses in a host name (ssh.c ``valid_hostname``).
+SHELL_CHARS = "'`\"$\\;&<>|(){}"
+#: Node-set syntax: never part of one host name.
+_NODESET_CHARS = ",!^@[]*?"
+_NODESET_SYNTAX = set("[],!&^@*")
 _PORT = re.compile(r"[0-9]+")
 _COMMENT = re.compile(r"(^|\s)#.*")
+_HINT = "node-set syntax: brackets hold numeric ranges such as web[1-5,7]; ',' '!' '&' '^' combine sets"
+
+
+def _show(value: object) -> str:
+    """``repr`` of *value* for an error message: shortened, and safe for huge ints."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits()
+        text = f"<{type(value).__name__} too large to print>"
+    return text if len(text) <= 200 else text[:160] + f"...({len(text)} characters)"
 
 
 def _bad(entry: object, reason: str, what: str = "host entry") -> ValueError:
-    return ValueError(f"invalid {what} {entry!r}: {reason}")
+    return ValueError(f"invalid {what} {_show(entry)}: {reason}")
 
 
-def _has_control(text: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+def _control(text: str) -> bool:
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
 
 
-def _has_space(text: str) -> bool:
-    return any(c.isspace() for c in text)
+def name_problem(text: str, what: str = "host", *, allow: str = "") -> str | None:
+    """Why *text* cannot be a host or user name for ssh, or ``None`` if it can.
+
+    Refuses what OpenSSH refuses in a host name: a leading ``-``, whitespace,
+    control characters and ``' ` " $ \\ ; & < > | ( ) { }`` (less the
+    characters in *allow*).  The reason starts with *what* (``"user"``...).
+    """
+    if text.startswith("-"):
+        return f"{what} must not start with '-'"
+    if _control(text):
+        return f"{what} must not contain control characters"
+    if any(c.isspace() for c in text):
+        return f"{what} must not contain whitespace"
+    for char in text:
+        if char in SHELL_CHARS and char not in allow:
+            return f"{what} must not contain {char!r} (OpenSSH refuses it in host names)"
+    return None
 
 
-def _check_host(host: object, entry: object) -> str:
-    """Validate a bare host name or IPv6 address (no brackets, user or port)."""
+def _check_host(host: object, entry: object, expanded: str | None = None) -> str:
+    """Validate one bare host name or IPv6 address (no brackets, user or port)."""
+    suffix = "" if expanded is None else f" (expanded host {_show(expanded)})"
+
+    def bad(reason: str) -> ValueError:
+        return ValueError(f"invalid host entry {_show(entry)}{suffix}: {reason}")
+
     if not isinstance(host, str):
-        raise _bad(entry, f"host must be a string, not {type(host).__name__}")
+        raise bad(f"host must be a string, not {type(host).__name__}")
     if not host:
-        raise _bad(entry, "host must not be empty")
-    if _has_control(host):
-        raise _bad(entry, "host must not contain control characters")
-    if host.startswith("-"):
-        raise _bad(entry, "host must not start with '-'")
-    if _has_space(host):
-        raise _bad(entry, "host must not contain whitespace")
+        raise bad("host must not be empty")
+    reason = name_problem(host)
+    if reason:
+        raise bad(reason)
     if "/" in host:
-        raise _bad(entry, "host must not contain '/'")
+        raise bad("host must not contain '/'")
     if not host.strip("."):
-        raise _bad(entry, "host must not be only dots")
+        raise bad("host must not be only dots")
     if "@" in host:
-        raise _bad(entry, "host must not contain '@'")
+        raise bad("host must not contain '@'")
     if "[" in host or "]" in host:
-        raise _bad(entry, "host must not contain '[' or ']' (unexpanded range or stray bracket)")
+        raise bad("host must not contain '[' or ']' (unexpanded node set or stray bracket)")
+    for char in _NODESET_CHARS:
+        if char in host:
+            raise bad(f"host must not contain {char!r} (node-set syntax, not part of a name)")
     if host.count(":") == 1:
-        raise _bad(entry, "host must not contain a single ':' (only IPv6 addresses contain ':')")
+        raise bad("host must not contain a single ':' (only IPv6 addresses contain ':'; "
+                  "a port goes once at the end of the entry)")
     return host
 
 
@@ -90,12 +132,9 @@ def _check_user(user: object, entry: object, what: str = "host entry") -> str | 
         raise _bad(entry, f"user must be a string or None, not {type(user).__name__}", what)
     if not user:
         raise _bad(entry, "user must not be empty", what)
-    if _has_control(user):
-        raise _bad(entry, "user must not contain control characters", what)
-    if user.startswith("-"):
-        raise _bad(entry, "user must not start with '-'", what)
-    if _has_space(user):
-        raise _bad(entry, "user must not contain whitespace", what)
+    reason = name_problem(user, "user")
+    if reason:
+        raise _bad(entry, reason, what)
     if "@" in user or ":" in user or "/" in user:
         raise _bad(entry, "user must not contain '@', ':' or '/'", what)
     return user
@@ -107,14 +146,15 @@ def _check_port(port: object, entry: object) -> int | None:
         return None
     if isinstance(port, str):
         if not _PORT.fullmatch(port):
-            raise _bad(entry, f"port {port!r} is not an integer")
-        value = int(port)
+            raise _bad(entry, f"port {_show(port)} is not an integer")
+        digits = port.lstrip("0") or "0"
+        value = int(digits) if len(digits) <= 5 else 10**6
     elif isinstance(port, int) and not isinstance(port, bool):
         value = port
     else:
-        raise _bad(entry, f"port {port!r} is not an integer")
+        raise _bad(entry, f"port {_show(port)} is not an integer")
     if not 1 <= value <= 65535:
-        raise _bad(entry, f"port {port!r} is outside 1..65535")
+        raise _bad(entry, f"port {_show(port)} is outside 1..65535")
     return value
 
 
@@ -129,111 +169,133 @@ class HostSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
-            raise ValueError(f"invalid host key {self.key!r}: must be a non-empty string")
+            raise ValueError(f"invalid host key {_show(self.key)}: must be a non-empty string")
         _check_host(self.host, self.key)
         if isinstance(self.port, str):
-            raise _bad(self.key, f"port {self.port!r} is not an integer")
+            raise _bad(self.key, f"port {_show(self.port)} is not an integer")
         _check_port(self.port, self.key)
         _check_user(self.user, self.key)
 
 
-def parse_host(entry: str, *, key: str | None = None) -> HostSpec:
-    """Parse one ``[user@]host[:port]`` string (IPv6 in brackets, or bare without port).
+def _split_user(entry: str) -> tuple[str | None, str]:
+    """``user@rest``: the last ``@`` that does not start a group (``@web``, ``h1,@web``)."""
+    cut = -1
+    for i, char in enumerate(entry):
+        if char == "@" and i > 0 and entry[i - 1] not in ",!&^@":
+            cut = i
+    if cut < 0:
+        return None, entry
+    return entry[:cut], entry[cut + 1 :]
 
-    No range expansion: use :func:`expand_ranges` (or :func:`parse_hosts`) first.
-    ``key`` defaults to ``entry``.
+
+def _outside_brackets(text: str) -> str:
+    """*text* with every ``[...]`` body removed (for checks that brackets may override)."""
+    return re.sub(r"\[[^\[\]]*\]", "", text)
+
+
+def _split_port(rest: str, entry: str) -> tuple[str, str | None]:
+    """``NODESET[:port]``: the port is after the last ':' of the last operand."""
+    last = nodeset.operands(rest)[-1]
+    bare = _outside_brackets(last)
+    colons = bare.count(":")
+    if not colons or (last.startswith("@") and colons == 1):  # @source:group
+        return rest, None
+    pattern, _, port = rest.rpartition(":")
+    if colons > 1 and not last.startswith("@"):
+        raise _bad(entry, "an IPv6 address cannot be part of a node set; give it as its own entry")
+    return pattern, port
+
+
+def _check_pattern(pattern: str, entry: str) -> None:
+    """Refuse what may never reach ClusterShell or ssh, before expanding anything."""
+    if not pattern:
+        raise _bad(entry, "host must not be empty")
+    for operand in nodeset.operands(pattern):
+        if operand.startswith("-"):
+            raise _bad(entry, "host must not start with '-'")
+        if ":" in _outside_brackets(operand) and operand.count(":") > 1 and not operand.startswith("@"):
+            raise _bad(entry, "an IPv6 address cannot be part of a node set; give it as its own entry")
+    reason = name_problem(pattern, allow="&")  # '&' is intersection
+    if reason:
+        raise _bad(entry, reason)
+    if "/" in _outside_brackets(pattern):
+        raise _bad(entry, "host must not contain '/' (to read a hosts file, pass a pathlib.Path)")
+
+
+def _key(user: str | None, host: str, port: str | None) -> str:
+    return (f"{user}@" if user is not None else "") + host + (f":{port}" if port is not None else "")
+
+
+def _parse_ipv6_brackets(entry: str, user: str | None, rest: str, key: str) -> HostSpec:
+    close = rest.find("]")
+    if close < 0:
+        raise _bad(entry, "unbalanced brackets")
+    host = rest[1:close]
+    tail = rest[close + 1 :]
+    port: str | None = None
+    if tail.startswith(":"):
+        port = tail[1:]
+    elif tail:
+        raise _bad(entry, f"unexpected {_show(tail)} after ']'")
+    if "[" in host:
+        raise _bad(entry, "unbalanced brackets")
+    _check_host(host, entry)
+    return HostSpec(key=key, host=host, port=_check_port(port, entry), user=user)
+
+
+def parse_entry(entry: str) -> list[HostSpec]:
+    """Parse one ``[user@]NODESET[:port]`` string into its hosts, in ClusterShell's order.
+
+    The key of a single host written without node-set syntax is the entry as
+    written; the key of each host of a node set is ``[user@]host[:port]``.
+    Errors are ``ValueError`` naming the entry (and the expanded host, for a
+    host of a node set); ``TypeError`` if *entry* is not a string.
+    """
+    if not isinstance(entry, str):
+        raise TypeError(f"invalid host entry {_show(entry)}: expected a string, not {type(entry).__name__}")
+    if not entry:
+        raise _bad(entry, "host must not be empty")
+    if _control(entry):
+        raise _bad(entry, "control characters are not allowed")
+    user, rest = _split_user(entry)
+    _check_user(user, entry)
+    if rest.count("[") != rest.count("]"):
+        raise _bad(entry, "unbalanced brackets")
+    if rest.startswith("[") and (":" in rest.partition("]")[0] or rest.startswith("[]")):
+        return [_parse_ipv6_brackets(entry, user, rest, entry)]
+    if rest.count(":") > 1 and not _NODESET_SYNTAX.intersection(rest):  # bare IPv6, never a port
+        _check_host(rest, entry)
+        return [HostSpec(key=entry, host=rest, port=None, user=user)]
+    pattern, port_text = _split_port(rest, entry)
+    port = _check_port(port_text, entry)
+    _check_pattern(pattern, entry)
+    if not _NODESET_SYNTAX.intersection(pattern):
+        _check_host(pattern, entry)
+        return [HostSpec(key=entry, host=pattern, port=port, user=user)]
+    try:
+        names = nodeset.expand(pattern)
+    except nodeset.NodeSetError as exc:
+        raise _bad(entry, f"{exc.reason} ({_HINT})" if exc.syntax else exc.reason) from None
+    specs = []
+    for name in names:
+        _check_host(name, entry, expanded=name)
+        specs.append(HostSpec(key=_key(user, name, port_text), host=name, port=port, user=user))
+    return specs
+
+
+def parse_host(entry: str, *, key: str | None = None) -> HostSpec:
+    """Parse one ``[user@]host[:port]`` string naming exactly one host.
+
+    Node sets are not expanded here (``web[1-3]`` is an error): use
+    :func:`parse_entry` or :func:`parse_hosts`.  ``key`` defaults to ``entry``.
     """
     if not isinstance(entry, str):
         raise _bad(entry, f"expected a string, not {type(entry).__name__}")
-    if not entry:
-        raise _bad(entry, "host must not be empty")
-    if _has_control(entry):
-        raise _bad(entry, "control characters are not allowed")
-    user: str | None = None
-    rest = entry
-    if "@" in entry:
-        user, _, rest = entry.rpartition("@")
-        _check_user(user, entry)
-    port: str | None = None
-    if rest.startswith("["):
-        close = rest.find("]")
-        if close < 0:
-            raise _bad(entry, "unbalanced brackets")
-        host = rest[1:close]
-        tail = rest[close + 1 :]
-        if tail.startswith(":"):
-            port = tail[1:]
-        elif tail:
-            raise _bad(entry, f"unexpected {tail!r} after ']'")
-        if "[" in host:
-            raise _bad(entry, "unbalanced brackets")
-    elif "[" in rest or "]" in rest:
-        if rest.count("[") != rest.count("]"):
-            raise _bad(entry, "unbalanced brackets")
-        raise _bad(entry, "brackets are only allowed around an IPv6 address or as a name range")
-    elif rest.count(":") == 1:
-        host, _, port = rest.partition(":")
-    else:
-        host = rest
-    _check_host(host, entry)
-    return HostSpec(
-        key=entry if key is None else key,
-        host=host,
-        port=_check_port(port, entry),
-        user=user,
-    )
-
-
-def _range_values(body: str, pattern: str) -> tuple[int, Iterator[str]]:
-    """Count and lazily produce the names of one ``[..]`` range group."""
-    parts: list[tuple[int, int, int]] = []
-    for item in body.split(","):
-        low_text, _, high_text = item.partition("-")
-        try:
-            low = int(low_text)
-            high = int(high_text) if high_text else low
-        except ValueError as exc:
-            raise _bad(pattern, f"range [{body}] has an unusable number") from exc
-        if high < low:
-            raise _bad(pattern, f"reversed range [{item}]")
-        parts.append((low, high, len(low_text)))
-    count = sum(high - low + 1 for low, high, _ in parts)
-    values = (str(n).zfill(width) for low, high, width in parts for n in range(low, high + 1))
-    return count, values
-
-
-def expand_ranges(pattern: str) -> list[str]:
-    """Expand ClusterShell-style name ranges: ``node[01-03,7]`` -> node01..node03, node7.
-
-    A bracket group is a range only if it holds digits, ``a-b`` ranges and
-    commas, so IPv6 literals such as ``[::1]:22`` are left alone.  The lower
-    bound's width sets the zero padding; several groups give the cartesian
-    product in order.  More than ``MAX_EXPANSION`` names is an error.
-    """
-    if not isinstance(pattern, str):
-        raise _bad(pattern, f"expected a string, not {type(pattern).__name__}")
-    pieces: list[str] = []
-    groups: list[Iterator[str]] = []
-    total = 1
-    pos = 0
-    for match in _GROUP.finditer(pattern):
-        body = match.group(1)
-        if not _RANGE_BODY.fullmatch(body):
-            continue
-        count, values = _range_values(body, pattern)
-        total *= count
-        if total > MAX_EXPANSION:
-            raise _bad(pattern, f"range expands to more than {MAX_EXPANSION} names")
-        pieces.append(pattern[pos : match.start()])
-        groups.append(values)
-        pos = match.end()
-    if not groups:
-        return [pattern]
-    pieces.append(pattern[pos:])
-    names = []
-    for combo in itertools.product(*groups):
-        names.append("".join(itertools.chain.from_iterable(zip(pieces, combo))) + pieces[-1])
-    return names
+    specs = parse_entry(entry)
+    if len(specs) != 1 or specs[0].key != entry:
+        raise _bad(entry, "a node set (brackets, ',', '!', '&', '^', '@group') is not one host: use parse_hosts()")
+    spec = specs[0]
+    return spec if key is None else HostSpec(key, spec.host, spec.port, spec.user)
 
 
 def _parse_tuple(entry: tuple[Any, ...] | list[Any]) -> HostSpec:
@@ -250,14 +312,11 @@ def _parse_line(line: str) -> list[HostSpec]:
     if len(fields) > 2:
         raise ValueError("too many fields, expected '[user@]host[:port] [user]'")
     user = _check_user(fields[1], fields[1], "user field") if len(fields) == 2 else None
-    specs: list[HostSpec] = []
-    for name in expand_ranges(fields[0]):
-        spec = parse_host(name)
-        if user is not None:
-            if spec.user is not None:
-                raise ValueError("user given twice (as 'user@' and as second field)")
-            spec = HostSpec(spec.key, spec.host, spec.port, user)
-        specs.append(spec)
+    specs = parse_entry(fields[0])
+    if user is not None:
+        if any(spec.user is not None for spec in specs):
+            raise ValueError("user given twice (as 'user@' and as second field)")
+        specs = [HostSpec(spec.key, spec.host, spec.port, user) for spec in specs]
     return specs
 
 
@@ -275,8 +334,20 @@ def _check_unique(items: Iterable[tuple[HostSpec, str]]) -> list[HostSpec]:
     return specs
 
 
+def _file_name(path: object) -> str:
+    try:
+        name = os.fspath(path)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"hosts file {_show(path)}: expected a path, not {type(path).__name__}") from None
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    if "\x00" in name:
+        raise ValueError(f"hosts file {_show(name)}: a path must not contain a NUL character")
+    return name
+
+
 def _file_items(path: str | os.PathLike[str]) -> Iterator[tuple[HostSpec, str]]:
-    name = os.fspath(path)
+    name = _file_name(path)
     try:
         with open(name, encoding="utf-8-sig", newline="") as handle:
             lines = handle.read().split("\n")
@@ -288,23 +359,36 @@ def _file_items(path: str | os.PathLike[str]) -> Iterator[tuple[HostSpec, str]]:
             continue
         where = f"{name}, line {lineno}"
         try:
-            if _has_control(line.replace("\t", " ")):
+            if _control(line.replace("\t", " ")):
                 raise ValueError("control characters are not allowed")
             specs = _parse_line(line)
         except ValueError as exc:
-            raise ValueError(f"{where} ({line!r}): {exc}") from exc
+            raise ValueError(f"{where} ({_show(line)}): {exc}") from exc
         for spec in specs:
             yield spec, where
 
 
 def read_hosts_file(path: str | os.PathLike[str]) -> list[HostSpec]:
-    """Read a pssh-style hosts file: ``[user@]host[:port] [user]`` per line.
+    """Read a pssh-style hosts file: ``[user@]NODESET[:port] [user]`` per line.
 
     ``#`` starts a comment (at line start or after whitespace); blank lines
-    are skipped; ranges are expanded.  The key is the first field.  Bad lines
-    raise ``ValueError`` naming the file and line; ``OSError`` propagates.
+    are skipped; node sets are expanded.  Bad lines raise ``ValueError``
+    naming the file and line; ``OSError`` propagates.
     """
     return _check_unique(_file_items(path))
+
+
+def _readable_file_items(path: object, origin: str = "") -> Iterator[tuple[HostSpec, str]]:
+    """:func:`_file_items`, with a file that cannot be read as a ``ValueError`` naming it.
+
+    *origin* says where the path came from (``"PARALLAX_HOSTS names "``).
+    """
+    try:
+        yield from _file_items(path)  # type: ignore[arg-type]
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        which = ", which" if origin else ""
+        raise ValueError(f"{origin}hosts file {_show(_file_name(path))}{which} cannot be read: {reason}") from exc
 
 
 def _env_paths(environ: Mapping[str, str]) -> list[str]:
@@ -317,49 +401,49 @@ def _env_items(environ: Mapping[str, str]) -> Iterator[tuple[HostSpec, str]]:
     if not paths:
         raise ValueError(f"no hosts given and {ENV_VAR} is not set")
     for path in paths:
-        try:
-            yield from _file_items(path)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise ValueError(
-                f"{ENV_VAR} names hosts file {path!r}, which cannot be read: {reason}"
-            ) from exc
+        if "\x00" in path:
+            raise ValueError(f"{ENV_VAR} names hosts file {_show(path)}, which contains a NUL character")
+        yield from _readable_file_items(path, f"{ENV_VAR} names ")
 
 
 def _entry_items(hosts: Iterable[Any], sequence: bool) -> Iterator[tuple[HostSpec, str]]:
     for entry in hosts:
-        origin = repr(entry)
+        origin = _show(entry)
         if isinstance(entry, str):
-            for name in expand_ranges(entry):
-                yield parse_host(name), origin
+            for spec in parse_entry(entry):
+                yield spec, origin
         elif isinstance(entry, (tuple, list)):
             yield _parse_tuple(entry), origin
         elif isinstance(entry, HostSpec):
             yield entry, origin
+        elif isinstance(entry, os.PathLike):
+            yield from _readable_file_items(entry)
         else:
             hint = ""
             if sequence and (entry is None or isinstance(entry, int)):
                 hint = " (a top-level list or tuple holds entries: write [(host, port, user)])"
             kind = type(entry).__name__
-            raise _bad(entry, f"expected a string or a (host, port, user) tuple, not {kind}{hint}")
+            raise _bad(entry, f"expected a string, a (host, port, user) tuple or a pathlib.Path, not {kind}{hint}")
 
 
 def parse_hosts(hosts: Any, *, environ: Mapping[str, str] | None = None) -> list[HostSpec]:
     """Normalise the ``hosts`` argument into a list of specs with unique keys, in input order.
 
-    ``hosts`` is one string (a single entry, possibly a range) or a list,
-    tuple or other iterable of entries; a top-level tuple is always a
-    collection, so pass one tuple host as ``[(host, port)]``.  ``None`` reads
-    the hosts files named in ``PARALLAX_HOSTS`` (of ``environ``, default
-    ``os.environ``), separated by whitespace or ``os.pathsep``.
+    ``hosts`` is one string (one entry, possibly a node set), a
+    ``pathlib.Path`` (a hosts file), or a list, tuple or other iterable of
+    entries; a top-level tuple is always a collection, so pass one tuple host
+    as ``[(host, port)]``.  ``None`` reads the hosts files named in
+    ``PARALLAX_HOSTS`` (of ``environ``, default ``os.environ``), separated by
+    whitespace or ``os.pathsep``.
     """
     if hosts is None:
         items = _env_items(os.environ if environ is None else environ)
-    elif isinstance(hosts, (str, HostSpec)):
+    elif isinstance(hosts, (str, HostSpec, os.PathLike)):
         items = _entry_items([hosts], False)
     elif isinstance(hosts, (bytes, bytearray)) or not isinstance(hosts, Iterable):
         raise ValueError(
-            f"invalid hosts argument {hosts!r}: expected a string or an iterable of host entries"
+            f"invalid hosts argument {_show(hosts)}: expected a string, a pathlib.Path "
+            "or an iterable of host entries"
         )
     else:
         items = _entry_items(hosts, isinstance(hosts, (tuple, list)))

@@ -10,7 +10,7 @@ import pytest
 from parallax.hosts import (
     MAX_EXPANSION,
     HostSpec,
-    expand_ranges,
+    parse_entry,
     parse_host,
     parse_hosts,
     read_hosts_file,
@@ -201,7 +201,12 @@ def test_hostspec_validates_itself(kwargs):
         HostSpec(**kwargs)
 
 
-# --- ranges -----------------------------------------------------------------
+# --- node sets (ClusterShell syntax; tests/unit/test_nodeset.py compares with cluset) ---
+
+
+def expand_ranges(entry: str) -> list[str]:
+    """The keys *entry* expands to (the old hand-written expander's name, now through NodeSet)."""
+    return [spec.key for spec in parse_entry(entry)]
 
 
 def test_range_zero_padding():
@@ -225,13 +230,41 @@ def test_range_padding_from_lower_bound():
 
 def test_range_commas():
     assert expand_ranges("node[1-3,7]") == ["node1", "node2", "node3", "node7"]
-    assert expand_ranges("node[7,1-2]") == ["node7", "node1", "node2"]
-    assert expand_ranges("n[01,5,10-11]") == ["n01", "n5", "n10", "n11"]
+    # ClusterShell's order is sorted (the old expander kept the written order: node7 first)
+    assert expand_ranges("node[7,1-2]") == ["node1", "node2", "node7"]
+    assert expand_ranges("n[01,05,10-11]") == ["n01", "n05", "n10", "n11"]
 
 
 def test_range_product_in_order():
     assert expand_ranges("r[1-2]n[1-2]") == ["r1n1", "r1n2", "r2n1", "r2n2"]
-    assert expand_ranges("r[1-2]-[a]-n[3,5]") == ["r1-[a]-n3", "r1-[a]-n5", "r2-[a]-n3", "r2-[a]-n5"]
+    assert expand_ranges("r[1-2]-n[3,5]") == ["r1-n3", "r1-n5", "r2-n3", "r2-n5"]
+
+
+def test_comma_outside_brackets_is_a_union_not_a_product():
+    # the old expander gave the cross product of h[1-2],h[5-6] and sent "h1,h2,h3" to ssh as one host
+    assert expand_ranges("h[1-2],h[5-6]") == ["h1", "h2", "h5", "h6"]
+    assert [s.host for s in parse_hosts("h1,h2,h3")] == ["h1", "h2", "h3"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "names"),
+    [
+        ("h[1-10/2]", ["h1", "h3", "h5", "h7", "h9"]),
+        ("h[1-3]!h2", ["h1", "h3"]),
+        ("h[1-3]&h[2-5]", ["h2", "h3"]),
+        ("h[1-3]^h[2-5]", ["h1", "h4", "h5"]),
+        ("r[1-2]n[1-3]", ["r1n1", "r1n2", "r1n3", "r2n1", "r2n2", "r2n3"]),
+    ],
+)
+def test_nodeset_operators(entry, names):
+    assert expand_ranges(entry) == names
+
+
+def test_nodeset_with_user_and_port_applies_to_every_host():
+    assert parse_hosts("u@h[1-3]!h2:2222") == [
+        HostSpec("u@h1:2222", "h1", 2222, "u"),
+        HostSpec("u@h3:2222", "h3", 2222, "u"),
+    ]
 
 
 def test_range_single_value():
@@ -285,13 +318,15 @@ def test_expansion_at_limit_allowed():
 def test_range_overlapping_entry_is_duplicate():
     with pytest.raises(ValueError, match="duplicate host key 'n2'"):
         parse_hosts(["n[1-3]", "n2"])
-    with pytest.raises(ValueError, match="duplicate host key 'n1'"):
-        parse_hosts("n[1,1]")
+    # within one node set a name is there once (a set, as ClusterShell has it): not a duplicate
+    assert expand_ranges("n[1,1]") == ["n1"]
 
 
 def test_range_expanded_names_are_validated():
     with pytest.raises(ValueError, match="must not start with '-'"):
         parse_hosts("-o[1-2]")
+    with pytest.raises(ValueError, match=re.escape("invalid host entry 'h1,-o[1-2]'")):
+        parse_hosts("h1,-o[1-2]")
 
 
 # --- hosts files ------------------------------------------------------------
@@ -483,7 +518,7 @@ def test_environ_ignored_when_hosts_given(tmp_path):
         ("../etc", "'/'"),
         ("", "empty"),
         ("root@", "host must not be empty"),
-        ("@host", "user must not be empty"),
+        ("@host", "names no node"),  # a ClusterShell group now (was: an empty user)
         ("a b@host", "user must not contain whitespace"),
         ("a@b@host", "user must not contain '@'"),
         ("a:b@host", "user must not contain"),
