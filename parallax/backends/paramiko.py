@@ -39,11 +39,9 @@ import hashlib
 import hmac
 import logging
 import os
-import posixpath
 import socket
-import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import paramiko
@@ -63,6 +61,7 @@ from ..errors import (
     UnsupportedOption,
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
+from ..ssh import transfer
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import record_host_key, unrecordable
 from .sshconfig import (
@@ -762,25 +761,30 @@ class ParamikoBackend(Backend):
 
     # --- file transfer -------------------------------------------------
     async def put(self, job: PutJob, sink: OutputSink) -> None:
-        await self._session(job.target, lambda c: self._sftp(c, _put, job))
+        await self._sftp(job.target, lambda fs: transfer.put(
+            fs, job.src, _remote_path(job.dst), target=job.target, recursive=job.recursive))
 
     async def get(self, job: GetJob, sink: OutputSink) -> None:
-        await self._session(job.target, lambda c: self._sftp(c, _get, job))
+        await self._sftp(job.target, lambda fs: transfer.get(
+            fs, _remote_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
+            recursive=job.recursive, label=job.src))
 
-    @staticmethod
-    def _sftp(conn: _Conn, action: Callable[..., None], job: PutJob | GetJob) -> None:
+    async def _sftp(self, target: Target, walk: Callable[[_SFTPFS], Awaitable[None]]) -> None:
+        """Run a :mod:`parallax.ssh.transfer` walk over an SFTP session on the pooled transport;
+        each SFTP call is one blocking call in the pool, a dropped transport ``ConnectionFailed``."""
+        conn, sftp = await self._session(target, _open_sftp)
+        fs = _SFTPFS(sftp, lambda fn, *args: self._blocking(fn, *args, abort=lambda: self._discard(conn)))
         try:
-            sftp = conn.transport.open_sftp_client()
-        except paramiko.SSHException as e:
+            await walk(fs)
+        except TransferFailed as e:
             if not conn.transport.is_active():
-                raise
-            raise TransferFailed.at(conn.target, f"cannot start the sftp subsystem: {e}") from None
-        try:
-            action(sftp, job, conn.target)
-        except (paramiko.SSHException, EOFError) as e:
+                raise ConnectionFailed(f"Connection to {target.label} lost during the transfer: "
+                                       f"{e.msg.split(': ', 1)[-1]}") from None
+            raise
+        except (paramiko.SSHException, EOFError, OSError) as e:
             if not conn.transport.is_active():
-                raise ConnectionFailed(f"Connection to {conn.target.label} lost during the transfer: {_why(e)}") from None
-            raise TransferFailed.at(conn.target, _why(e)) from None
+                raise ConnectionFailed(f"Connection to {target.label} lost during the transfer: {_why(e)}") from None
+            raise TransferFailed.at(target, _why(e)) from None
         finally:
             sftp.close()
 
@@ -965,150 +969,109 @@ def _prefer_key_types(t: paramiko.Transport, known_types: list[str]) -> None:
         opts.key_types = wanted + [k for k in available if k not in wanted]
 
 
-def _transfer_error(peer: Target, path: str, e: BaseException) -> TransferFailed:
-    return TransferFailed.at(peer, f"{path}: {_why(e)}")
-
-
-def _rstat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes | None:
+def _open_sftp(conn: _Conn) -> paramiko.SFTPClient:
     try:
-        return sftp.stat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return None
-        raise
+        return conn.transport.open_sftp_client()
+    except paramiko.SSHException as e:
+        if not conn.transport.is_active():
+            raise
+        raise TransferFailed.at(conn.target, f"cannot start the sftp subsystem: {e}") from None
 
 
-def _put(sftp: paramiko.SFTPClient, job: PutJob, peer: Target) -> None:
-    """Local ``job.src`` -> remote ``job.dst`` with ``scp -rp`` semantics."""
-    src = job.src
-    dst = _remote_path(job.dst)
-    try:
-        st = os.stat(src)
-    except OSError as e:
-        raise _transfer_error(peer, src, e) from None
-    try:
-        existing = _rstat(sftp, dst)
-    except OSError as e:
-        raise _transfer_error(peer, dst, e) from None
-    if stat.S_ISDIR(st.st_mode):
-        if not job.recursive:
-            raise TransferFailed.at(peer, f"{src}: is a directory (set recursive)")
-        if existing is not None and stat.S_ISDIR(existing.st_mode or 0):
-            dst = posixpath.join(dst, os.path.basename(os.path.normpath(src)))
-        elif existing is not None:
-            raise TransferFailed.at(peer, f"{dst}: Not a directory")
-        _put_tree(sftp, src, dst, st, peer)
-    else:
-        if existing is not None and stat.S_ISDIR(existing.st_mode or 0):
-            dst = posixpath.join(dst, os.path.basename(src))
-        _put_file(sftp, src, dst, st, peer)
+PREFETCH_WINDOW = 8 * 1024 * 1024  # bytes of a download asked for at once (bounds buffering per file)
+READ_SIZE = 32768  # paramiko's largest read request
 
 
-def _put_file(sftp: paramiko.SFTPClient, src: str, dst: str, st: os.stat_result, peer: Target) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        raise TransferFailed.at(peer, f"{src}: not a regular file")
-    try:
-        sftp.put(src, dst, confirm=False)
-        sftp.chmod(dst, stat.S_IMODE(st.st_mode))
-        sftp.utime(dst, (st.st_atime, st.st_mtime))
-    except OSError as e:
-        where = src if getattr(e, "filename", None) == src else dst
-        raise _transfer_error(peer, where, e) from None
+def _attrs(a: paramiko.SFTPAttributes) -> transfer.Attrs:
+    return transfer.Attrs(a.st_mode or 0, a.st_size, a.st_atime, a.st_mtime)
 
 
-def _put_tree(sftp: paramiko.SFTPClient, src: str, dst: str, st: os.stat_result, peer: Target) -> None:
-    try:
-        sftp.mkdir(dst, 0o700)
-    except OSError as e:
-        existing = _rstat(sftp, dst)
-        if existing is None or not stat.S_ISDIR(existing.st_mode or 0):
-            raise _transfer_error(peer, dst, e) from None
-    try:
-        entries = sorted(os.scandir(src), key=lambda d: d.name)
-    except OSError as e:
-        raise _transfer_error(peer, src, e) from None
-    for entry in entries:
-        try:
-            est = os.stat(entry.path)
-        except OSError as e:
-            raise _transfer_error(peer, entry.path, e) from None
-        target = posixpath.join(dst, entry.name)
-        if stat.S_ISDIR(est.st_mode):
-            _put_tree(sftp, entry.path, target, est, peer)
-        else:
-            _put_file(sftp, entry.path, target, est, peer)
-    try:
-        sftp.chmod(dst, stat.S_IMODE(st.st_mode))
-        sftp.utime(dst, (st.st_atime, st.st_mtime))
-    except OSError as e:
-        raise _transfer_error(peer, dst, e) from None
+class _SFTPFS:
+    """:class:`parallax.ssh.transfer.RemoteFS` over a paramiko ``SFTPClient``: every call is one
+    blocking paramiko call run in the backend's thread pool (a whole file is one call)."""
+
+    def __init__(self, sftp: paramiko.SFTPClient, run: Callable[..., Awaitable[Any]]) -> None:
+        self._sftp, self._run = sftp, run
+
+    async def stat(self, path: str) -> transfer.Attrs:
+        return _attrs(await self._run(self._sftp.stat, path))
+
+    async def listdir(self, path: str) -> list[transfer.Entry]:
+        return [transfer.Entry(a.filename, _attrs(a)) for a in await self._run(_listdir, self._sftp, path)]
+
+    async def mkdir(self, path: str) -> None:
+        await self._run(self._sftp.mkdir, path, 0o700)
+
+    async def chmod(self, path: str, mode: int) -> None:
+        await self._run(self._sftp.chmod, path, mode)
+
+    async def utime(self, path: str, atime: float, mtime: float) -> None:
+        await self._run(self._sftp.utime, path, (atime, mtime))
+
+    async def get_file(self, remote: str, local: transfer.Writer, size: int | None) -> None:
+        await self._run(_download, self._sftp, remote, local, size or 0)
+
+    async def put_file(self, local: transfer.Reader, remote: str, size: int) -> None:
+        await self._run(self._sftp.putfo, local, remote, size, None, False)
 
 
-def _get(sftp: paramiko.SFTPClient, job: GetJob, peer: Target) -> None:
-    """Remote ``job.src`` -> local ``job.dst`` with ``scp -rp`` semantics."""
-    src = _remote_path(job.src)
+def _listdir(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:
     try:
-        attr = sftp.stat(src)
-    except OSError as e:
-        raise _transfer_error(peer, job.src, e) from None
-    dst = job.dst
-    if stat.S_ISDIR(attr.st_mode or 0):
-        if not job.recursive:
-            raise TransferFailed.at(peer, f"{job.src}: is a directory (set recursive)")
-        if os.path.isdir(dst):
-            dst = os.path.join(dst, posixpath.basename(posixpath.normpath(src)))
-        _get_tree(sftp, src, dst, attr, peer)
-    else:
-        if os.path.isdir(dst):
-            dst = os.path.join(dst, posixpath.basename(src))
-        _get_file(sftp, src, dst, attr, peer)
+        return sftp.listdir_attr(path)
+    except UnicodeDecodeError:
+        raise OSError(errno.EILSEQ, "the server listed a file name that is not UTF-8") from None
 
 
-def _get_file(sftp: paramiko.SFTPClient, src: str, dst: str, attr: paramiko.SFTPAttributes, peer: Target) -> None:
-    if not stat.S_ISREG(attr.st_mode or 0):
-        raise TransferFailed.at(peer, f"{src}: not a regular file")
-    try:
-        sftp.get(src, dst)
-    except OSError as e:
-        where = dst if getattr(e, "filename", None) == dst else src
-        raise _transfer_error(peer, where, e) from None
-    try:
-        os.chmod(dst, stat.S_IMODE(attr.st_mode or 0o644))
-        if attr.st_mtime is not None:
-            os.utime(dst, (attr.st_atime or attr.st_mtime, attr.st_mtime))
-    except OSError as e:
-        raise _transfer_error(peer, dst, e) from None
+def _download(sftp: paramiko.SFTPClient, remote: str, out: transfer.Writer, hint: int) -> None:
+    """Copy *remote* into *out* until its end, prefetching (paramiko's pipelined reads) in
+    windows up to *hint* (the listed size, never trusted: beyond it reads go one at a time
+    and widen again while data keeps coming)."""
+    _quiet_prefetch_threads()
+    with sftp.open(remote, "rb") as f:
+        pos = fetched = 0
+        while True:
+            if pos >= fetched and pos < hint:
+                fetched = min(hint, pos + PREFETCH_WINDOW)
+                f.prefetch(fetched)
+            data = f.read(READ_SIZE)
+            if not data:
+                return
+            out.write(data)
+            pos += len(data)
+            if pos > hint:
+                hint = pos + PREFETCH_WINDOW
 
 
-def _get_tree(sftp: paramiko.SFTPClient, src: str, dst: str, attr: paramiko.SFTPAttributes, peer: Target) -> None:
-    try:
-        os.makedirs(dst, exist_ok=True)
-    except OSError as e:
-        raise _transfer_error(peer, dst, e) from None
-    try:
-        entries = sorted(sftp.listdir_attr(src), key=lambda a: a.filename)
-    except OSError as e:
-        raise _transfer_error(peer, src, e) from None
-    for entry in entries:
-        path = posixpath.join(src, entry.filename)
-        if stat.S_ISLNK(entry.st_mode or 0):
-            try:
-                entry = sftp.stat(path)
-            except OSError as e:
-                raise _transfer_error(peer, path, e) from None
-        local = os.path.join(dst, os.path.basename(path))
-        if stat.S_ISDIR(entry.st_mode or 0):
-            _get_tree(sftp, path, local, entry, peer)
-        else:
-            _get_file(sftp, path, local, entry, peer)
-    try:
-        os.chmod(dst, stat.S_IMODE(attr.st_mode or 0o755))
-        if attr.st_mtime is not None:
-            os.utime(dst, (attr.st_atime or attr.st_mtime, attr.st_mtime))
-    except OSError as e:
-        raise _transfer_error(peer, dst, e) from None
+_quiet_hook_installed = False
+_quiet_hook_lock = threading.Lock()
+
+
+def _quiet_prefetch_threads() -> None:
+    """Keep paramiko's prefetch threads from printing a traceback when a connection drops.
+
+    paramiko sends a download's read requests from a thread of its own
+    (``SFTPFile._prefetch_thread``, which Python names ``Thread-N
+    (_prefetch_thread)``); when the transport closes under it, the thread dies
+    of the send error, which the reader also gets and the result reports.  A
+    chained ``threading.excepthook`` logs exactly those at debug level and
+    passes everything else on (tested in tests/integration/test_hostile_server.py).
+    """
+    global _quiet_hook_installed
+    with _quiet_hook_lock:
+        if _quiet_hook_installed:
+            return
+        previous = threading.excepthook
+
+        def hook(args: Any) -> None:
+            thread = args.thread
+            if (thread is not None and thread.name.endswith("(_prefetch_thread)")
+                    and issubclass(args.exc_type, (OSError, EOFError, paramiko.SSHException))):
+                log.debug("%s ended: %s", thread.name, args.exc_value)
+                return
+            previous(args)
+
+        threading.excepthook = hook
+        _quiet_hook_installed = True
 
 
 __all__ = ["ParamikoBackend"]
