@@ -41,6 +41,7 @@ from ..errors import (
     TransportError,
 )
 from ..jobs import CommandJob, GetJob, PutJob, Target
+from ..ssh import transfer
 from .askpass import AskpassServer
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import prepare_openssh_record_file
@@ -344,10 +345,18 @@ class OpenSSHBackend(Backend):
                                            control))
 
     async def get(self, job: GetJob, sink: OutputSink) -> None:
+        # scp follows symlinks on the local side: refuse one leading outside <localdir> first, and
+        # clear setuid/setgid bits afterwards (SFTP-mode scp masks them; legacy -O keeps them).
+        root = transfer.slurp_root(job)
+        refused = transfer.check_local_destination(job.dst, root, recursive=job.recursive)
+        if refused is not None:
+            raise TransferFailed.at(job.target, refused)
+        landed = transfer.landing_path(job.src, job.dst)
         remote = self._remote(job.target, _GLOB.sub(r"\\\1", job.src))
         control = await self._control(job.target)
         await self._scp(job, self.scp_argv(job.target, [remote], os.path.abspath(job.dst), job.recursive,
                                            control))
+        transfer.strip_special_bits(landed, root)
 
     async def close(self) -> None:
         streams, self._streams = list(self._streams), set()

@@ -243,18 +243,22 @@ async def get(fs: RemoteFS, src: str, dst: str, *, target: Target, root: str | N
             attrs = await fs.stat(src)
         except OSError as e:
             raise _Refused(label, _why(e)) from None
+        dst = landing_path(src, dst)
         if attrs.is_dir:
             if not recursive:
                 raise _Refused(label, "is a directory (set recursive)")
-            if os.path.isdir(dst):
-                dst = os.path.join(dst, posixpath.basename(posixpath.normpath(src)))
             await _get_tree(fs, src, dst, attrs, local, preserve, 0)
         else:
-            if os.path.isdir(dst):
-                dst = os.path.join(dst, posixpath.basename(src))
             await _get_file(fs, src, dst, attrs, local, preserve)
     except _Refused as e:
         raise TransferFailed.at(target, str(e)) from None
+
+
+def landing_path(src: str, dst: str) -> str:
+    """Where remote *src* lands when copied to local *dst*: inside *dst* if that is a directory."""
+    if os.path.isdir(dst):
+        return os.path.join(dst, posixpath.basename(posixpath.normpath(src)))
+    return dst
 
 
 async def _get_file(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: LocalRoot, preserve: bool) -> None:
@@ -496,6 +500,7 @@ __all__ = [
     "bad_name",
     "check_local_destination",
     "get",
+    "landing_path",
     "put",
     "slurp_root",
     "strip_special_bits",
