@@ -1,0 +1,7 @@
+"""SSH semantics written once for every in-process backend.
+
+Each module owns one concern: ``config`` resolves OpenSSH client
+configuration into an immutable :class:`~parallax.ssh.config.HostConfig`,
+``hostkeys`` holds the host-key policy table, known_hosts lookup and the
+accept-new recorder.  Nothing here imports paramiko or asyncssh.
+"""

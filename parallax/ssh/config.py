@@ -1,0 +1,330 @@
+"""ONE resolver of OpenSSH client configuration: a target's name -> an immutable :class:`HostConfig`.
+
+Order, first obtained value wins (as ``ssh -l U -p P -i K -o ... HOST``):
+the caller's ``user``/``port``/``identity_files``, then ``ssh_options``
+(``-o`` lines), then ``host_key_policy`` (a parallax policy, only if no
+``StrictHostKeyChecking`` option), then the user's config file, then the
+system file (``/etc/ssh/ssh_config``; like ``ssh -F``, an explicit config
+file skips it unless ``system_config`` names one), then OpenSSH's defaults.
+Files are parsed once and cached by the :class:`ConfigResolver`; so are
+Include globs and resolved hosts (create a new resolver to re-read files).
+
+Follows OpenSSH 9.2 (Debian 12's), checked against ``ssh -G`` by
+``tests/unit/test_ssh_config_oracle.py``.  Unknown keywords are an error
+unless listed in ``IgnoreUnknown`` (as OpenSSH); ``Match exec`` and other
+criteria it cannot evaluate are an error naming file and line.  Pure Python:
+no paramiko or asyncssh.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Union
+
+from ..account import local_account
+from .config_eval import EvalState, evaluate, glob_paths
+from .config_parse import ConfigError, Origin, ParsedFile, Setting, parse_file, parse_line
+from .jump import JumpHop, parse_jump
+from .policy import STRICT_HOST_KEY_CHECKING, HostKeyPolicy, policy_for
+from .tokens import CLIENT_TOKENS, PROXY_TOKENS, TokenError, Tokens, expand, expand_tilde
+
+__all__ = ["ConfigError", "HostConfig", "LocalContext", "ConfigResolver", "JumpHop", "DEFAULT_IDENTITY_FILES",
+           "SYSTEM_CONFIG", "USER_CONFIG", "SshOption"]
+
+#: OpenSSH 9.2's default identities, in its order (used when none is configured).
+DEFAULT_IDENTITY_FILES = ("~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ecdsa_sk", "~/.ssh/id_ed25519",
+                          "~/.ssh/id_ed25519_sk", "~/.ssh/id_xmss", "~/.ssh/id_dsa")
+DEFAULT_USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
+DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
+SYSTEM_CONFIG = "/etc/ssh/ssh_config"
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "USER_CONFIG"
+
+
+#: ``config_file`` default: ``~/.ssh/config`` if it exists (with OpenSSH's permission check).
+USER_CONFIG = _Default()
+#: One ssh option: ``("Port", "22")`` or ``"Port=22"`` (as after ``ssh -o``).
+SshOption = Union[str, tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Everything an in-process backend needs to reach one target, fully resolved.
+
+    Paths are expanded (``~``, ``%`` tokens, ``${VAR}``); ``None`` means
+    "not set: use the library's default" where OpenSSH has no fixed default.
+    """
+
+    host: str  # the name as given (%n)
+    hostname: str  # the real host name to connect to
+    port: int
+    user: str
+    identity_files: tuple[str, ...]  # to try, in order
+    default_identities: bool  # True: identity_files are OpenSSH's defaults (none configured)
+    certificate_files: tuple[str, ...]
+    identities_only: bool
+    identity_agent: str | None  # None: no agent; "SSH_AUTH_SOCK": from the environment; else a socket path
+    user_known_hosts_files: tuple[str, ...]  # the first receives accept-new records
+    global_known_hosts_files: tuple[str, ...]
+    strict_host_key_checking: str  # the OpenSSH value: yes, ask, accept-new or no
+    host_key_policy: HostKeyPolicy
+    host_key_alias: str | None
+    hash_known_hosts: bool
+    proxy_jump: tuple[JumpHop, ...]  # first hop first
+    proxy_command: str | None  # tokens expanded; run through a shell by whoever supports it
+    control_path: str | None
+    server_alive_interval: int  # seconds, 0 = off
+    server_alive_count_max: int
+    tcp_keep_alive: bool
+    connect_timeout: int | None  # seconds
+    connection_attempts: int
+    ciphers: str | None  # OpenSSH spec, may start with + - ^
+    kex_algorithms: str | None
+    macs: str | None
+    host_key_algorithms: str | None
+    send_env: tuple[str, ...]  # patterns of local variable names
+    set_env: tuple[tuple[str, str], ...]
+    pubkey_authentication: bool
+    password_authentication: bool
+    kbd_interactive_authentication: bool
+    preferred_authentications: tuple[str, ...] | None
+    number_of_password_prompts: int
+    batch_mode: bool
+    compression: bool
+    log_level: str  # QUIET FATAL ERROR INFO VERBOSE DEBUG DEBUG2 DEBUG3
+    address_family: str  # any, inet, inet6
+
+    @property
+    def host_key_name(self) -> str:
+        """The known_hosts name: HostKeyAlias, else ``host`` or ``[host]:port``."""
+        if self.host_key_alias is not None:
+            return self.host_key_alias
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+    @property
+    def known_hosts_files(self) -> tuple[str, ...]:
+        """User then global known_hosts files, in lookup order."""
+        return self.user_known_hosts_files + self.global_known_hosts_files
+
+    def agent_socket(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The agent socket to use, or None (no agent)."""
+        env = os.environ if environ is None else environ
+        if self.identity_agent is None or self.identity_agent.lower() == "none":
+            return None
+        if self.identity_agent == "SSH_AUTH_SOCK":
+            return env.get("SSH_AUTH_SOCK") or None
+        if self.identity_agent.startswith("$"):
+            return env.get(self.identity_agent[1:]) or None
+        return self.identity_agent
+
+
+@dataclass(frozen=True)
+class LocalContext:
+    """The local side as OpenSSH sees it (tests pass their own)."""
+
+    user: str
+    home: str  # passwd home: ~ and %d
+    uid: int
+    hostname: str  # %l
+    include_home: str  # where Include's ~ and relative paths point (glob's ~ is $HOME)
+
+    @classmethod
+    def current(cls) -> LocalContext:
+        """This process's account, passwd home and host name."""
+        user, home = local_account()
+        return cls(user, home, os.getuid(), socket.gethostname(), os.environ.get("HOME") or home)
+
+
+_CacheKey = tuple[str, str | None, int | None, tuple[str, ...], tuple[SshOption, ...], str | None]
+
+
+class ConfigResolver:
+    """Resolves targets against one user config and one system config; parses each file once."""
+
+    def __init__(self, config_file: str | _Default | None = USER_CONFIG, *,
+                 system_config: str | _Default | None = USER_CONFIG,
+                 context: LocalContext | None = None, environ: Mapping[str, str] | None = None) -> None:
+        self.context = context or LocalContext.current()
+        self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
+        if isinstance(config_file, _Default):
+            default = os.path.join(self.context.home, ".ssh", "config")
+            self.config_file, self._user_perm = (default if os.path.exists(default) else None), True
+            system_default: str | None = SYSTEM_CONFIG
+        else:
+            if config_file is not None and not os.path.isfile(config_file) and config_file != os.devnull:
+                raise ConfigError(f"{config_file}: ssh config file does not exist")
+            self.config_file, self._user_perm = config_file, False
+            system_default = None
+        self.system_config = system_default if isinstance(system_config, _Default) else system_config
+        self._files: dict[tuple[str, bool], ParsedFile] = {}
+        self._globs: dict[str, tuple[str, ...]] = {}
+        self._hosts: dict[_CacheKey, HostConfig] = {}
+        self._lock = threading.Lock()
+
+    def _load(self, path: str, check_perm: bool) -> ParsedFile:
+        key = (path, check_perm)
+        found = self._files.get(key)
+        if found is None:
+            found = self._files[key] = parse_file(path, check_perm=check_perm)
+        return found
+
+    def _glob(self, path: str) -> tuple[str, ...]:
+        found = self._globs.get(path)
+        if found is None:
+            found = self._globs[path] = glob_paths(path)
+        return found
+
+    def resolve(self, host: str, *, user: str | None = None, port: int | None = None,
+                identity_files: Iterable[str] = (), ssh_options: Iterable[SshOption] = (),
+                host_key_policy: str | HostKeyPolicy | None = None) -> HostConfig:
+        """The :class:`HostConfig` of *host* (cached); :class:`ConfigError` names the bad line."""
+        ids, opts = tuple(identity_files), tuple(ssh_options)
+        policy = str(host_key_policy) if host_key_policy is not None else None
+        key: _CacheKey = (host, user, port, ids, opts, policy)
+        with self._lock:
+            found = self._hosts.get(key)
+            if found is None:
+                found = self._hosts[key] = self._resolve(host, user, port, ids, opts, policy)
+            return found
+
+    def _resolve(self, host: str, user: str | None, port: int | None, ids: tuple[str, ...],
+                 opts: tuple[SshOption, ...], policy: str | None) -> HostConfig:
+        if not host or host.startswith("-") or any(c.isspace() for c in host):
+            raise ConfigError(f"host {host!r}: not a valid host name")
+        ctx = self.context
+        state = EvalState(host, ctx.user)
+        cli = Origin("command line", 0)
+        if user is not None:
+            if not user or user.startswith("-") or any(c.isspace() for c in user):
+                raise ConfigError(f"user {user!r}: not a valid user name")
+            state.apply(Setting("user", user, cli))
+        if port is not None:
+            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+                raise ConfigError(f"port {port!r}: expected 1..65535")
+            state.apply(Setting("port", port, cli))
+        for path in ids:
+            state.apply(Setting("identityfile", expand_tilde(path, ctx.home), cli), user_provided=True)
+        for opt in opts:
+            item = parse_line(*_option_line(opt))
+            if isinstance(item, Setting):
+                state.apply(item)
+            elif item is not None:  # an unknown keyword
+                raise ConfigError(f"{item.origin}: unknown ssh option {getattr(item, 'keyword', '')!r}")
+        override = None
+        if policy is not None and "stricthostkeychecking" not in state.values:
+            try:
+                override = policy_for(policy, parallax_name=True)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        files = [(self.config_file, True, self._user_perm), (self.system_config, False, False)]
+        for path, user_config, perm in files:
+            if path is not None and path != os.devnull:
+                evaluate(self._load(path, perm), state, user_config=user_config,
+                         include_home=ctx.include_home, load=self._load, globber=self._glob)
+        return _finish(state, ctx, self.environ, override)
+
+
+def _option_line(opt: SshOption) -> tuple[str, Origin]:
+    if isinstance(opt, tuple):
+        name, value = opt
+        if not isinstance(name, str) or not name.isalnum() or not isinstance(value, str):
+            raise ConfigError(f"ssh option {opt!r}: expected (Name, value) strings")
+        line = f"{name} {value}"
+    elif isinstance(opt, str):
+        line = opt
+    else:
+        raise ConfigError(f"ssh option {opt!r}: expected 'Name=value' or (Name, value)")
+    return line, Origin(f"ssh option {line!r}", 0)
+
+
+def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], override: HostKeyPolicy | None) -> HostConfig:
+    v = {k: s.value for k, s in state.values.items()}
+    name = state.current_host()
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        name = name.lower()
+    port = int(v.get("port", 22))  # type: ignore[call-overload]
+    user = str(v.get("user", ctx.user))
+    alias = v.get("hostkeyalias")
+    tokens = Tokens(ctx.hostname, name, port, user, state.host_arg, ctx.user, ctx.home, ctx.uid,
+                    str(alias) if alias is not None else state.host_arg).mapping()
+
+    def path(text: str, origin: Origin | None) -> str:
+        try:
+            return expand(expand_tilde(text, ctx.home), tokens, allowed=CLIENT_TOKENS, env=env)
+        except TokenError as e:
+            raise ConfigError(f"{origin}: {e}" if origin else str(e)) from None
+
+    def opt_path(key: str) -> str | None:
+        s = state.values.get(key)
+        if s is None or str(s.value).lower() == "none":
+            return None
+        return path(str(s.value), s.origin)
+
+    identities = tuple(path(str(s.value), s.origin) for s in state.identities)
+    certs = tuple(path(str(s.value), s.origin) for s in state.certificates)
+    kh = state.values.get("userknownhostsfile")
+    user_kh = tuple(path(p, kh.origin if kh else None)
+                    for p in (kh.value if kh else DEFAULT_USER_KNOWN_HOSTS))  # type: ignore[attr-defined]
+    gkh: tuple[str, ...] = v.get("globalknownhostsfile", DEFAULT_GLOBAL_KNOWN_HOSTS)  # type: ignore[assignment]
+    shkc = str(v.get("stricthostkeychecking", "ask"))
+    agent = state.values.get("identityagent")
+    agent_value = None if agent is not None and str(agent.value).lower() == "none" else (
+        path(str(agent.value), agent.origin) if agent is not None else "SSH_AUTH_SOCK")
+    jump: tuple[JumpHop, ...] = ()
+    command = None
+    proxy = state.values.get("proxy")
+    if proxy is not None and proxy.key == "proxyjump":
+        jump = parse_jump(str(proxy.value))
+    elif proxy is not None and str(proxy.value) != "none":
+        proxy_tokens = {"h": name, "n": state.host_arg, "p": str(port), "r": user}
+        try:
+            command = expand(str(proxy.value), proxy_tokens, allowed=PROXY_TOKENS)
+        except TokenError as e:
+            raise ConfigError(f"{proxy.origin}: ProxyCommand: {e}") from None
+    set_env: dict[str, str] = {}
+    for pair in v.get("setenv", ()):  # type: ignore[attr-defined]
+        key, _, value = str(pair).partition("=")
+        set_env.setdefault(key, value)
+    preferred = v.get("preferredauthentications")
+    timeout = v.get("connecttimeout")
+    return HostConfig(
+        host=state.host_arg, hostname=name, port=port, user=user,
+        identity_files=identities or tuple(path(p, None) for p in DEFAULT_IDENTITY_FILES),
+        default_identities=not identities, certificate_files=certs,
+        identities_only=bool(v.get("identitiesonly", False)), identity_agent=agent_value,
+        user_known_hosts_files=user_kh, global_known_hosts_files=tuple(gkh),
+        strict_host_key_checking=shkc, host_key_policy=override or STRICT_HOST_KEY_CHECKING[shkc],
+        host_key_alias=str(alias) if alias is not None else None,
+        hash_known_hosts=bool(v.get("hashknownhosts", False)),
+        proxy_jump=jump, proxy_command=command, control_path=opt_path("controlpath"),
+        server_alive_interval=int(v.get("serveraliveinterval", 0)),  # type: ignore[call-overload]
+        server_alive_count_max=int(v.get("serveralivecountmax", 3)),  # type: ignore[call-overload]
+        tcp_keep_alive=bool(v.get("tcpkeepalive", True)),
+        connect_timeout=int(timeout) if timeout is not None else None,  # type: ignore[call-overload]
+        connection_attempts=int(v.get("connectionattempts", 1)),  # type: ignore[call-overload]
+        ciphers=_opt_str(v, "ciphers"), kex_algorithms=_opt_str(v, "kexalgorithms"),
+        macs=_opt_str(v, "macs"), host_key_algorithms=_opt_str(v, "hostkeyalgorithms"),
+        send_env=tuple(state.send_env), set_env=tuple(set_env.items()),
+        pubkey_authentication=bool(v.get("pubkeyauthentication", True)),
+        password_authentication=bool(v.get("passwordauthentication", True)),
+        kbd_interactive_authentication=bool(v.get("kbdinteractiveauthentication", True)),
+        preferred_authentications=tuple(str(preferred).split(",")) if preferred is not None else None,
+        number_of_password_prompts=int(v.get("numberofpasswordprompts", 3)),  # type: ignore[call-overload]
+        batch_mode=bool(v.get("batchmode", False)), compression=bool(v.get("compression", False)),
+        log_level=str(v.get("loglevel", "INFO")), address_family=str(v.get("addressfamily", "any")),
+    )
+
+
+def _opt_str(v: Mapping[str, object], key: str) -> str | None:
+    value = v.get(key)
+    return None if value is None else str(value)
