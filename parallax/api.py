@@ -50,6 +50,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False
+    else:
+        running = True
+    if not running:  # outside the except block: the caller's errors are not chained to this one
         return asyncio.run(coro)
     box: dict[str, Any] = {}
 

@@ -9,10 +9,15 @@ immutable :class:`Settings` the planner and scheduler use.
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 import os
+import warnings
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+
+from .hosts import name_problem, safe_repr
 
 DEFAULT_PARALLELISM = 32
 DEFAULT_TIMEOUT = 60
@@ -77,7 +82,7 @@ class Options:
     def __init__(self, **kwargs: Any) -> None:
         for name, value in kwargs.items():
             if name not in _CLASS_DEFAULTS:
-                raise TypeError(f"Options: unknown option {name!r}")
+                raise TypeError(unknown_option(name))
             setattr(self, name, value)
         # 1.0 declared these lists on the class; give each instance its own
         # so ``opts.ssh_options.append(...)`` cannot leak into other Options.
@@ -85,6 +90,13 @@ class Options:
             self.ssh_options = list(Options.ssh_options)
         if "ssh_extra" not in self.__dict__:
             self.ssh_extra = list(Options.ssh_extra)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # 1.0 callers may hang their own attributes on Options (crmsh does), so an
+        # unknown name is set, but with a warning: ``o.timout = 5`` is a typo.
+        if name not in _CLASS_DEFAULTS and not name.startswith("_"):
+            warnings.warn(unknown_option(name), UserWarning, stacklevel=2)
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         items = ", ".join(f"{k}={'<hidden>' if k in SECRET_OPTIONS and v is not None else repr(v)}"
@@ -96,7 +108,7 @@ class Options:
         new = copy.copy(self)
         for name, value in kwargs.items():
             if name not in _CLASS_DEFAULTS:
-                raise TypeError(f"unknown option {name!r}")
+                raise TypeError(unknown_option(name))
             setattr(new, name, value)
         return new
 
@@ -110,6 +122,16 @@ class Options:
 
 
 _CLASS_DEFAULTS = {k: v for k, v in vars(Options).items() if not k.startswith("_") and not callable(v)}
+#: Names people reach for that parallax spells otherwise.
+_ALIASES = {"user": "default_user", "username": "default_user", "parallelism": "limit", "par": "limit",
+            "key": "ssh_key", "identity_file": "ssh_key", "options": "ssh_options"}
+
+
+def unknown_option(name: str) -> str:
+    """``Options has no option 'timout' (did you mean 'timeout'?)``."""
+    guess = _ALIASES.get(name) or next(iter(difflib.get_close_matches(name, _CLASS_DEFAULTS, n=1)), None)
+    hint = f" (did you mean {guess!r}?)" if guess else ""
+    return f"Options has no option {name!r}{hint}"
 #: Options whose values never appear in repr(), logs or error messages.
 SECRET_OPTIONS = frozenset({"password", "passphrase"})
 
@@ -153,12 +175,12 @@ class Settings:
     on_finish: Callable | None
     mock: Any
     input_stream: Any = None
+    progress: bool = False
+    passphrase: str | None = field(default=None, repr=False)
     cluster: Any = None
     shard_by: Callable | None = None
     limit_per_worker: int | None = None
     idempotent: bool = False
-    progress: bool = False
-    passphrase: str | None = field(default=None, repr=False)
 
 
 _OPTION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
@@ -260,18 +282,31 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"option limit={limit!r}: expected an integer >= 1")
 
+    def user_problem(value: Any) -> str | None:
+        """Why *value* is not a login name (the host parser's rules, as OpenSSH's), or None."""
+        if not isinstance(value, str):
+            return f"expected a string, not {type(value).__name__}"
+        if not value:
+            return "must not be empty"
+        if "@" in value or ":" in value or "/" in value:
+            return "user must not contain '@', ':' or '/'"
+        return name_problem(value, "user")
+
     def env_user() -> str | None:
         value = environ.get("PARALLAX_USER") or None
-        if value is not None and (_CONTROL.search(value) or value.startswith("-") or any(c.isspace() for c in value)):
-            raise ValueError(f"PARALLAX_USER={value!r}: not a valid user name")
+        if value is not None and user_problem(value):
+            raise ValueError(f"PARALLAX_USER={safe_repr(value)}: not a valid user name ({user_problem(value)})")
         return value
 
     default_user = pick("default_user", env_user)
-    if default_user is not None:
-        if not isinstance(default_user, str) or not default_user or default_user.startswith("-") or _CONTROL.search(default_user) or any(c.isspace() for c in default_user) or "@" in default_user:
-            raise ValueError(f"option default_user={default_user!r}: not a valid user name")
+    if default_user is not None and user_problem(default_user):
+        raise ValueError(f"option default_user={safe_repr(default_user)}: not a valid user name "
+                         f"({user_problem(default_user)})")
 
+    outdir_from_env = not opts.is_set("outdir") and bool(environ.get("PARALLAX_OUTDIR"))
     outdir = pick("outdir", lambda: environ.get("PARALLAX_OUTDIR") or None)
+    if outdir_from_env and "\x00" in outdir:
+        raise ValueError(f"PARALLAX_OUTDIR={safe_repr(outdir)}: a path must not contain a NUL character")
     verbose = bool(pick("verbose", lambda: _env_bool(environ, "PARALLAX_VERBOSE")))
 
     backend = pick("backend", lambda: (environ.get("PARALLAX_BACKEND") or "").strip() or None) or "openssh"
@@ -282,6 +317,9 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
     raw_opts = opts.ssh_options or []
     if isinstance(raw_opts, str):
         raw_opts = [raw_opts]
+    if not isinstance(raw_opts, (list, tuple)):
+        raise ValueError(f"option ssh_options={safe_repr(opts.ssh_options)}: expected a list of "
+                         "'Key=Value' strings")
     for item in raw_opts:
         ssh_options.append(parse_ssh_option(item))
     env_opts = environ.get("PARALLAX_OPTIONS")
@@ -292,18 +330,18 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
     ssh_extra = opts.ssh_extra or []
     if isinstance(ssh_extra, str):
         raise ValueError(f"option ssh_extra={ssh_extra!r}: expected a list of arguments, not a string")
+    if not isinstance(ssh_extra, (list, tuple)):
+        raise ValueError(f"option ssh_extra={safe_repr(ssh_extra)}: expected a list of arguments")
     for arg in ssh_extra:
         if not isinstance(arg, str) or _CONTROL.search(arg):
             raise ValueError(f"option ssh_extra: argument {arg!r} is not a plain string")
 
     port = opts.port
     if port is not None:
-        try:
+        if isinstance(port, str) and re.fullmatch(r"\s*0*[0-9]{1,5}\s*", port):
             port = int(port)
-        except (TypeError, ValueError):
-            raise ValueError(f"option port={opts.port!r}: expected an integer 1..65535") from None
-        if not 1 <= port <= 65535:
-            raise ValueError(f"option port={opts.port!r}: expected an integer 1..65535")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"option port={safe_repr(opts.port)}: expected an integer 1..65535")
 
     policy = opts.host_key_policy
     if policy is not None and policy not in HOST_KEY_POLICIES:
@@ -314,9 +352,12 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
         raise ValueError(f"option retries={retries!r}: expected an integer >= 0")
 
     env_pairs: list[tuple[str, str]] = []
+    if opts.env is not None and not isinstance(opts.env, Mapping):
+        raise ValueError(f"option env={safe_repr(opts.env)}: expected a mapping of variable names to values, "
+                         "such as {'A': '1'}")
     for k, v in (opts.env or {}).items():
-        if not isinstance(k, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
-            raise ValueError(f"option env: invalid variable name {k!r}")
+        if not isinstance(k, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+            raise ValueError(f"option env: invalid variable name {safe_repr(k)}")
         if not isinstance(v, str) or "\x00" in v:
             raise ValueError(f"option env: value of {k} must be a string without NUL")
         env_pairs.append((k, v))
@@ -327,8 +368,13 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
 
     for name in ("ssh_key", "known_hosts", "ssh_config", "outdir", "errdir", "localdir"):
         value = outdir if name == "outdir" else getattr(opts, name)
-        if value is not None and (not isinstance(value, (str, os.PathLike)) or "\x00" in os.fspath(value)):
-            raise ValueError(f"option {name}={value!r}: expected a path")
+        if value is not None and (not isinstance(value, (str, os.PathLike)) or "\x00" in str(os.fspath(value))):
+            raise ValueError(f"option {name}={safe_repr(value)}: expected a path")
+
+    for name in ("timeout", "deadline", "connect_timeout"):
+        value = getattr(opts, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"option {name}={value!r}: expected a finite number of seconds (0 or None: no limit)")
 
     cluster = pick("cluster", lambda: (environ.get("PARALLAX_CLUSTER") or "").strip() or None)
     if cluster is not None and not isinstance(cluster, str) and not hasattr(cluster, "scheduler_info"):
@@ -380,11 +426,11 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
         on_finish=opts.on_finish,
         mock=opts.mock,
         input_stream=opts.input_stream,
+        progress=bool(opts.progress),
         cluster=cluster,
         shard_by=opts.shard_by,
         limit_per_worker=per_worker,
         idempotent=bool(opts.idempotent),
-        progress=bool(opts.progress),
     )
 
 

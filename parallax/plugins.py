@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import threading
 from typing import Any, Callable
 
@@ -70,4 +71,6 @@ def backend_factory(name: str) -> Callable[..., Any]:
     try:
         return known[name]
     except KeyError:
-        raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(sorted(known))}") from None
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown backend {name!r}{hint}; known backends: {', '.join(sorted(known))}") from None

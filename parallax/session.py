@@ -28,6 +28,7 @@ from .backends.local import LocalBackend
 from .backends.persistent_shell import PersistentShellBackend
 from .diagnostics import verbose_logging
 from .events import EventBus
+from .hosts import parse_hosts
 from .jobs import Job, Target
 from .options import Options, Settings, resolve
 from .planner import plan_commands, plan_get, plan_put, plan_targets
@@ -42,6 +43,12 @@ WARN_MESSAGE = (
 )
 FDS_PER_JOB = 8  # pipes of an ssh child, or a socket plus slack for the in-process backends
 FDS_PER_POOLED = 2  # a connection a persistent session keeps open between calls
+#: Options that decide how a session connects: fixed when it is created, refused per call.
+SESSION_FIXED = frozenset({
+    "backend", "default_user", "port", "ssh_key", "ssh_options", "ssh_extra", "password", "passphrase",
+    "askpass", "warn_message", "host_key_policy", "known_hosts", "ssh_config", "connect_timeout", "env",
+    "persistent_shell", "mock", "cluster", "shard_by", "limit_per_worker",
+})
 
 
 def _ask_password(settings: Settings) -> Settings:
@@ -128,11 +135,24 @@ class AsyncSession:
     def _settings_for(self, overrides: dict[str, Any]) -> Settings:
         if not overrides:
             return self.settings
+        fixed = sorted(name for name in overrides if name in SESSION_FIXED)
+        if fixed:
+            raise ValueError(f"option {fixed[0]} is fixed when the session is created (it decides how the "
+                             f"session connects); open another session to change it")
         settings = resolve(self._opts, **{**self._overrides, **overrides})
-        if settings.persistent_shell != self.settings.persistent_shell:
-            raise ValueError("option persistent_shell is fixed when the session is created; "
-                             "open another session to change it")
         return dataclasses.replace(settings, password=self.settings.password)
+
+    def _targets_for(self, hosts: Any) -> list[Target]:
+        """The session's targets, or those of the subset *hosts* (entries as written at creation)."""
+        if hosts is None:
+            return self.targets
+        by_key = {t.key: t for t in self.targets}
+        chosen = []
+        for spec in parse_hosts(hosts):
+            if spec.key not in by_key:
+                raise ValueError(f"host {spec.key!r} is not one of this session's hosts")
+            chosen.append(by_key[spec.key])
+        return chosen
 
     async def _execute(self, jobs: list[Job], settings: Settings) -> dict[str, Any]:
         if self._closed:
@@ -148,29 +168,29 @@ class AsyncSession:
         finally:
             bus.close()
 
-    async def call(self, cmdline: str, *, _check: bool = True, **overrides: Any) -> dict[str, Any]:
-        """Run *cmdline* on every host; a non-zero exit is a :class:`CommandFailed`."""
+    async def call(self, cmdline: str, *, hosts: Any = None, _check: bool = True, **overrides: Any) -> dict[str, Any]:
+        """Run *cmdline* on every host (or the subset *hosts*); a non-zero exit is a :class:`CommandFailed`."""
         settings = self._settings_for(overrides)
         names, user = _local_identity() if settings.local_shortcut else ((), None)
-        jobs = plan_commands(self.targets, cmdline, settings, check=_check,
+        jobs = plan_commands(self._targets_for(hosts), cmdline, settings, check=_check,
                              stdin=_read_input(settings.input_stream), local_names=names, local_user=user)
         return await self._execute(jobs, settings)
 
-    async def run(self, cmdline: str, **overrides: Any) -> dict[str, Any]:
-        """Run *cmdline* on every host; every exit status is a result."""
-        return await self.call(cmdline, _check=False, **overrides)
+    async def run(self, cmdline: str, *, hosts: Any = None, **overrides: Any) -> dict[str, Any]:
+        """Run *cmdline* on every host (or the subset *hosts*); every exit status is a result."""
+        return await self.call(cmdline, hosts=hosts, _check=False, **overrides)
 
-    async def copy(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
+    async def copy(self, src: str, dst: str, *, hosts: Any = None, **overrides: Any) -> dict[str, Any]:
         """Copy local *src* (a directory when ``recursive``) to remote *dst* on every host."""
         settings = self._settings_for(overrides)
         # A missing or unreadable source fails in every host's entry, as in 1.0
         # (the scheduler checks it per job); only a malformed argument raises here.
-        return await self._execute(plan_put(self.targets, src, dst, settings), settings)
+        return await self._execute(plan_put(self._targets_for(hosts), src, dst, settings), settings)
 
-    async def slurp(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
-        """Copy remote *src* from every host to ``<localdir>/<host>/<dst>``."""
+    async def slurp(self, src: str, dst: str, *, hosts: Any = None, **overrides: Any) -> dict[str, Any]:
+        """Copy remote *src* from every host (or the subset *hosts*) to ``<localdir>/<host>/<dst>``."""
         settings = self._settings_for(overrides)
-        return await self._execute(plan_get(self.targets, src, dst, settings), settings)
+        return await self._execute(plan_get(self._targets_for(hosts), src, dst, settings), settings)
 
     async def close(self) -> None:
         """Close every connection the session holds (idempotent)."""

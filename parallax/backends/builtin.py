@@ -11,6 +11,17 @@ from typing import Any
 from ..hookspecs import hookimpl
 
 
+def _need(module: str, extra: str) -> None:
+    """Say which extra to install when a backend's library is missing (not a bare ModuleNotFoundError)."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ValueError(f"the {extra} backend needs the {module} package: pip install 'parallax[{extra}]' "
+                         f"({exc})") from None
+
+
 def _openssh(settings: Any) -> Any:
     from .openssh import OpenSSHBackend
 
@@ -18,12 +29,14 @@ def _openssh(settings: Any) -> Any:
 
 
 def _paramiko(settings: Any) -> Any:
+    _need("paramiko", "paramiko")
     from .paramiko import ParamikoBackend
 
     return ParamikoBackend(settings)
 
 
 def _asyncssh(settings: Any) -> Any:
+    _need("asyncssh", "asyncssh")
     from .asyncssh import AsyncSSHBackend
 
     return AsyncSSHBackend(settings)
