@@ -49,6 +49,7 @@ import asyncssh
 from asyncssh.config import SSHClientConfig, SSHConfig
 
 from ..account import default_ssh_config, expand_home, local_user, passwd_home
+from .sshconfig import refuse_match_exec
 from ..errors import (
     AuthenticationFailed,
     BadInput,
@@ -437,6 +438,10 @@ class AsyncSSHBackend(Backend):
         key = (path, st.st_mtime_ns, st.st_size, host, user, port)
         cfg = self._configs.get(key)
         if cfg is None:
+            try:  # asyncssh's loader would run a Match exec command (also in an Include'd file)
+                refuse_match_exec(path, follow_include=True)
+            except BadInput as e:
+                raise BadInput(str(e), host=target.key) from None
             try:
                 cfg = self._configs[key] = _load_config(path, host, user, port)
             except (ValueError, OSError) as e:
