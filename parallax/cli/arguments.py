@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from typing import Any, Callable, NoReturn, Sequence
 
 __all__ = ["UsageError", "build_parser", "parse"]
@@ -185,9 +186,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Flags that take a value.  pssh (optparse) takes the next word as the value even when it
+#: starts with "-" (``-x "-o Foo=bar"``); argparse would not, so such pairs are glued first.
+VALUE_FLAGS = frozenset({
+    "-h", "--hosts", "-H", "--host", "-w", "--exclude", "-l", "--user", "-p", "--par", "-t", "--timeout",
+    "-O", "--option", "-x", "--extra-args", "-X", "--extra-arg", "--backend", "--connect-timeout",
+    "--retries", "--deadline", "-o", "--outdir", "-e", "--errdir", "-L", "--localdir",
+})
+
+
+def _glue_values(argv: list[str]) -> list[str]:
+    """``-x VALUE`` -> ``-xVALUE`` / ``--flag VALUE`` -> ``--flag=VALUE`` up to the first operand."""
+    if not argv or argv[0] not in ("run", "copy", "slurp"):
+        return argv
+    out, i = [argv[0]], 1
+    while i < len(argv):
+        word = argv[i]
+        if word == "--" or not word.startswith("-"):
+            out.extend(argv[i:])  # the operands (run: the command, kept as written)
+            break
+        if word in VALUE_FLAGS and i + 1 < len(argv):
+            out.append(f"{word}={argv[i + 1]}" if word.startswith("--") else word + argv[i + 1])
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse *argv*; a :class:`UsageError` for anything wrong with it."""
-    args = build_parser().parse_args(argv)
+    """Parse *argv* (default ``sys.argv[1:]``); a :class:`UsageError` for anything wrong with it."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_glue_values(words))
     if args.subcommand == "run":
         if args.command and args.command[0] == "--":
             args.command = args.command[1:]
