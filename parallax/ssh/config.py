@@ -213,7 +213,7 @@ class ConfigResolver:
         for path in ids:
             state.apply(Setting("identityfile", expand_tilde(path, ctx.home), cli), user_provided=True)
         for opt in opts:
-            item = parse_line(*_option_line(opt))
+            item = parse_line(*_option_line(opt), cmdline=True)
             if isinstance(item, Setting):
                 state.apply(item)
             elif item is not None:  # an unknown keyword
@@ -282,10 +282,10 @@ def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], overrid
         path(str(agent.value), agent.origin) if agent is not None else "SSH_AUTH_SOCK")
     jump: tuple[JumpHop, ...] = ()
     command = None
-    proxy = state.values.get("proxy")
-    if proxy is not None and proxy.key == "proxyjump":
-        jump = parse_jump(str(proxy.value))
-    elif proxy is not None and str(proxy.value) != "none":
+    hop_setting, proxy = state.values.get("proxyjump"), state.values.get("proxycommand")
+    if hop_setting is not None:
+        jump = parse_jump(str(hop_setting.value))
+    if not jump and proxy is not None and str(proxy.value) != "none":
         proxy_tokens = {"h": name, "n": state.host_arg, "p": str(port), "r": user}
         try:
             command = expand(str(proxy.value), proxy_tokens, allowed=PROXY_TOKENS)

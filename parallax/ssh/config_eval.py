@@ -2,8 +2,9 @@
 
 First obtained value wins, except ``IdentityFile``/``CertificateFile``
 (accumulate, duplicates dropped) and ``SendEnv`` (accumulates, ``-pattern``
-removes).  ``ProxyJump`` and ``ProxyCommand`` share one slot (whichever comes
-first wins, ``none`` included).  ``Host`` matches the name as given
+removes).  ``ProxyJump`` and ``ProxyCommand`` exclude each other: the first one
+obtained wins, except that ``ProxyJump none`` still lets a later
+``ProxyCommand`` through (as ``ssh -G`` shows).  ``Host`` matches the name as given
 (case-sensitive); ``Match host`` the HostName obtained so far (with ``%h``),
 ``Match originalhost`` the name as given (both case-insensitive), ``Match
 user`` the User obtained so far, ``Match localuser`` the local account.
@@ -65,8 +66,13 @@ class EvalState:
                     self.send_env = [p for p in self.send_env if not match_pattern(p, name[1:])]
                 else:
                     self.send_env.append(name)
-        elif key == "proxycommand" or key == "proxyjump":
-            self.values.setdefault("proxy", s)
+        elif key == "proxyjump":
+            if "proxyjump" not in self.values and "proxycommand" not in self.values:
+                self.values[key] = s
+        elif key == "proxycommand":
+            jump = self.values.get("proxyjump")
+            if key not in self.values and (jump is None or str(jump.value).lower() == "none"):
+                self.values[key] = s
         elif key in ("connecttimeout", "serveraliveinterval") and s.value == -1:
             return  # "none" sets nothing
         elif key not in self.values:

@@ -59,6 +59,7 @@ _ALIASES = {
     "identityfile2": "identityfile", "challengeresponseauthentication": "kbdinteractiveauthentication",
     "keepalive": "tcpkeepalive", "pubkeyacceptedkeytypes": "pubkeyacceptedalgorithms",
     "hostbasedkeytypes": "hostbasedacceptedalgorithms",
+    "protocolkeepalives": "serveraliveinterval", "setuptimeout": "connecttimeout",  # Debian's
 }
 
 _IGNORED = """
@@ -71,9 +72,9 @@ globalknownhostsfile2 gssapiauthentication gssapiclientidentity gssapidelegatecr
 gssapikeyexchange gssapirenewalforcesrekey gssapiserveridentity gssapitrustdns hostbasedacceptedalgorithms
 hostbasedauthentication ipqos kbdinteractivedevices kerberosauthentication kerberostgtpassing
 knownhostscommand localcommand localforward logverbose nohostauthenticationforlocalhost permitlocalcommand
-permitremoteopen pkcs11provider protocol protocolkeepalives proxyusefdpass pubkeyacceptedalgorithms
+permitremoteopen pkcs11provider protocol proxyusefdpass pubkeyacceptedalgorithms
 rekeylimit remotecommand remoteforward requesttty requiredrsasize revokedhostkeys rhostsauthentication
-rhostsrsaauthentication securitykeyprovider sessiontype setuptimeout skeyauthentication smartcarddevice
+rhostsrsaauthentication securitykeyprovider sessiontype skeyauthentication smartcarddevice
 stdinnull streamlocalbindmask streamlocalbindunlink syslogfacility tisauthentication tunnel tunneldevice
 updatehostkeys useblacklistedkeys useprivilegedport userknownhostsfile2 useroaming usersh verifyhostkeydns
 visualhostkey xauthlocation
