@@ -42,6 +42,7 @@ __all__ = [
     "parse_host",
     "parse_hosts",
     "read_hosts_file",
+    "safe_repr",
 ]
 
 ENV_VAR = "PARALLAX_HOSTS"
@@ -57,13 +58,16 @@ _COMMENT = re.compile(r"(^|\s)#.*")
 _HINT = "node-set syntax: brackets hold numeric ranges such as web[1-5,7]; ',' '!' '&' '^' combine sets"
 
 
-def _show(value: object) -> str:
+def safe_repr(value: object) -> str:
     """``repr`` of *value* for an error message: shortened, and safe for huge ints."""
     try:
         text = repr(value)
     except ValueError:  # an int beyond sys.get_int_max_str_digits()
         text = f"<{type(value).__name__} too large to print>"
     return text if len(text) <= 200 else text[:160] + f"...({len(text)} characters)"
+
+
+_show = safe_repr
 
 
 def _bad(entry: object, reason: str, what: str = "host entry") -> ValueError:
@@ -93,9 +97,12 @@ def name_problem(text: str, what: str = "host", *, allow: str = "") -> str | Non
     return None
 
 
-def _check_host(host: object, entry: object, expanded: str | None = None) -> str:
-    """Validate one bare host name or IPv6 address (no brackets, user or port)."""
-    suffix = "" if expanded is None else f" (expanded host {_show(expanded)})"
+def _check_host(host: object, entry: object, expanded: str | None = None, label: str = "expanded host") -> str:
+    """Validate one bare host name or IPv6 address (no brackets, user or port).
+
+    Errors name *entry*, and *expanded* (the host itself, as *label*) when it is not the entry.
+    """
+    suffix = "" if expanded is None else f" ({label} {_show(expanded)})"
 
     def bad(reason: str) -> ValueError:
         return ValueError(f"invalid host entry {_show(entry)}{suffix}: {reason}")
@@ -170,7 +177,7 @@ class HostSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
             raise ValueError(f"invalid host key {_show(self.key)}: must be a non-empty string")
-        _check_host(self.host, self.key)
+        _check_host(self.host, self.key, None if self.host == self.key else self.host, "host")
         if isinstance(self.port, str):
             raise _bad(self.key, f"port {_show(self.port)} is not an integer")
         _check_port(self.port, self.key)

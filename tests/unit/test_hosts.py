@@ -658,3 +658,147 @@ def test_entries_that_could_escape_outdir_or_localdir_are_refused(entry):
     # result keys name per-host files and slurp directories: they must stay one path component
     with pytest.raises(ValueError, match="invalid host entry"):
         parse_hosts([entry])
+
+
+# --- OpenSSH's host-name characters, in every input form (issue 9, S1) --------------------------
+
+EVIL = "x;touch${IFS}PWNED;"
+
+
+@pytest.mark.parametrize("char", list("'`\"$\\;&<>|(){}"))
+def test_every_character_openssh_refuses_is_refused_in_host_and_user(char):
+    host = f"a{char}b"
+    forms = [[(host, 22)], [("h", 22, host)], [f"{host}@h"]]
+    if char != "&":  # in a string, '&' is node-set intersection: a&b names no node (a separate error)
+        forms.append([host])
+    for entry in forms:
+        with pytest.raises(ValueError) as info:
+            parse_hosts(entry)
+        assert repr(char) in str(info.value)
+        assert "OpenSSH" in str(info.value)
+
+
+def test_shell_injection_entry_is_refused_in_every_form(tmp_path):
+    hosts_file = tmp_path / "hosts"
+    hosts_file.write_text(f"fine\n{EVIL} admin\n")
+    forms = [EVIL, [EVIL], [(EVIL,)], [("h", None, EVIL)], f"root@{EVIL}", f"web[1-2]{EVIL}", f"h1,{EVIL}",
+             hosts_file, [hosts_file]]
+    for form in forms:
+        with pytest.raises(ValueError, match=re.escape(EVIL)):
+            parse_hosts(form)
+    with pytest.raises(ValueError, match=re.escape(EVIL)):
+        parse_hosts(None, environ={"PARALLAX_HOSTS": str(hosts_file)})
+    with pytest.raises(ValueError, match=re.escape(EVIL)):
+        HostSpec(key="k", host=EVIL)
+
+
+@pytest.mark.parametrize("host", ["a,b", "a!b", "a^b", "a*b", "a?b"])
+def test_node_set_syntax_is_never_part_of_one_host_name(host):
+    with pytest.raises(ValueError, match="node-set syntax"):
+        parse_hosts([(host, 22)])
+    with pytest.raises(ValueError):
+        HostSpec(key="k", host=host)
+
+
+# --- errors name the entry and the expanded host (issue 9, R10) ------------------------------
+
+
+def test_error_for_a_host_of_a_node_set_names_entry_and_expanded_host():
+    with pytest.raises(ValueError) as info:
+        parse_hosts("h[1-2],-oProxyCommand=x")
+    assert "'h[1-2],-oProxyCommand=x'" in str(info.value)
+    with pytest.raises(ValueError) as info:
+        parse_hosts("h1:22,h2")
+    assert str(info.value).startswith("invalid host entry 'h1:22,h2' (expanded host 'h1:22'): ")
+
+
+def test_nul_in_parallax_hosts_names_the_variable():
+    with pytest.raises(ValueError) as info:
+        parse_hosts(None, environ={"PARALLAX_HOSTS": "/tmp/a\x00b"})
+    assert "PARALLAX_HOSTS" in str(info.value) and "NUL" in str(info.value)
+    assert "embedded null byte" not in str(info.value)
+
+
+@pytest.mark.parametrize("entry", ["h:" + "1" * 5000, "[::1]:" + "9" * 5000])
+def test_huge_port_is_a_short_error_naming_the_entry(entry):
+    with pytest.raises(ValueError) as info:
+        parse_hosts(entry)
+    message = str(info.value)
+    assert message.startswith("invalid host entry 'h:1111") or message.startswith("invalid host entry '[::1]:999")
+    assert "outside 1..65535" in message and "Exceeds the limit" not in message
+    assert len(message) < 600
+
+
+def test_huge_int_port_in_a_tuple():
+    with pytest.raises(ValueError, match="outside 1..65535"):
+        parse_hosts([("h", 10**5000)])
+
+
+def test_port_with_leading_zeros_within_limit():
+    assert parse_hosts("h:0000000022") == [HostSpec("h:0000000022", "h", 22)]
+
+
+# --- hosts files as pathlib.Path (issue 11) --------------------------------------------------
+
+
+def test_path_is_read_as_a_hosts_file(tmp_path):
+    path = tmp_path / "hosts"
+    path.write_text("a\nroot@b:2222\nweb[1-2] deploy\n")
+    expected = [H("a"), HostSpec("root@b:2222", "b", 2222, "root"),
+                HostSpec("web1", "web1", None, "deploy"), HostSpec("web2", "web2", None, "deploy")]
+    assert parse_hosts(path) == expected
+    assert parse_hosts([path]) == expected
+    assert [s.key for s in parse_hosts(["first", path, ("last", 22)])] == ["first", "a", "root@b:2222",
+                                                                           "web1", "web2", "last"]
+
+
+def test_path_duplicates_with_other_entries(tmp_path):
+    path = tmp_path / "hosts"
+    path.write_text("a\n")
+    with pytest.raises(ValueError, match=r"duplicate host key 'a' .*hosts, line 1"):
+        parse_hosts(["a", path])
+
+
+def test_unreadable_path_is_a_value_error_naming_it(tmp_path):
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "nope"))):
+        parse_hosts(tmp_path / "nope")
+    with pytest.raises(ValueError, match="cannot be read"):
+        parse_hosts([tmp_path])
+
+
+def test_string_with_slash_is_still_refused_and_hints_at_path(tmp_path):
+    path = tmp_path / "hosts"
+    path.write_text("a\n")
+    with pytest.raises(ValueError, match=r"'/'.*pathlib\.Path"):
+        parse_hosts(str(path))
+
+
+# --- more string forms ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("[::1]", [HostSpec("[::1]", "::1")]),
+        ("[fe80::1]:22", [HostSpec("[fe80::1]:22", "fe80::1", 22)]),
+        ("user@[::1]:2222", [HostSpec("user@[::1]:2222", "::1", 2222, "user")]),
+        ("::1", [HostSpec("::1", "::1")]),
+        ("u@h[1-2]", [HostSpec("u@h1", "h1", None, "u"), HostSpec("u@h2", "h2", None, "u")]),
+        ("h[1-2]:2200", [HostSpec("h1:2200", "h1", 2200), HostSpec("h2:2200", "h2", 2200)]),
+        ("a.example.com,b.example.com", [H("a.example.com"), H("b.example.com")]),
+    ],
+)
+def test_more_string_forms(entry, expected):
+    assert parse_hosts(entry) == expected
+
+
+def test_ipv6_in_a_node_set_is_refused_clearly():
+    with pytest.raises(ValueError, match="IPv6 address cannot be part of a node set"):
+        parse_hosts("::1,::2")
+
+
+def test_unknown_group_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"'@no-such-group-x' names no node"):
+        parse_hosts("@no-such-group-x")
+    with pytest.raises(ValueError, match=r"'@no-such-group-x' names no node"):
+        parse_hosts("h[1-2],@no-such-group-x")

@@ -288,3 +288,68 @@ def test_repr_hides_password():
 def test_persistent_shell_is_off_unless_asked_for():
     assert resolve(Options(), EMPTY_ENV).persistent_shell is False
     assert resolve(Options(persistent_shell=True), EMPTY_ENV).persistent_shell is True
+
+
+# --- bad input escapes as a clean ValueError naming the culprit (issue 9, R10) -----------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"env": "A=1"}, "option env="),
+        ({"env": ["A=1"]}, "option env="),
+        ({"ssh_options": True}, "option ssh_options=True"),
+        ({"ssh_options": 5}, "option ssh_options=5"),
+        ({"ssh_options": [5]}, "ssh_options"),
+        ({"ssh_extra": True}, "option ssh_extra=True"),
+        ({"port": float("-inf")}, "option port=-inf"),
+        ({"port": float("nan")}, "option port=nan"),
+        ({"port": 22.5}, "option port=22.5"),
+        ({"port": True}, "option port=True"),
+        ({"port": "1" * 5000}, "option port='1111"),
+        ({"port": 10**5000}, "option port="),
+        ({"port": []}, "option port=[]"),
+        ({"timeout": float("nan")}, "option timeout=nan"),
+        ({"deadline": float("inf")}, "option deadline=inf"),
+        ({"default_user": "x;touch${IFS}PWNED;"}, "option default_user="),
+        ({"default_user": "a@b"}, "option default_user="),
+        ({"default_user": 5}, "option default_user=5"),
+    ],
+)
+def test_bad_values_are_value_errors_naming_the_option(kwargs, name):
+    with pytest.raises(ValueError) as info:
+        resolve(Options(**kwargs), EMPTY_ENV)
+    assert name in str(info.value)
+    assert "Exceeds the limit" not in str(info.value)
+    assert len(str(info.value)) < 400  # a 5,000-digit value is shortened, not printed whole
+
+
+@pytest.mark.parametrize("port", [22, "22", "022", " 2222 "])
+def test_port_accepts_int_and_decimal_string(port):
+    assert resolve(Options(port=port), EMPTY_ENV).default_port == int(port)
+
+
+@pytest.mark.parametrize(
+    ("var", "raw"),
+    [
+        ("PARALLAX_OUTDIR", "out\x00dir"),
+        ("PARALLAX_USER", "a@b"),
+        ("PARALLAX_USER", "a:b"),
+        ("PARALLAX_USER", "x;touch${IFS}PWNED;"),
+        ("PARALLAX_USER", "a$(id)"),
+    ],
+)
+def test_environment_errors_name_the_variable_not_the_option(var, raw):
+    with pytest.raises(ValueError) as info:
+        resolve(Options(), {var: raw})
+    assert str(info.value).startswith(f"{var}=")
+    assert "option " not in str(info.value)
+
+
+def test_explicit_outdir_error_still_names_the_option():
+    with pytest.raises(ValueError, match=r"^option outdir="):
+        resolve(Options(outdir="a\x00b"), {"PARALLAX_OUTDIR": "fine"})
+
+
+def test_env_mapping_still_accepted():
+    assert resolve(Options(env={"A": "1"}), EMPTY_ENV).env == (("A", "1"),)
