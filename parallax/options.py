@@ -140,7 +140,7 @@ SECRET_OPTIONS = frozenset({"password", "passphrase"})
 class Settings:
     """Fully resolved options for one call (no environment lookups after this)."""
 
-    backend: str
+    backend: Any  # a name, or a Backend instance the caller built (backend=MockBackend(...))
     limit: int
     timeout: float | None
     deadline: float | None
@@ -252,6 +252,12 @@ def _secret(name: str, value: Any) -> str | None:
     return value
 
 
+def _is_backend(value: Any) -> bool:
+    from .backends.base import Backend
+
+    return isinstance(value, Backend)
+
+
 def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Resolve *opts* + keyword *overrides* + ``PARALLAX_*`` into :class:`Settings`.
 
@@ -310,8 +316,8 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
     verbose = bool(pick("verbose", lambda: _env_bool(environ, "PARALLAX_VERBOSE")))
 
     backend = pick("backend", lambda: (environ.get("PARALLAX_BACKEND") or "").strip() or None) or "openssh"
-    if not isinstance(backend, str):
-        raise ValueError(f"option backend={backend!r}: expected a backend name")
+    if not isinstance(backend, str) and not _is_backend(backend):
+        raise ValueError(f"option backend={backend!r}: expected a backend name or a Backend instance")
 
     ssh_options: list[tuple[str, str]] = []
     raw_opts = opts.ssh_options or []

@@ -114,7 +114,8 @@ class AsyncSession:
         self.settings = settings
         self.targets: list[Target] = targets
         self.persistent = persistent
-        backend: Backend = backend_factory(settings.backend)(settings)
+        backend: Backend = (settings.backend if isinstance(settings.backend, Backend)
+                            else backend_factory(settings.backend)(settings))
         if settings.persistent_shell:
             backend = PersistentShellBackend(backend, settings.connect_timeout)
         self.backend = backend

@@ -4,7 +4,7 @@ The test declares what each host answers; the real planner, scheduler,
 event consumers and result assembly run, but nothing connects anywhere::
 
     import parallax
-    from parallax.backends.mock import MockHosts, MockResponse
+    from parallax.backends.mock import MockBackend, MockHosts, MockResponse
 
     hosts = MockHosts(
         default=MockResponse(rc=0, stdout=b"ok\\n"),
@@ -18,7 +18,7 @@ event consumers and result assembly run, but nothing connects anywhere::
         },
         files={"web1": {"/etc/hostname": b"web1\\n"}},          # remote files for slurp
     )
-    results = parallax.call(["web1", "web2", "db"], "uptime", backend="mock", mock=hosts)
+    results = parallax.call(["web1", "web2", "db"], "uptime", backend=MockBackend(hosts))
     hosts.calls           # [("web1", "run", "uptime"), ("web2", "run", "uptime"), ...]
     hosts.max_concurrent  # peak number of jobs running at once (checks ``limit``)
 
@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence, Union
@@ -209,13 +210,23 @@ class MockBackend(Backend):
     name = "mock"
     allows_local_shortcut = False
 
-    def __init__(self, settings: Any = None) -> None:
-        hosts = getattr(settings, "mock", None)
-        if hosts is None:
-            raise BadInput('backend="mock" needs mock=MockHosts(...) '
-                           "(from parallax.backends.mock import MockHosts, MockResponse)")
-        if not isinstance(hosts, MockHosts):
-            raise BadInput(f"option mock={hosts!r}: expected a parallax.backends.mock.MockHosts")
+    def __init__(self, hosts: Any = None, **world: Any) -> None:
+        """``MockBackend(MockHosts(...))`` or ``MockBackend(responses=..., default=..., files=...)``,
+        passed as ``backend=``.  (Built by name, ``backend="mock"``, it reads the deprecated
+        ``mock=`` option from the settings it is given.)"""
+        if world:
+            if hosts is not None:
+                raise TypeError("MockBackend: give a MockHosts or its keyword arguments, not both")
+            hosts = MockHosts(**world)
+        elif not isinstance(hosts, MockHosts):
+            hosts = getattr(hosts, "mock", None)  # the settings of backend="mock"
+            if hosts is None:
+                raise BadInput('backend="mock" needs mock=MockHosts(...); better: '
+                               "backend=MockBackend(MockHosts(...)) (from parallax.backends.mock)")
+            if not isinstance(hosts, MockHosts):
+                raise BadInput(f"option mock={hosts!r}: expected a parallax.backends.mock.MockHosts")
+            warnings.warn("the mock= option is deprecated: pass backend=MockBackend(MockHosts(...))",
+                          DeprecationWarning, stacklevel=4)
         self.hosts = hosts
 
     def check_target(self, target: Target) -> None:

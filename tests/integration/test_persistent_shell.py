@@ -160,10 +160,10 @@ def test_shell_that_cannot_loop_falls_back_to_channels(make_ssh_lab, backend):
 
 
 def test_backend_without_streams_is_refused():
-    from parallax.backends.mock import MockHosts
+    from parallax.backends.mock import MockBackend, MockHosts
 
     with pytest.raises(ValueError, match="persistent_shell: the mock backend"):
-        parallax.Session(["h1"], backend="mock", mock=MockHosts(), persistent_shell=True)
+        parallax.Session(["h1"], backend=MockBackend(MockHosts()), persistent_shell=True)
 
 
 def test_persistent_shell_cannot_change_per_call(ssh_lab):

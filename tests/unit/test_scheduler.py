@@ -44,7 +44,7 @@ def _isolate(monkeypatch):
 
 
 def mock_call(hosts, cmd="uptime", mock=None, **kw):
-    return parallax.call(hosts, cmd, backend="mock", mock=mock or MockHosts(), **kw)
+    return parallax.call(hosts, cmd, backend=MockBackend(mock or MockHosts()), **kw)
 
 
 # --- results and errors -------------------------------------------------------------
@@ -78,14 +78,14 @@ def test_call_nonzero_is_command_failed():
 
 def test_run_nonzero_is_a_result():
     m = MockHosts(default=MockResponse(rc=3, stderr=b"warn\n"))
-    res = parallax.run(["a"], "false", backend="mock", mock=m)
+    res = parallax.run(["a"], "false", backend=MockBackend(m))
     rc, out, err = res["a"]
     assert (rc, out, err) == (3, b"", b"warn\n")
 
 
 def test_run_transport_failure_is_still_an_error():
     m = MockHosts(default=MockResponse(fail="refused"))
-    res = parallax.run(["a"], "true", backend="mock", mock=m)
+    res = parallax.run(["a"], "true", backend=MockBackend(m))
     assert isinstance(res["a"], ConnectionFailed)
 
 
@@ -263,8 +263,8 @@ def test_aio_call_cancelled_propagates_and_leaves_no_tasks():
     m = MockHosts(default=MockResponse(delay=5.0))
 
     async def main():
-        task = asyncio.create_task(parallax.aio.call([f"h{i}" for i in range(5)], "sleep", backend="mock",
-                                                     mock=m, limit=2))
+        task = asyncio.create_task(parallax.aio.call([f"h{i}" for i in range(5)], "sleep",
+                                                     backend=MockBackend(m), limit=2))
         while m.running < 2:
             await asyncio.sleep(0.01)
         task.cancel()
@@ -285,8 +285,8 @@ def test_aio_twins():
     m = MockHosts(default=MockResponse(rc=2), files={"a": {"/f": b"data"}})
 
     async def main():
-        called = await parallax.aio.call(["a"], "x", backend="mock", mock=m)
-        ran = await parallax.aio.run(["a"], "x", backend="mock", mock=m)
+        called = await parallax.aio.call(["a"], "x", backend=MockBackend(m))
+        ran = await parallax.aio.run(["a"], "x", backend=MockBackend(m))
         return called, ran
 
     called, ran = asyncio.run(main())
@@ -298,7 +298,7 @@ def test_sync_api_inside_running_loop():
     m = MockHosts(default=MockResponse(stdout=b"ok\n"))
 
     async def main():
-        return parallax.call(["a", "b"], "uptime", backend="mock", mock=m)
+        return parallax.call(["a", "b"], "uptime", backend=MockBackend(m))
 
     res = asyncio.run(main())
     assert res["a"] == (0, b"ok\n", b"")
@@ -307,7 +307,7 @@ def test_sync_api_inside_running_loop():
 
 def test_sync_api_inside_running_loop_propagates_errors():
     async def main():
-        return parallax.call(["a", "a"], "uptime", backend="mock", mock=MockHosts())
+        return parallax.call(["a", "a"], "uptime", backend=MockBackend(MockHosts()))
 
     with pytest.raises(ValueError, match="duplicate"):
         asyncio.run(main())
@@ -413,7 +413,7 @@ def test_callable_response_depends_on_command():
 
 def test_response_by_bare_host_name():
     m = MockHosts(responses={"web1": MockResponse(rc=4)})
-    assert parallax.run(["root@web1:2222"], "x", backend="mock", mock=m)["root@web1:2222"].rc == 4
+    assert parallax.run(["root@web1:2222"], "x", backend=MockBackend(m))["root@web1:2222"].rc == 4
 
 
 # --- failures map to the shared classes with openssh's message shapes --------------------
@@ -470,13 +470,14 @@ def test_mock_backend_requires_mock_hosts():
     with pytest.raises(BadInput, match=r'backend="mock" needs mock=MockHosts'):
         parallax.call(["a"], "x", backend="mock")
     with pytest.raises(ValueError, match="mock="):
-        parallax.call(["a"], "x", backend="mock", mock={"a": 1})
+        parallax.call(["a"], "x", backend=MockBackend({"a": 1}))
 
 
 def test_mock_backend_is_registered():
     from parallax.plugins import backend_factory
 
-    backend = backend_factory("mock")(parallax.options.resolve(parallax.Options(mock=MockHosts()), {}))
+    with pytest.warns(DeprecationWarning, match="mock= option is deprecated"):
+        backend = backend_factory("mock")(parallax.options.resolve(parallax.Options(mock=MockHosts()), {}))
     assert isinstance(backend, MockBackend)
     assert backend.name == "mock"
 
@@ -494,7 +495,7 @@ def test_local_shortcut_never_bypasses_the_mock_backend():
 
     m = MockHosts(default=MockResponse(stdout=b"mocked"))
     me = socket.gethostname()
-    res = parallax.run([me], "echo local", backend="mock", mock=m)
+    res = parallax.run([me], "echo local", backend=MockBackend(m))
     assert res[me].stdout == b"mocked"
     assert m.calls == [(me, "run", "echo local")]
 
@@ -506,7 +507,7 @@ def test_copy_file(tmp_path):
     src = tmp_path / "app.conf"
     src.write_bytes(b"conf")
     m = MockHosts()
-    res = parallax.copy(["a", "b"], str(src), "/etc/app.conf", backend="mock", mock=m)
+    res = parallax.copy(["a", "b"], str(src), "/etc/app.conf", backend=MockBackend(m))
     rc, out, err = res["a"]
     assert rc == 0
     assert isinstance(res["b"], CopyResult)
@@ -519,7 +520,7 @@ def test_copy_file_into_existing_remote_directory(tmp_path):
     src = tmp_path / "f.txt"
     src.write_bytes(b"x")
     m = MockHosts(files={"a": {"/srv/existing": b""}})
-    parallax.copy(["a"], str(src), "/srv", backend="mock", mock=m)
+    parallax.copy(["a"], str(src), "/srv", backend=MockBackend(m))
     assert m.files["a"]["/srv/f.txt"] == b"x"
 
 
@@ -529,7 +530,7 @@ def test_copy_directory_recursive(tmp_path):
     (d / "top").write_bytes(b"1")
     (d / "sub" / "deep").write_bytes(b"2")
     m = MockHosts(files={"b": {"/opt/x": b""}})
-    parallax.copy(["a", "b"], str(d), "/opt", backend="mock", mock=m, recursive=True)
+    parallax.copy(["a", "b"], str(d), "/opt", backend=MockBackend(m), recursive=True)
     assert m.files["a"] == {"/opt/top": b"1", "/opt/sub/deep": b"2"}  # "as" a new dst
     assert m.files["b"] == {"/opt/x": b"", "/opt/tree/top": b"1", "/opt/tree/sub/deep": b"2"}  # "into"
 
@@ -539,14 +540,14 @@ def test_copy_directory_is_recursive_by_default_as_in_1_0(tmp_path):
     d.mkdir()
     (d / "top").write_bytes(b"1")
     m = MockHosts()
-    res = parallax.copy(["a"], str(d), "/opt", parallax.Options(), backend="mock", mock=m)
+    res = parallax.copy(["a"], str(d), "/opt", parallax.Options(), backend=MockBackend(m))
     assert not isinstance(res["a"], parallax.Error), res["a"]
     assert m.files["a"] == {"/opt/top": b"1"}
 
 
 def test_copy_directory_without_recursive_fails_per_host(tmp_path):
     m = MockHosts()
-    res = parallax.copy(["a", "b"], str(tmp_path), "/opt", backend="mock", mock=m, recursive=False)
+    res = parallax.copy(["a", "b"], str(tmp_path), "/opt", backend=MockBackend(m), recursive=False)
     assert all(isinstance(r, TransferFailed) and "recursive" in r.msg for r in res.values()), res
     assert m.calls == []
 
@@ -562,7 +563,7 @@ def test_copy_bad_local_source_fails_per_host_not_raises(tmp_path, kind):
             src.symlink_to(src)  # a symlink loop: open() and stat() fail
     finished = []
     m = MockHosts()
-    res = parallax.copy(["a", "b"], str(src), "/x", backend="mock", mock=m,
+    res = parallax.copy(["a", "b"], str(src), "/x", backend=MockBackend(m),
                         on_finish=lambda host, r: finished.append(host))
     assert set(res) == {"a", "b"}
     for r in res.values():
@@ -577,7 +578,7 @@ def test_copy_failure(tmp_path):
     src = tmp_path / "f"
     src.write_bytes(b"")
     m = MockHosts(responses={"a": MockResponse(fail="transfer")})
-    res = parallax.copy(["a", "b"], str(src), "/f", backend="mock", mock=m)
+    res = parallax.copy(["a", "b"], str(src), "/f", backend=MockBackend(m))
     assert isinstance(res["a"], TransferFailed)
     assert "a" not in m.files
     assert m.files["b"] == {"/f": b""}
@@ -585,7 +586,7 @@ def test_copy_failure(tmp_path):
 
 def test_slurp_file(tmp_path):
     m = MockHosts(files={"web1": {"/etc/hostname": b"web1\n"}, "web2": {"/etc/hostname": b"web2\n"}})
-    res = parallax.slurp(["web1", "web2"], "/etc/hostname", "hostname", backend="mock", mock=m,
+    res = parallax.slurp(["web1", "web2"], "/etc/hostname", "hostname", backend=MockBackend(m),
                          localdir=str(tmp_path))
     rc, out, err, path = res["web1"]
     assert rc == 0
@@ -598,7 +599,7 @@ def test_slurp_file(tmp_path):
 
 def test_slurp_missing_file_is_transfer_failed(tmp_path):
     m = MockHosts(files={"a": {"/f": b"x"}})
-    res = parallax.slurp(["a", "b"], "/f", "f", backend="mock", mock=m, localdir=str(tmp_path))
+    res = parallax.slurp(["a", "b"], "/f", "f", backend=MockBackend(m), localdir=str(tmp_path))
     assert isinstance(res["a"], SlurpResult)
     assert isinstance(res["b"], TransferFailed)
     assert "No such file" in str(res["b"])
@@ -607,12 +608,12 @@ def test_slurp_missing_file_is_transfer_failed(tmp_path):
 
 def test_slurp_directory_recursive(tmp_path):
     m = MockHosts(files={"a": {"/etc/app/one": b"1", "/etc/app/sub/two": b"2", "/etc/other": b"no"}})
-    res = parallax.slurp(["a"], "/etc/app", "app", backend="mock", mock=m, localdir=str(tmp_path),
+    res = parallax.slurp(["a"], "/etc/app", "app", backend=MockBackend(m), localdir=str(tmp_path),
                          recursive=True)
     assert res["a"].path == os.path.join(str(tmp_path), "a", "app")
     assert (tmp_path / "a" / "app" / "one").read_bytes() == b"1"
     assert (tmp_path / "a" / "app" / "sub" / "two").read_bytes() == b"2"
-    res = parallax.slurp(["a"], "/etc/app", "app2", backend="mock", mock=m, localdir=str(tmp_path),
+    res = parallax.slurp(["a"], "/etc/app", "app2", backend=MockBackend(m), localdir=str(tmp_path),
                          recursive=False)
     assert isinstance(res["a"], TransferFailed)
 
@@ -620,7 +621,7 @@ def test_slurp_directory_recursive(tmp_path):
 def test_slurp_bad_destination_rejected_before_anything_runs(tmp_path):
     m = MockHosts()
     with pytest.raises(ValueError, match="relative"):
-        parallax.slurp(["a"], "/f", "/abs", backend="mock", mock=m)
+        parallax.slurp(["a"], "/f", "/abs", backend=MockBackend(m))
     assert m.calls == []
 
 
@@ -630,8 +631,8 @@ def test_aio_copy_and_slurp(tmp_path):
     m = MockHosts()
 
     async def main():
-        copied = await parallax.aio.copy(["a"], str(src), "/r", backend="mock", mock=m)
-        slurped = await parallax.aio.slurp(["a"], "/r", "back", backend="mock", mock=m, localdir=str(tmp_path))
+        copied = await parallax.aio.copy(["a"], str(src), "/r", backend=MockBackend(m))
+        slurped = await parallax.aio.slurp(["a"], "/r", "back", backend=MockBackend(m), localdir=str(tmp_path))
         return copied, slurped
 
     copied, slurped = asyncio.run(main())
@@ -644,7 +645,7 @@ def test_one_off_call_releases_each_connection_after_its_job_but_a_session_keeps
     mock_call(["a", "b"], mock=m)
     assert sorted(m.disconnects) == ["a", "b"]
     m.reset()
-    with parallax.Session(["a", "b"], backend="mock", mock=m) as s:
+    with parallax.Session(["a", "b"], backend=MockBackend(m)) as s:
         s.call("one")
         s.call("two")
     assert m.disconnects == []

@@ -11,12 +11,12 @@ import warnings
 import pytest
 
 import parallax
-from parallax.backends.mock import MockHosts, MockResponse
+from parallax.backends.mock import MockBackend, MockHosts, MockResponse
 
 
 def test_sync_api_errors_are_not_chained_to_a_spurious_runtime_error():
     with pytest.raises(ValueError) as info:
-        parallax.call(["-oProxyCommand=x"], "true", backend="mock", mock=MockHosts())
+        parallax.call(["-oProxyCommand=x"], "true", backend=MockBackend(MockHosts()))
     chain = "".join(traceback.format_exception(info.value))
     assert "no running event loop" not in chain
     assert info.value.__context__ is None
@@ -36,7 +36,7 @@ def test_misspelt_option_attribute_warns_with_a_suggestion():
                                                   ("parallelism", "limit")])
 def test_unknown_keyword_names_the_option_to_use(name, suggestion):
     with pytest.raises(TypeError, match=f"'{name}'.*did you mean '{suggestion}'"):
-        parallax.call(["h"], "true", backend="mock", mock=MockHosts(), **{name: 1})
+        parallax.call(["h"], "true", backend=MockBackend(MockHosts()), **{name: 1})
 
 
 def test_unknown_backend_suggests_the_close_name():
@@ -68,7 +68,7 @@ def test_backend_without_its_extra_says_what_to_install(module, tmp_path):
 
 
 def _session(**kw):
-    return parallax.Session(["a", "b", "c"], backend="mock", mock=MockHosts(default=MockResponse(stdout=b"ok")), **kw)
+    return parallax.Session(["a", "b", "c"], backend=MockBackend(MockHosts(default=MockResponse(stdout=b"ok"))), **kw)
 
 
 @pytest.mark.parametrize("option", ["backend", "default_user", "ssh_key", "port", "ssh_options", "password",
@@ -87,3 +87,21 @@ def test_session_call_on_a_subset_of_its_hosts():
         assert list(s.run("true", hosts=["c", "a"])) == ["c", "a"]
         with pytest.raises(ValueError, match="'zz' is not one of this session's hosts"):
             s.run("true", hosts=["zz"])
+
+
+def test_backend_instance_is_used_as_given():
+    world = MockHosts(default=MockResponse(stdout=b"hi\n"))
+    backend = MockBackend(world)
+    res = parallax.run(["a", "b"], "echo hi", backend=backend)
+    assert [tuple(r) for r in res.values()] == [(0, b"hi\n", b"")] * 2
+    assert world.calls == [("a", "run", "echo hi"), ("b", "run", "echo hi")]
+    keyword = MockBackend(responses={"a": MockResponse(rc=3)})
+    assert parallax.run(["a"], "x", backend=keyword)["a"].rc == 3
+    with pytest.raises(ValueError, match="backend name or a Backend instance"):
+        parallax.run(["a"], "x", backend=object())
+
+
+def test_mock_option_still_works_but_is_deprecated():
+    with pytest.warns(DeprecationWarning, match="backend=MockBackend"):
+        res = parallax.run(["a"], "x", backend="mock", mock=MockHosts(default=MockResponse(stdout=b"ok")))
+    assert res["a"].stdout == b"ok"
