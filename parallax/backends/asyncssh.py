@@ -940,7 +940,8 @@ async def _read_all(f: asyncssh.SFTPClientFile, out: transfer.Writer, hint: int)
     offset, eof = 0, False
     try:
         while True:
-            while not eof and len(pending) < _depth(block) and (offset < hint or not pending):
+            while (not eof and len(pending) < _depth(block) and (offset < hint or not pending)
+                   and not _failed(task for _, task in pending)):
                 pending.append((offset, asyncio.ensure_future(f.read(block, offset))))
                 offset += block
             if not pending:
@@ -975,12 +976,18 @@ async def _write_all(f: asyncssh.SFTPClientFile, src: transfer.Reader) -> None:
                 break
             pending.append(asyncio.ensure_future(f.write(data, offset)))
             offset += len(data)
-            if len(pending) >= _depth(block):
+            if len(pending) >= _depth(block) or _failed(pending):
                 await pending.popleft()
         while pending:
             await pending.popleft()
     finally:
         await _abandon(pending)
+
+
+def _failed(tasks: Iterable[asyncio.Future[Any]]) -> bool:
+    """Whether a request already failed: then no new one is sent (on a dead connection each
+    would be one more write asyncio complains about)."""
+    return any(t.done() and not t.cancelled() and t.exception() is not None for t in tasks)
 
 
 async def _abandon(tasks: Iterable[asyncio.Future[Any]]) -> None:

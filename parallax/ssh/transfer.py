@@ -136,6 +136,11 @@ def _why(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
+def _refuse(path: str, e: OSError) -> BaseException:
+    """A failure about *path*, unless *e* says the connection is gone (raised as it is)."""
+    return e if isinstance(e, ConnectionError) else _Refused(path, _why(e))
+
+
 def bad_name(name: str) -> str | None:
     """Why *name* (from a server's listing) is not a single path component, or ``None``."""
     if not name:
@@ -242,7 +247,7 @@ async def get(fs: RemoteFS, src: str, dst: str, *, target: Target, root: str | N
         try:
             attrs = await fs.stat(src)
         except OSError as e:
-            raise _Refused(label, _why(e)) from None
+            raise _refuse(label, e) from None
         dst = landing_path(src, dst)
         if attrs.is_dir:
             if not recursive:
@@ -268,16 +273,16 @@ async def _get_file(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: Local
     try:
         fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as e:
-        raise _Refused(dst, _why(e)) from None
+        raise _refuse(dst, e) from None
     try:
         try:
             await fs.get_file(src, _LocalWriter(fd, dst), attrs.size)
         except OSError as e:
-            raise _Refused(dst if e.filename == dst else src, _why(e)) from None
+            raise _refuse(dst if e.filename == dst else src, e) from None
         try:
             _set_local_attrs(fd, attrs, preserve)
         except OSError as e:
-            raise _Refused(dst, _why(e)) from None
+            raise _refuse(dst, e) from None
     finally:
         os.close(fd)
 
@@ -293,11 +298,11 @@ async def _get_tree(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: Local
         if not os.path.isdir(real):
             raise _Refused(dst, "Not a directory") from None
     except OSError as e:
-        raise _Refused(dst, _why(e)) from None
+        raise _refuse(dst, e) from None
     try:
         entries = sorted(await fs.listdir(src), key=lambda e: e.name)
     except OSError as e:
-        raise _Refused(src, _why(e)) from None
+        raise _refuse(src, e) from None
     for entry in entries:
         if entry.name in (".", ".."):
             continue
@@ -310,7 +315,7 @@ async def _get_tree(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: Local
             try:
                 child = await fs.stat(path)
             except OSError as e:
-                raise _Refused(path, _why(e)) from None
+                raise _refuse(path, e) from None
         target = os.path.join(dst, entry.name)
         if child.is_dir:
             await _get_tree(fs, path, target, child, local, preserve, depth + 1)
@@ -319,11 +324,11 @@ async def _get_tree(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: Local
     try:
         fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
-        raise _Refused(dst, _why(e)) from None
+        raise _refuse(dst, e) from None
     try:
         _set_local_attrs(fd, attrs, preserve)
     except OSError as e:
-        raise _Refused(dst, _why(e)) from None
+        raise _refuse(dst, e) from None
     finally:
         os.close(fd)
 
@@ -346,11 +351,11 @@ async def put(fs: RemoteFS, src: str, dst: str, *, target: Target, recursive: bo
         try:
             st = os.stat(src)
         except OSError as e:
-            raise _Refused(src, _why(e)) from None
+            raise _refuse(src, e) from None
         try:
             existing = await _rstat(fs, dst)
         except OSError as e:
-            raise _Refused(dst, _why(e)) from None
+            raise _refuse(dst, e) from None
         if stat.S_ISDIR(st.st_mode):
             if not recursive:
                 raise _Refused(src, "is a directory (set recursive)")
@@ -379,7 +384,7 @@ async def _put_attrs(fs: RemoteFS, dst: str, st: os.stat_result, preserve: bool)
         if preserve and times is not None:
             await fs.utime(dst, *times)
     except OSError as e:
-        raise _Refused(dst, _why(e)) from None
+        raise _refuse(dst, e) from None
 
 
 async def _put_file(fs: RemoteFS, src: str, dst: str, st: os.stat_result, preserve: bool) -> None:
@@ -388,11 +393,11 @@ async def _put_file(fs: RemoteFS, src: str, dst: str, st: os.stat_result, preser
     try:
         f = open(src, "rb")  # noqa: SIM115 (closed below, after the remote side is done)
     except OSError as e:
-        raise _Refused(src, _why(e)) from None
+        raise _refuse(src, e) from None
     try:
         await fs.put_file(f, dst, st.st_size)
     except OSError as e:
-        raise _Refused(src if e.filename == src else dst, _why(e)) from None
+        raise _refuse(src if e.filename == src else dst, e) from None
     finally:
         f.close()
     await _put_attrs(fs, dst, st, preserve)
@@ -406,17 +411,17 @@ async def _put_tree(fs: RemoteFS, src: str, dst: str, st: os.stat_result, preser
     except OSError as e:
         existing = await _rstat(fs, dst)
         if existing is None or not existing.is_dir:
-            raise _Refused(dst, _why(e)) from None
+            raise _refuse(dst, e) from None
     try:
         with os.scandir(src) as it:
             entries = sorted(it, key=lambda d: d.name)
     except OSError as e:
-        raise _Refused(src, _why(e)) from None
+        raise _refuse(src, e) from None
     for entry in entries:
         try:
             est = os.stat(entry.path)
         except OSError as e:
-            raise _Refused(entry.path, _why(e)) from None
+            raise _refuse(entry.path, e) from None
         remote = posixpath.join(dst, entry.name)
         if stat.S_ISDIR(est.st_mode):
             await _put_tree(fs, entry.path, remote, est, preserve, depth + 1)
