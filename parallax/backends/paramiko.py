@@ -724,7 +724,7 @@ class ParamikoBackend(Backend):
                 _feed_stdin(chan, b"")
             await done
             if not chan.exit_status_ready():
-                await self._blocking(chan.status_event.wait, abort=lambda: self._discard(conn))
+                await self._blocking(chan.status_event.wait, abort=lambda: _end_channel(chan))
             rc = chan.exit_status
             if feeder is not None:
                 await _settle(feeder)
@@ -735,8 +735,12 @@ class ParamikoBackend(Backend):
                 rc = 255
             return rc
         except asyncio.CancelledError:
+            # End this command only: TERM it, close its channel; the connection (and the
+            # host's other commands on it, in a session) stay unless it is already dead.
             await self._terminate_remote(chan)
-            self._discard(conn)
+            _end_channel(chan)
+            if not conn.transport.is_active():
+                self._discard(conn)
             if feeder is not None:
                 await _settle(feeder)
             raise
@@ -875,6 +879,21 @@ class _Stream:
 
     def close(self) -> None:
         self._end(None)
+
+
+def _end_channel(chan: paramiko.Channel) -> None:
+    """TERM the channel's command and close the channel (not its connection).
+
+    The signal request is queued before the close on the same transport, so
+    it reaches sshd first; closing wakes every thread blocked on the channel
+    (a stdin feeder, an exit status wait)."""
+    if not chan.closed:
+        if not chan.exit_status_ready():
+            _send_signal(chan, "TERM")
+        try:
+            chan.close()
+        except Exception:  # a transport that died meanwhile
+            log.debug("closing a cancelled channel failed", exc_info=True)
 
 
 def _send_signal(chan: paramiko.Channel, name: str) -> bool:

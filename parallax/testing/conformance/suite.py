@@ -689,4 +689,43 @@ def test_accept_new_records_one_line_per_key_when_many_hosts_connect_at_once(bac
     assert known.read_text().splitlines() == lines
 
 
+
+# --- a timeout in a session ends only its own command (issue 9, reliability 7) --------------
+
+
+def test_a_timeout_in_a_session_ends_only_its_own_command(backend_name, lab, opts, backend_capabilities):
+    # (persistent_shell, stdin of the timed-out command): with stdin it takes one channel
+    modes: list[tuple[bool, bytes | None]] = [(False, None)]
+    if "stream" in backend_capabilities:
+        modes += [(True, None), (True, b"in\n")]
+    host = lab.hosts[0]
+    token = f"32.{uuid.uuid4().int % 10**6:06d}"
+
+    async def scenario(persistent_shell: bool, stdin: bytes | None) -> tuple[int, Any, Any, Any]:
+        async with parallax.aio.Session([host], persistent_shell=persistent_shell, **opts) as s:
+            ok(only(await s.run("true")))  # the connection (and a shell) are up
+            before = lab.connection_count()
+            other = asyncio.ensure_future(s.run("sleep 2.5; echo survived"))
+            await asyncio.sleep(0.3)
+            timed = only(await s.run(f"sleep {token}", timeout=1, input_stream=stdin))
+            survived = only(await other)
+            again = only(await s.run("echo again"))
+            return lab.connection_count() - before, timed, survived, again
+
+    try:
+        for persistent_shell, stdin in modes:
+            new_connections, timed, survived, again = asyncio.run(scenario(persistent_shell, stdin))
+            where = f"persistent_shell={persistent_shell}, stdin={stdin!r}"
+            assert isinstance(timed, parallax.Timeout), (where, repr(timed))
+            assert ok(survived).stdout == b"survived\n", (where, survived)
+            assert ok(again).stdout == b"again\n", (where, again)
+            assert new_connections == 0, f"{where}: the timeout replaced the host's connection"
+    finally:
+        for pid in processes_with(token):
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+
+
 __all__ = [name for name in list(globals()) if name.startswith("test_")] + list(_fixture_names)
