@@ -777,7 +777,8 @@ class ParamikoBackend(Backend):
         """Run a :mod:`parallax.ssh.transfer` walk over an SFTP session on the pooled transport;
         each SFTP call is one blocking call in the pool, a dropped transport ``ConnectionFailed``."""
         conn, sftp = await self._session(target, _open_sftp)
-        fs = _SFTPFS(sftp, lambda fn, *args: self._blocking(fn, *args, abort=lambda: self._discard(conn)))
+        # cancelled: closing the SFTP channel wakes the thread; the connection stays (a session's other work)
+        fs = _SFTPFS(sftp, lambda fn, *args: self._blocking(fn, *args, abort=sftp.close))
         try:
             await walk(fs)
         except TransferFailed as e:
