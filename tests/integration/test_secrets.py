@@ -281,3 +281,13 @@ def test_askpass_answers_only_the_prompt_it_was_asked_for():
     for other in ("Are you sure you want to continue connecting (yes/no/[fingerprint])? ",
                   "Enter PIN for ED25519-SK key /k: ", "Verification code: ", ""):
         assert answer_for(other, "pw", "pp") is None, other
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("persistent_shell", [False, True])
+def test_password_login_in_a_session(lab, backend, persistent_shell):
+    with parallax.Session(lab.hosts, persistent_shell=persistent_shell, **password_opts(lab, backend)) as s:
+        for _ in range(2):
+            res = s.run("id -un")
+            assert [r.stdout for r in res.values()] == [f"{lab.user}\n".encode()] * len(lab.hosts), res
+        assert PASSWORD not in repr(s.backend.__dict__) and PASSWORD not in repr(s._session.settings)
