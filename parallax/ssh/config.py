@@ -24,7 +24,6 @@ import socket
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Union
 
 from ..account import local_account
 from .config_eval import EvalState, evaluate, glob_paths
@@ -33,8 +32,17 @@ from .jump import JumpHop, parse_jump
 from .policy import STRICT_HOST_KEY_CHECKING, HostKeyPolicy, policy_for
 from .tokens import CLIENT_TOKENS, PROXY_TOKENS, TokenError, Tokens, expand, expand_tilde
 
-__all__ = ["ConfigError", "HostConfig", "LocalContext", "ConfigResolver", "JumpHop", "DEFAULT_IDENTITY_FILES",
-           "SYSTEM_CONFIG", "USER_CONFIG", "SshOption"]
+__all__ = [
+    "DEFAULT_IDENTITY_FILES",
+    "SYSTEM_CONFIG",
+    "USER_CONFIG",
+    "ConfigError",
+    "ConfigResolver",
+    "HostConfig",
+    "JumpHop",
+    "LocalContext",
+    "SshOption",
+]
 
 #: OpenSSH 9.2's default identities, in its order (used when none is configured).
 DEFAULT_IDENTITY_FILES = ("~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ecdsa_sk", "~/.ssh/id_ed25519",
@@ -52,7 +60,7 @@ class _Default:
 #: ``config_file`` default: ``~/.ssh/config`` if it exists (with OpenSSH's permission check).
 USER_CONFIG = _Default()
 #: One ssh option: ``("Port", "22")`` or ``"Port=22"`` (as after ``ssh -o``).
-SshOption = Union[str, tuple[str, str]]
+SshOption = str | tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -225,9 +233,9 @@ class ConfigResolver:
             except ValueError as e:
                 raise ConfigError(str(e)) from None
         files = [(self.config_file, True, self._user_perm), (self.system_config, False, False)]
-        for path, user_config, perm in files:
-            if path is not None and path != os.devnull:
-                evaluate(self._load(path, perm), state, user_config=user_config,
+        for cfg_path, user_config, perm in files:
+            if cfg_path is not None and cfg_path != os.devnull:
+                evaluate(self._load(cfg_path, perm), state, user_config=user_config,
                          include_home=ctx.include_home, load=self._load, globber=self._glob)
         return _finish(state, ctx, self.environ, override)
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
-from .config_parse import ConfigError, HostBlock, Include, Item, MatchBlock, Origin, ParsedFile, Setting, Unknown
+from .config_parse import ConfigError, HostBlock, Include, Item, MatchBlock, ParsedFile, Setting, Unknown
 from .patterns import match_hostname, match_pattern, match_pattern_list
 from .tokens import TokenError, expand, expand_tilde
 
-__all__ = ["EvalState", "evaluate", "glob_paths", "MAX_INCLUDE_DEPTH", "FileLoader", "Globber"]
+__all__ = ["MAX_INCLUDE_DEPTH", "EvalState", "FileLoader", "Globber", "evaluate", "glob_paths"]
 
 MAX_INCLUDE_DEPTH = 16
 MAX_IDENTITY_FILES = 100

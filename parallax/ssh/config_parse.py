@@ -19,16 +19,31 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Union
 
-from .keywords import KEYWORDS, Kind
+from .jump import parse_jump
+from .keywords import CHOICES, KEYWORDS, Kind
 from .patterns import PatternSet
 
-__all__ = ["ConfigError", "Origin", "Setting", "HostBlock", "MatchBlock", "Include", "Unknown",
-           "Item", "ParsedFile", "parse_text", "parse_file", "split_args", "split_line", "parse_line"]
+__all__ = [
+    "ConfigError",
+    "HostBlock",
+    "Include",
+    "Item",
+    "MatchBlock",
+    "Origin",
+    "ParsedFile",
+    "Setting",
+    "Unknown",
+    "parse_file",
+    "parse_line",
+    "parse_text",
+    "split_args",
+    "split_line",
+]
 
 WHITESPACE = " \t\r\n"
 _TIME = re.compile(r"(\d+)([sSmMhHdDwW]?)")
+_ALGORITHMS = re.compile(r"[-+^]?[A-Za-z0-9@._*?!-]+(,[A-Za-z0-9@._*?!-]+)*")
 _TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MATCH_ATTRIBUTES = frozenset({"all", "canonical", "final", "exec", "localnetwork", "tagged",
                               "host", "originalhost", "user", "localuser"})
@@ -90,7 +105,7 @@ class Unknown:
     origin: Origin
 
 
-Item = Union[Setting, HostBlock, MatchBlock, Include, Unknown]
+Item = Setting | HostBlock | MatchBlock | Include | Unknown
 
 
 @dataclass(frozen=True)
@@ -201,8 +216,6 @@ def parse_line(line: str, origin: Origin, *, cmdline: bool = False) -> Item | No
 
 def _raw(keyword: str, kind: Kind, value: str, origin: Origin) -> str:
     if kind is Kind.JUMP:
-        from .jump import parse_jump  # local: jump imports ConfigError from here
-
         value = value.split("#", 1)[0].rstrip(WHITESPACE)
         try:
             parse_jump(value)
@@ -258,16 +271,13 @@ def _value(keyword: str, kind: Kind, args: list[str], origin: Origin) -> object:
             raise ConfigError(f"{origin}: {keyword}: invalid time value {arg!r}")
         return seconds  # -1 ("none") sets nothing, as in OpenSSH
     if kind is Kind.CHOICE:
-        from .keywords import CHOICES
-
         mapping = CHOICES[keyword]
         if low not in mapping:
             raise ConfigError(f"{origin}: {keyword}: unsupported value {arg!r} "
                               f"(expected one of {', '.join(sorted(mapping))})")
         return mapping[low]
-    if kind is Kind.ALGORITHMS:
-        if not re.fullmatch(r"[-+^]?[A-Za-z0-9@._*?!-]+(,[A-Za-z0-9@._*?!-]+)*", arg):
-            raise ConfigError(f"{origin}: {keyword}: bad algorithm list {arg!r}")
+    if kind is Kind.ALGORITHMS and not _ALGORITHMS.fullmatch(arg):
+        raise ConfigError(f"{origin}: {keyword}: bad algorithm list {arg!r}")
     return arg
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["JumpHop", "parse_jump", "format_jump"]
+__all__ = ["JumpHop", "format_jump", "parse_jump"]
 
 
 @dataclass(frozen=True)

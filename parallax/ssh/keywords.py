@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Kind", "KEYWORDS", "CHOICES", "ACCUMULATING"]
+__all__ = ["ACCUMULATING", "CHOICES", "KEYWORDS", "Kind"]
 
 
 class Kind(enum.Enum):

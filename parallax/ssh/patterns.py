@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["compile_pattern", "match_pattern", "match_pattern_list", "match_hostname", "PatternSet"]
+__all__ = ["PatternSet", "compile_pattern", "match_hostname", "match_pattern", "match_pattern_list"]
 
 
 @lru_cache(maxsize=4096)

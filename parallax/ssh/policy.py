@@ -23,9 +23,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from collections.abc import Mapping
 
-__all__ = ["HostKeyPolicy", "PolicyRules", "POLICY_RULES", "STRICT_HOST_KEY_CHECKING", "policy_for"]
+__all__ = ["POLICY_RULES", "STRICT_HOST_KEY_CHECKING", "HostKeyPolicy", "PolicyRules", "policy_for"]
 
 
 class HostKeyPolicy(str, enum.Enum):

@@ -15,7 +15,7 @@ import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["TokenError", "Tokens", "connection_hash", "expand", "expand_tilde", "CLIENT_TOKENS", "PROXY_TOKENS"]
+__all__ = ["CLIENT_TOKENS", "PROXY_TOKENS", "TokenError", "Tokens", "connection_hash", "expand", "expand_tilde"]
 
 #: The token letters of OpenSSH 9.2's ``DEFAULT_CLIENT_PERCENT_EXPAND_ARGS``.
 CLIENT_TOKENS = "CLiklnpdhru"

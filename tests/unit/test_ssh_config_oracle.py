@@ -186,7 +186,8 @@ CORPUS: dict[str, tuple[str, str, dict[str, Any], dict[str, str]]] = {
                    "  MACs hmac-sha2-256\n  HostKeyAlgorithms ssh-ed25519,rsa-sha2-512\n", "h", {}, {}),
     "knownhosts-files": ("Host *\n  UserKnownHostsFile none\n  GlobalKnownHostsFile {d}/g1 {d}/g2\n", "h", {}, {}),
     # ServerAliveInterval is set: Debian's ssh makes it 300 under BatchMode yes, upstream OpenSSH does not
-    "auth-flags": ("Host *\n  ServerAliveInterval 4\n  IdentitiesOnly yes\n  BatchMode yes\n  Compression yes\n  LogLevel debug1\n"
+    "auth-flags": ("Host *\n  ServerAliveInterval 4\n  IdentitiesOnly yes\n  BatchMode yes\n  Compression yes\n"
+                   "  LogLevel debug1\n"
                    "  AddressFamily inet\n  IdentityAgent ~/agent-%h\n  HostKeyAlias kal\n"
                    "  PreferredAuthentications publickey,password\n  PubkeyAuthentication no\n"
                    "  PasswordAuthentication no\n  KbdInteractiveAuthentication no\n  NumberOfPasswordPrompts 1\n"
@@ -239,7 +240,7 @@ def test_resolves_like_ssh_G(workdir: Path, name: str) -> None:
 
 
 def test_proxyjump_hops_are_parsed(tmp_path: Path) -> None:
-    cfg, host, kw, home, ctx = materialise(tmp_path, "proxyjump-chain")
+    cfg, host, _, _, ctx = materialise(tmp_path, "proxyjump-chain")
     hc = ConfigResolver(str(cfg), context=ctx).resolve(host)
     assert [(h.user, h.host, h.port) for h in hc.proxy_jump] == [
         ("u1", "j1", 2200), (None, "j2", None), (None, "fe80::1", 2222)]
