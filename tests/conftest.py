@@ -1,3 +1,5 @@
-"""Project-wide pytest setup: the real-sshd lab fixtures from parallax.testing."""
+"""Project-wide pytest setup.
 
-pytest_plugins = ["parallax.testing.pytest_plugin"]
+The real-sshd lab fixtures (``ssh_lab``, ``make_ssh_lab``, ``embedded_ssh_host``) load through
+parallax's ``pytest11`` entry point (``parallax.testing.pytest_plugin``), as for any user of the package.
+"""
