@@ -1,0 +1,169 @@
+"""The live progress line in a real terminal (tmux), and its absence everywhere else.
+
+A private tmux server (``tmux -L``) runs the installed ``parallax`` in a
+200x50 pane; ``capture-pane`` shows what a user would see while the run is
+going and after it ended.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from cli_helpers import STATUS, lab_flags, parallax_exe
+
+LIVE = re.compile(r"parallax: \d+(/\d+)? done \| \d+ failed \| \d+ running \| \d+:\d\d elapsed")
+
+
+class Pane:
+    """One tmux pane on a private server."""
+
+    def __init__(self, tmp_path) -> None:
+        exe = shutil.which("tmux")
+        if exe is None:
+            if os.environ.get("CI"):
+                pytest.fail("tmux is not installed (.ci/run installs it)")
+            pytest.skip("tmux is not installed")
+        self.tmux = [exe, "-L", f"parallax-test-{uuid.uuid4().hex[:8]}", "-f", "/dev/null"]
+        self.tmp = tmp_path
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", "t", "-x", "200", "-y", "50",
+                        "bash --norc --noprofile"],
+                       check=True, timeout=30)
+
+    def start(self, script: str) -> str:
+        """Run *script* (shell) in the pane; return the path of the file its exit status lands in."""
+        done = self.tmp / f"done-{uuid.uuid4().hex[:6]}"
+        path = self.tmp / "script.sh"
+        setup = "for v in $(compgen -e | grep '^PARALLAX_'); do unset \"$v\"; done\n"
+        path.write_text(setup + script + f"\necho $? > {shlex.quote(str(done))}\n")
+        subprocess.run([*self.tmux, "send-keys", "-t", "t", f"clear; bash {shlex.quote(str(path))}", "Enter"],
+                       check=True, timeout=30)
+        return str(done)
+
+    def screen(self) -> list[str]:
+        out = subprocess.run([*self.tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True,
+                             check=True, timeout=30).stdout
+        return out.splitlines()
+
+    def wait_for(self, predicate, timeout: float = 60) -> list[str]:
+        """Capture the pane until *predicate(lines)* holds; those lines."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.screen()
+            if predicate(lines):
+                return lines
+            time.sleep(0.05)
+        raise AssertionError("pane never showed what was expected:\n" + "\n".join(self.screen()))
+
+    def close(self) -> None:
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def pane(tmp_path):
+    p = Pane(tmp_path)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def wait_exit(done: str, timeout: float = 90) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(done) and open(done).read().strip():
+            return int(open(done).read())
+        time.sleep(0.05)
+    raise AssertionError("the command did not finish")
+
+
+@pytest.fixture(scope="module")
+def big_lab(tmp_path_factory):
+    """100 hosts (127.0.0.2 ... 127.0.0.101) and a hosts file naming them."""
+    from parallax.testing.sshd import SSHLab, can_start_sshd
+
+    ok, why = can_start_sshd()
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    lab = SSHLab(hosts=100).start()
+    hosts = tmp_path_factory.mktemp("hosts") / "hosts"
+    hosts.write_text("\n".join(lab.hosts) + "\n")
+    try:
+        yield lab, str(hosts)
+    finally:
+        lab.stop()
+
+
+def command(lab, hosts_file: str, *extra: str, cmd: str = "sleep 0.5") -> str:
+    return shlex.join([parallax_exe(), "run", "-h", hosts_file, *lab_flags(lab), "-p", "20", *extra, cmd])
+
+
+def test_live_line_while_running_and_gone_after(pane, big_lab):
+    lab, hosts = big_lab
+    done = pane.start(command(lab, hosts))
+    live = pane.wait_for(lambda lines: any(LIVE.search(line) for line in lines))
+    (line,) = [line for line in live if LIVE.search(line)]
+    assert line == live[max(i for i, text in enumerate(live) if text.strip())]  # the last line drawn
+    assert int(re.search(r"(\d+) running", line).group(1)) <= 20
+    assert wait_exit(done) == 0
+    after = pane.wait_for(lambda lines: any(STATUS.match(x) and x.startswith("[100] ") for x in lines))
+    assert not any("parallax:" in x for x in after), after  # erased, not left behind
+    shown = [x for x in after if x.strip() and not re.match(r"bash-[\d.]+[#$]( |$)", x)]  # not the prompt
+    assert shown and all(STATUS.match(x) for x in shown), shown  # no status line broken by the live line
+    assert len({STATUS.match(x).group(1) for x in shown}) == len(shown)
+
+
+def test_no_progress_bytes_in_files(pane, big_lab, tmp_path):
+    lab, hosts = big_lab
+    out, err = tmp_path / "out", tmp_path / "err"
+    # stdout to a file, stderr still the terminal: the line is drawn, on the terminal only.
+    done = pane.start(command(lab, hosts) + f" > {shlex.quote(str(out))}")
+    pane.wait_for(lambda lines: any(LIVE.search(line) for line in lines))
+    assert wait_exit(done) == 0
+    data = out.read_bytes()
+    assert data.count(b"[SUCCESS]") == 100
+    assert b"\r" not in data and b"\x1b" not in data and b"parallax:" not in data
+    # Both to files: no terminal, no line anywhere.
+    done = pane.start(command(lab, hosts, cmd="sleep 0.1") + f" > {shlex.quote(str(out))} 2> {shlex.quote(str(err))}")
+    assert wait_exit(done) == 0
+    assert out.read_bytes().count(b"[SUCCESS]") == 100
+    assert err.read_bytes() == b""
+
+
+@pytest.mark.parametrize("flag", ["--no-progress", "--json"])
+def test_no_live_line_when_asked_or_with_json(pane, lab, tmp_path, flag):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("\n".join(lab.hosts) + "\n")
+    done = pane.start(command(lab, str(hosts), flag, "-p", "1", cmd="sleep 0.4"))
+    seen: list[str] = []
+    while not (os.path.exists(done) and open(done).read().strip()):
+        seen.extend(pane.screen())
+        time.sleep(0.05)
+    assert open(done).read().strip() == "0"
+    assert not any("parallax:" in x for x in seen)  # 2 s of captures: never the live line
+    finished = [x for x in pane.screen() if STATUS.match(x) or x.startswith('{"host"')]
+    assert len(finished) == 4
+
+
+def test_library_progress_option(pane, lab):
+    program = (
+        "import parallax\n"
+        f"r = parallax.run({lab.hosts!r}, 'sleep 0.5', progress=True, limit=1, ssh_key={lab.client_key!r},"
+        f" known_hosts={lab.known_hosts!r}, default_user={lab.user!r})\n"
+        "print('RESULTS', sorted(v.rc for v in r.values()))\n"
+    )
+    done = pane.start(shlex.join([sys.executable, "-c", program]))
+    pane.wait_for(lambda lines: any(LIVE.search(line) for line in lines))
+    assert wait_exit(done) == 0
+    after = pane.wait_for(lambda lines: any("RESULTS [0, 0, 0, 0]" in x for x in lines))
+    assert not any(LIVE.search(x) for x in after)
