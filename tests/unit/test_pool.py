@@ -98,7 +98,7 @@ def test_a_failed_connect_is_not_kept_and_every_waiter_sees_the_same_error():
     async def main():
         pool = world.pool()
         errors = await asyncio.gather(pool.acquire(T1), pool.acquire(T1), return_exceptions=True)
-        conn, reused = await pool.acquire(T1)  # tried again: a failure is not pooled
+        _conn, reused = await pool.acquire(T1)  # tried again: a failure is not pooled
         await pool.close()
         return errors, reused
 
