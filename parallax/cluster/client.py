@@ -29,15 +29,14 @@ from .wire import ShardSpec, decode
 
 log = logging.getLogger("parallax")
 
-POLL = 0.2  # seconds a queue read waits before the caller checks its shards' futures
+POLL = 0.05  # seconds between reads of an empty event queue
 DEADLINE_GRACE = 5.0  # seconds past the deadline the caller waits for the shards' own timeouts
 CANCEL_GRACE = 15.0  # seconds the caller waits for cancelled shards to kill what they started
 WORKERS_TIMEOUT = 60.0  # seconds to wait for a first worker on an empty cluster
 
 #: Settings a worker must not act on: the caller handles them (or they do not travel).
 _CALLER_ONLY = dict(on_output=None, on_start=None, on_finish=None, print_out=False, outdir=None, errdir=None,
-                    quiet=True, verbose=False, input_stream=None, cluster=None, shard_by=None, progress=False,
-                    deadline=None)
+                    quiet=True, verbose=False, input_stream=None, cluster=None, shard_by=None, progress=False)
 
 
 def _address(cluster: Any) -> tuple[str, Any]:
@@ -157,12 +156,15 @@ class ShardedCall:
                 **plan.placement.submit_kwargs())
 
     async def _read(self) -> None:
-        """Replay the next batches of events (waits up to :data:`POLL` for one)."""
-        try:
-            first = await self.queue.get(timeout=POLL)
-        except asyncio.TimeoutError:
+        """Replay the batches of events that arrived; wait :data:`POLL` when there were none.
+
+        (A non-blocking read: a Dask queue read that times out is logged as an
+        error by the scheduler.)"""
+        batches = await self.queue.get(batch=True)
+        if not batches:
+            await asyncio.sleep(POLL)
             return
-        for data in [first, *await self.queue.get(batch=True)]:
+        for data in batches:
             for event in decode(data):
                 if event[0] == "done":
                     self.done.add(event[1])
@@ -241,6 +243,9 @@ async def execute_sharded(jobs: list[Job], settings: Settings) -> dict[str, Any]
     Ctrl-C (cancellation of the caller) cancels every shard; the workers'
     backends kill what they started before the cancellation propagates.
     """
+    if not isinstance(settings.backend, str):
+        raise TypeError(f"cluster=: give the backend by name (backend={type(settings.backend).__name__}(...) "
+                        f"is an object with live state that cannot travel to the workers)")
     if not jobs:
         return {}
     try:

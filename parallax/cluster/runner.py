@@ -20,7 +20,7 @@ from typing import Any
 from ..backends.base import Backend
 from ..backends.local import LocalBackend
 from ..backends.persistent_shell import PersistentShellBackend
-from ..errors import Cancelled, WorkerLost
+from ..errors import Cancelled, Timeout, WorkerLost
 from ..events import EventBus
 from ..hookspecs import hookimpl
 from ..jobs import Job
@@ -87,11 +87,22 @@ class Outbox:
 class Forwarder:
     """An event consumer on the worker's bus: each host's events go to the outbox."""
 
-    def __init__(self, outbox: Outbox, index: dict[str, int], forward_output: bool) -> None:
+    def __init__(self, outbox: Outbox, index: dict[str, int], forward_output: bool,
+                 deadline: float | None = None) -> None:
         self.outbox = outbox
         self.index = index
         self.forward_output = forward_output
+        self.deadline = deadline  # the call's overall deadline as the caller gave it
         self.ended: set[int] = set()
+
+    def end(self, i: int, result: Any) -> None:
+        """Send host *i*'s result; the deadline's message names the caller's deadline,
+        not what was left of it when the shard started."""
+        self.ended.add(i)
+        if isinstance(result, Timeout) and self.deadline and result.msg.startswith("Overall deadline of "):
+            result.msg = f"Overall deadline of {self.deadline:g} s reached"
+            result.args = (result.msg,)
+        self.outbox.add(("end", i, portable(result)))
 
     @hookimpl
     def parallax_job_started(self, job: Any) -> None:
@@ -104,9 +115,7 @@ class Forwarder:
 
     @hookimpl
     def parallax_job_finished(self, job: Any, result: Any) -> None:
-        i = self.index[job.key]
-        self.ended.add(i)
-        self.outbox.add(("end", i, portable(result)))
+        self.end(self.index[job.key], result)
 
 
 class RecordingBackend(Backend):
@@ -208,7 +217,7 @@ async def _run(spec: ShardSpec, address: str, security: Any, nthreads: int) -> d
         if spec.deadline_at is not None:
             settings = dataclasses.replace(settings, deadline=max(spec.deadline_at - time.time(), 0.001))
         settings = dataclasses.replace(settings, limit=_shard_limit(spec, nthreads))
-        forwarder = Forwarder(outbox, index, spec.forward_output)
+        forwarder = Forwarder(outbox, index, spec.forward_output, spec.settings.deadline)
         bus = EventBus(settings, consumers=[forwarder])
         backend = RecordingBackend(_make_backend(spec), record, index)
         local = None
@@ -233,9 +242,7 @@ async def _run(spec: ShardSpec, address: str, security: Any, nthreads: int) -> d
             for job in todo:
                 i = index[job.key]
                 if i not in forwarder.ended:
-                    result = results.get(job.key) or Cancelled("Cancelled before it started", host=job.key)
-                    forwarder.ended.add(i)
-                    outbox.add(("end", i, portable(result)))
+                    forwarder.end(i, results.get(job.key) or Cancelled("Cancelled before it started", host=job.key))
         finally:
             stop.set()  # the watcher ends after its current (short) request: nothing left half-done
             with contextlib.suppress(Exception):

@@ -38,7 +38,9 @@ class Placement:
         if self.resources:
             return {"resources": dict(self.resources)}
         if self.workers:
-            return {"workers": list(self.workers), "allow_other_workers": False}
+            # Loose: Dask pins a name to the worker's address when the task is submitted,
+            # so a strict restriction would wait forever once that worker restarts.
+            return {"workers": list(self.workers), "allow_other_workers": True}
         return {}
 
 
@@ -111,9 +113,11 @@ def group_keys(keys: Sequence[str], shard_by: Callable[[str], str]) -> dict[str,
 def place_group(group: str, workers: Sequence[WorkerInfo]) -> tuple[Placement, int]:
     """Where *group*'s shards run and how many of them can run at once there.
 
-    A worker resource named *group* wins (``dask worker --resources site-a=4``),
-    then workers whose name or address is *group*; anything else is a
-    ``ValueError`` listing what the cluster offers.
+    A worker resource named *group* wins (``dask worker --resources site-a=4``):
+    a strict placement.  Then workers whose name or address is *group*: a
+    preference (if those workers are gone, say restarted with a new address,
+    the shard runs elsewhere).  Anything else is a ``ValueError`` listing what
+    the cluster offers.
     """
     holders = [w for w in workers if w.resources.get(group, 0) > 0]
     if holders:

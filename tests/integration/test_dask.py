@@ -1,0 +1,370 @@
+"""A call sharded across a Dask cluster (``cluster=``) against the lab's real sshd.
+
+One ``LocalCluster`` of two worker processes serves the whole module.  The
+same calls made locally and through the cluster give identical results; the
+server side shows that ``limit`` holds across workers; a worker killed with
+SIGKILL mid-call gives ``WorkerLost`` for the host it had started, and no
+host's command runs twice (counted on the hosts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import glob
+import os
+import pickle
+import signal
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+from distributed import Client, LocalCluster, get_task_stream
+
+import parallax
+from parallax.cluster.sharding import (WorkerInfo, decode_ranges, encode_ranges, place_group, plan_shards,
+                                       split_limit)
+from parallax.cluster.wire import ShardSpec
+from parallax.hosts import HostSpec
+from parallax.options import resolve
+from parallax.testing.processes import children_of
+
+from helpers import lab_opts, ok
+
+# --- pure sharding logic -------------------------------------------------------------------------
+
+TWO = [WorkerInfo("tcp://a:1", "0", 1), WorkerInfo("tcp://b:1", "1", 1)]
+
+
+def test_limit_shares_never_add_up_past_limit():
+    for limit in (1, 2, 3, 7, 32, 200):
+        for sizes in ([5], [3, 3], [1, 100], [10, 10, 10], [1] * min(limit, 9)):
+            if len(sizes) > limit:
+                continue
+            shares = split_limit(limit, sizes)
+            assert sum(shares) <= limit and all(s >= 1 for s in shares), (limit, sizes, shares)
+    assert split_limit(10, [50, 50]) == [5, 5]
+    with pytest.raises(ValueError, match="limit=1 is smaller than the number of shards"):
+        split_limit(1, [3, 3])
+
+
+def test_shards_by_count_cover_every_job_once():
+    keys = [f"h{i}" for i in range(1000)]
+    plans = plan_shards(keys, limit=200, workers=TWO)
+    assert len(plans) == 2
+    assert sorted(i for p in plans for i in p.indices) == list(range(1000))
+    assert sum(p.limit for p in plans) == 200
+    small = plan_shards(keys[:5], limit=32, workers=TWO)
+    assert len(small) == 1 and small[0].limit == 5  # too few hosts to be worth two tasks
+    assert len(plan_shards(keys, limit=1, workers=TWO)) == 1
+
+
+def test_shard_by_places_groups_on_resources_then_names():
+    workers = [WorkerInfo("tcp://a:1", "w-a", 2, {"site-a": 2}), WorkerInfo("tcp://b:1", "w-b", 1)]
+    keys = [f"{site}-{i}" for i in range(20) for site in ("a", "b")]
+    plans = plan_shards(keys, limit=9, workers=workers,
+                        shard_by=lambda k: "site-a" if k.startswith("a") else "w-b")
+    by_group = {p.group: [] for p in plans}
+    for p in plans:
+        by_group[p.group].append(p)
+    assert len(by_group["site-a"]) == 2 and len(by_group["w-b"]) == 1
+    assert all(p.placement.submit_kwargs() == {"resources": {"site-a": 1}} for p in by_group["site-a"])
+    assert by_group["w-b"][0].placement.submit_kwargs() == {"workers": ["tcp://b:1"], "allow_other_workers": True}
+    assert sum(p.limit for p in plans) <= 9
+    assert all(keys[i].startswith("a") for p in by_group["site-a"] for i in p.indices)
+    with pytest.raises(ValueError, match="no Dask worker has a resource or a name 'site-z'"):
+        place_group("site-z", workers)
+    with pytest.raises(TypeError, match="shard_by"):
+        plan_shards(keys, limit=9, workers=workers, shard_by=lambda k: 3)
+
+
+def test_start_record_ranges_round_trip():
+    values = {0, 1, 2, 5, 7, 8, 100}
+    assert encode_ranges(values) == [[0, 2], [5, 5], [7, 8], [100, 100]]
+    assert decode_ranges(encode_ranges(values)) == values
+
+
+def test_options_are_checked():
+    with pytest.raises(TypeError, match="option cluster"):
+        resolve(cluster=42)
+    with pytest.raises(ValueError, match="limit_per_worker"):
+        resolve(limit_per_worker=0)
+    with pytest.raises(TypeError, match="shard_by"):
+        resolve(shard_by="site")
+    assert resolve(environ={"PARALLAX_CLUSTER": "tcp://10.0.0.1:8786"}).cluster == "tcp://10.0.0.1:8786"
+
+
+def test_results_and_errors_pickle_with_their_fields():
+    err = parallax.WorkerLost("The worker running this host died; the command may or may not have run",
+                              None, host="web1", stdout=b"o", stderr=b"e", rc=None, duration=1.5)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is parallax.WorkerLost and isinstance(back, parallax.TransportError)
+    assert (back.msg, back.host, back.stdout, back.stderr, back.duration) == (err.msg, "web1", b"o", b"e", 1.5)
+    res = parallax.CallResult(0, b"out", b"", host="web1", duration=0.5, truncated=3)
+    again = pickle.loads(pickle.dumps(res))
+    assert again == res and again.host == "web1" and again.truncated == 3
+
+
+# --- against the lab, through a LocalCluster of two worker processes --------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture
+def cluster(dask_client):
+    """The module's client, with both workers up (a test may have killed one)."""
+    dask_client.wait_for_workers(2, timeout=60)
+    return dask_client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        return s.getsockname()[1]
+
+
+def same(local, sharded):
+    """Results of a local and a sharded call are indistinguishable."""
+    assert list(local) == list(sharded)
+    for key in local:
+        a, b = local[key], sharded[key]
+        assert type(a) is type(b), (key, a, b)
+        if isinstance(a, parallax.Error):
+            assert (a.msg, a.host, a.stdout, a.stderr, a.rc) == (b.msg, b.host, b.stdout, b.stderr, b.rc), key
+            assert b.task is not None and b.task.key == key
+        else:
+            assert tuple(a) == tuple(b) and a.host == b.host, key
+
+
+def test_call_and_run_give_the_same_results_as_a_local_call(ssh_lab, cluster, tmp_path):
+    dead = f"127.0.0.2:{free_port()}"
+    hosts = ssh_lab.hosts + [dead]
+    opts = lab_opts(ssh_lab, timeout=20)
+    for fn, cmd in ((parallax.call, "echo out; echo err >&2; exit 3"), (parallax.call, "echo fine"),
+                    (parallax.run, "echo out; echo err >&2; exit 3")):
+        local = fn(hosts, cmd, **opts)
+        sharded = fn(hosts, cmd, cluster=cluster, **opts)
+        same(local, sharded)
+    assert isinstance(sharded[dead], parallax.ConnectionFailed)
+    rc, out, err = sharded[ssh_lab.hosts[0]]  # 1.0 result shape
+    assert (rc, out, err) == (3, b"out\n", b"err\n")
+    # a timeout and an unknown host key, through a scheduler address string
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    address = cluster.scheduler.address
+    for kw, cmd, cls in ((dict(timeout=1), "sleep 5", parallax.Timeout),
+                         (dict(known_hosts=str(empty), host_key_policy="strict"), "true", parallax.HostKeyUnknown)):
+        local = parallax.run(ssh_lab.hosts[:2], cmd, **{**opts, **kw})
+        sharded = parallax.run(ssh_lab.hosts[:2], cmd, cluster=address, **{**opts, **kw})
+        assert all(isinstance(r, cls) for r in sharded.values()), sharded
+        same(local, sharded)
+
+
+def test_copy_and_slurp_through_the_cluster(ssh_lab, cluster, tmp_path):
+    src = tmp_path / "payload.txt"
+    src.write_bytes(b"payload\n")
+    remote = os.path.join(ssh_lab.scratch_dir, f"dask-{uuid.uuid4().hex}.txt")
+    opts = lab_opts(ssh_lab)
+    copied = ok(parallax.copy(ssh_lab.hosts, str(src), remote, cluster=cluster, **opts))
+    assert all(type(r) is parallax.CopyResult and r.rc == 0 for r in copied.values())
+    with open(remote, "rb") as f:
+        assert f.read() == b"payload\n"
+    got = ok(parallax.slurp(ssh_lab.hosts, remote, "back.txt", cluster=cluster, localdir=str(tmp_path / "in"), **opts))
+    for host, r in got.items():
+        rc, out, err, path = r  # 1.0 result shape
+        assert rc == 0 and path == str(tmp_path / "in" / host / "back.txt")
+        with open(path, "rb") as f:
+            assert f.read() == b"payload\n"
+
+
+def test_output_files_printing_and_callbacks_happen_on_the_caller(ssh_lab, cluster, tmp_path, capfd):
+    finished, started = [], []
+    caller = os.getpid()
+    res = ok(parallax.call(
+        ssh_lab.hosts, "echo line1; echo line2; echo oops >&2", cluster=cluster, print_out=True,
+        outdir=str(tmp_path / "out"), errdir=str(tmp_path / "err"),
+        on_start=lambda h: started.append((h, os.getpid())),
+        on_finish=lambda h, r: finished.append((h, os.getpid(), r.stdout)),
+        **lab_opts(ssh_lab)))
+    assert sorted(h for h, _ in started) == sorted(ssh_lab.hosts)
+    assert sorted(finished) == sorted((h, caller, b"line1\nline2\n") for h in ssh_lab.hosts)
+    printed = capfd.readouterr()
+    for host in ssh_lab.hosts:
+        assert f"{host}: line1\n" in printed.out and f"{host}: line2\n" in printed.out
+        assert f"{host}: oops\n" in printed.err
+        assert (tmp_path / "out" / host).read_bytes() == b"line1\nline2\n"
+        assert (tmp_path / "err" / host).read_bytes() == b"oops\n"
+        assert res[host].stdout == b"line1\nline2\n"
+
+
+def test_max_output_bounds_what_a_worker_keeps(ssh_lab, cluster):
+    res = ok(parallax.call(ssh_lab.hosts[:2], "head -c 100000 /dev/zero", cluster=cluster, max_output=1000,
+                           **lab_opts(ssh_lab)))
+    assert all(r.stdout == b"\0" * 1000 and r.truncated == 99000 for r in res.values())
+
+
+def test_a_sharded_session_and_shard_by_placement(ssh_lab, cluster):
+    names = {a: str(w["name"]) for a, w in cluster.scheduler_info()["workers"].items()}
+    by_name = {n: a for a, n in names.items()}
+    group = {h: str(i % 2) for i, h in enumerate(ssh_lab.hosts)}  # worker names of a LocalCluster: 0, 1
+    with get_task_stream(cluster) as ts:
+        with parallax.Session(ssh_lab.hosts, cluster=cluster, shard_by=group.__getitem__, **lab_opts(ssh_lab)) as s:
+            first = ok(s.run("echo $SSH_CONNECTION"))
+            second = ok(s.run("echo again"))
+    assert list(first) == ssh_lab.hosts
+    for host, r in first.items():
+        assert r.stdout.split()[2].decode() == host.split(":")[0]  # each host reached its own address
+    assert all(r.stdout == b"again\n" for r in second.values())
+    shard_tasks = [t for t in ts.data if str(t["key"]).startswith("parallax-shard-")]
+    assert len(shard_tasks) == 4  # two calls, two groups
+    for t in shard_tasks:
+        g = str(t["key"]).split("-")[2]
+        assert t["worker"] == by_name[g], t
+    with pytest.raises(ValueError, match="no Dask worker has a resource or a name 'elsewhere'"):
+        parallax.run(ssh_lab.hosts, "true", cluster=cluster, shard_by=lambda h: "elsewhere", **lab_opts(ssh_lab))
+
+
+@pytest.mark.filterwarnings("ignore:the mock= option is deprecated")
+def test_a_password_never_reaches_the_cluster_logs(cluster):
+    from parallax.backends.mock import MockHosts, MockResponse
+
+    secret = f"pw-{uuid.uuid4().hex}"
+    hosts = MockHosts(default=MockResponse(stdout=b"ok\n"), responses={"m3": MockResponse(fail="auth")})
+    names = [f"m{i}" for i in range(20)]
+    res = parallax.run(names, "true", backend="mock", mock=hosts, password=secret, cluster=cluster,
+                       local_shortcut=False)
+    assert isinstance(res["m3"], parallax.AuthenticationFailed) and res["m1"].stdout == b"ok\n"
+    logs = repr(cluster.get_worker_logs()) + repr(cluster.get_scheduler_logs())
+    assert secret not in logs
+    settings = resolve(password=secret)
+    spec = ShardSpec("c", 0, (), (), settings, None, False, False, None, "here")
+    assert secret not in repr(spec) and secret not in repr(settings)
+
+
+def test_the_overall_deadline_holds_across_the_cluster(ssh_lab, cluster):
+    opts = lab_opts(ssh_lab, limit=2, deadline=2, timeout=60)
+    t0 = time.monotonic()
+    res = parallax.run(ssh_lab.hosts, "sleep 20", cluster=cluster, **opts)
+    assert time.monotonic() - t0 < 15
+    kinds = sorted(type(r).__name__ for r in res.values())
+    assert kinds == ["Cancelled", "Cancelled", "Timeout", "Timeout"], res  # as locally: 2 running, 2 unstarted
+    assert all(r.msg == "Overall deadline of 2 s reached" for r in res.values() if isinstance(r, parallax.Timeout))
+
+
+def test_limit_per_worker_caps_a_shard_by_its_workers_threads():
+    from parallax.cluster.runner import _shard_limit
+
+    spec = ShardSpec("c", 0, (), (), resolve(limit=50), None, False, False, 8, "here")
+    assert _shard_limit(spec, 1) == 8 and _shard_limit(spec, 4) == 2
+    assert _shard_limit(dataclasses.replace(spec, limit_per_worker=None), 4) == 50
+
+
+def test_a_backend_object_cannot_travel(cluster):
+    from parallax.backends.mock import MockBackend, MockHosts
+
+    with pytest.raises(TypeError, match="give the backend by name"):
+        parallax.run(["a", "b"], "true", backend=MockBackend(MockHosts()), cluster=cluster)
+
+
+def test_limit_holds_across_workers_measured_on_the_server(ssh_lab, cluster):
+    marks = os.path.join(ssh_lab.scratch_dir, f"limit-{uuid.uuid4().hex}")
+    os.makedirs(marks)
+    os.chmod(marks, 0o777)
+    addresses = ssh_lab.addresses
+    hosts = [HostSpec(key=f"n{i:03d}", host=addresses[i % len(addresses)], port=ssh_lab.port) for i in range(60)]
+    cmd = f'f=$(mktemp -p {marks}); date +%s.%N > "$f"; sleep 1; date +%s.%N >> "$f"'
+    res = ok(parallax.run(hosts, cmd, cluster=cluster, limit=10, **lab_opts(ssh_lab, timeout=60)))
+    assert len(res) == 60
+    spans = []
+    for path in glob.glob(os.path.join(marks, "*")):
+        with open(path) as f:
+            start, end = (float(x) for x in f.read().split())
+        spans.append((start, end))
+    assert len(spans) == 60
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    peak = running = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    assert peak <= 10, f"{peak} hosts ran at once with limit=10"
+    assert peak > 5, f"only {peak} at once: the two shards (limit 5 each) did not run side by side"
+
+
+def _sleepers(lab) -> list[int]:
+    from parallax.testing.processes import command_line
+
+    return [p for p in lab.pids() if "sleep 30" in command_line(p)]
+
+
+def test_ctrl_c_cancels_every_shard_and_kills_remote_commands(ssh_lab, cluster):
+    marks = os.path.join(ssh_lab.scratch_dir, f"cancel-{uuid.uuid4().hex}")
+    os.makedirs(marks)
+    os.chmod(marks, 0o777)
+    cmd = f"set -- $SSH_CONNECTION; touch {marks}/$3; sleep 30"
+
+    async def main():
+        task = asyncio.ensure_future(parallax.aio.run(ssh_lab.hosts, cmd, cluster=cluster, **lab_opts(ssh_lab)))
+        limit = time.monotonic() + 30
+        while len(os.listdir(marks)) < len(ssh_lab.hosts) and time.monotonic() < limit:
+            await asyncio.sleep(0.1)
+        assert len(os.listdir(marks)) == len(ssh_lab.hosts)
+        t0 = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - t0
+
+    took = asyncio.run(main())
+    assert took < 20
+    limit = time.monotonic() + 10
+    while _sleepers(ssh_lab) and time.monotonic() < limit:
+        time.sleep(0.2)
+    assert not _sleepers(ssh_lab), "a remote command outlived the cancelled call"
+    left = cluster.run(children_of)
+    assert not any(left.values()), f"processes left on the workers: {left}"
+
+
+def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_lab, cluster):
+    marks = os.path.join(ssh_lab.scratch_dir, f"kill-{uuid.uuid4().hex}")
+    os.makedirs(marks)
+    os.chmod(marks, 0o777)
+    # Two shards of two hosts (one per worker, by name), one host at a time each: the
+    # killed worker's shard has one host started (-> WorkerLost) and one never
+    # started (-> runs when the shard is re-run).
+    cmd = f"set -- $SSH_CONNECTION; echo ran >> {marks}/$3; sleep 3; echo done"
+    group = {h: str(i // 2) for i, h in enumerate(ssh_lab.hosts)}
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(res=parallax.run(
+        ssh_lab.hosts, cmd, cluster=cluster, limit=2, shard_by=group.__getitem__,
+        **lab_opts(ssh_lab, timeout=60))))
+    thread.start()
+    limit = time.monotonic() + 30
+    while len(os.listdir(marks)) < 2 and time.monotonic() < limit:
+        time.sleep(0.05)
+    assert len(os.listdir(marks)) == 2, os.listdir(marks)
+    victim_address = sorted(a for a, keys in cluster.processing().items() if keys)[0]
+    pids = cluster.run(os.getpid)
+    os.kill(pids[victim_address], signal.SIGKILL)
+    thread.join(90)
+    assert not thread.is_alive()
+    res = box["res"]
+    counts = {}
+    for host in ssh_lab.hosts:
+        with open(os.path.join(marks, host.split(":")[0])) as f:
+            counts[host] = f.read().count("ran")
+    lost = [h for h, r in res.items() if isinstance(r, parallax.WorkerLost)]
+    assert len(lost) == 1, [(h, type(r).__name__, getattr(r, "msg", None)) for h, r in res.items()]
+    assert "may or may not have run" in str(res[lost[0]])
+    assert all(r.stdout == b"done\n" for h, r in res.items() if h not in lost), res
+    assert counts == {h: 1 for h in ssh_lab.hosts}, f"a host ran more or less than once: {counts}"
