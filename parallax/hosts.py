@@ -343,7 +343,7 @@ def _check_unique(items: Iterable[tuple[HostSpec, str]]) -> list[HostSpec]:
 
 def _file_name(path: object) -> str:
     try:
-        name = os.fspath(path)  # type: ignore[arg-type]
+        name = os.fspath(path)  # type: ignore[call-overload]
     except TypeError:
         raise TypeError(f"hosts file {_show(path)}: expected a path, not {type(path).__name__}") from None
     if isinstance(name, bytes):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ClusterShell.NodeSet import NodeSet, NodeSetException
+from ClusterShell.NodeSet import NodeSet, NodeSetException  # type: ignore[import-untyped]
 
 #: More names than this from one node set is refused (a typo such as h[1-10000000]).
 MAX_NODES = 100_000
@@ -134,7 +134,7 @@ def _nodeset(pattern: str) -> NodeSet:
         raise NodeSetError(pattern, str(exc), syntax=True) from None
     except RecursionError:
         raise NodeSetError(pattern, "nested too deeply", syntax=True) from None
-    except Exception as exc:  # ClusterShell's group resolver and range code raise others on odd input
+    except Exception as exc:  # noqa: BLE001 -- ClusterShell's group resolver and range code raise others on odd input
         detail = str(exc) or type(exc).__name__
         if type(exc).__name__ == "GroupResolverSourceError":
             raise NodeSetError(pattern, f"unknown group source {detail!r}") from None
@@ -157,12 +157,10 @@ def _check_groups(pattern: str) -> None:
     """An operand that names a group (``@web``) or a wildcard must name at least one node."""
     for operand in operands(pattern):
         text = operand.strip()
-        if text.startswith("@") or "*" in text:
-            if not len(_nodeset(text)):
-                what = "group" if text.startswith("@") else "wildcard"
-                raise NodeSetError(
-                    pattern, f"{what} {text!r} names no node "
-                    "(unknown group, or no ClusterShell group source defines it)")
+        if (text.startswith("@") or "*" in text) and not len(_nodeset(text)):
+            what = "group" if text.startswith("@") else "wildcard"
+            raise NodeSetError(pattern, f"{what} {text!r} names no node "
+                               "(unknown group, or no ClusterShell group source defines it)")
 
 
 def expand(pattern: str) -> list[str]:
@@ -195,7 +193,7 @@ def fold(names: Iterable[str]) -> str:
         return str(NodeSet.fromlist(items))
     except NodeSetException as exc:
         raise NodeSetError(",".join(items), f"cannot fold: {exc}") from None
-    except Exception as exc:  # see _nodeset
+    except Exception as exc:  # noqa: BLE001 -- see _nodeset
         raise NodeSetError(",".join(items), f"cannot fold: {exc or type(exc).__name__}") from None
 
 

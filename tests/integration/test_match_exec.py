@@ -16,12 +16,11 @@ import subprocess
 import sys
 
 import pytest
+from helpers import lab_opts, ok
 
 import parallax
 from parallax.errors import BadInput
 from parallax.testing import SSHLab
-
-from helpers import lab_opts, ok
 
 IN_PROCESS = ["paramiko", "asyncssh"]
 EVIL = "x;touch${IFS}PWNED;"

@@ -724,7 +724,7 @@ def test_huge_port_is_a_short_error_naming_the_entry(entry):
     with pytest.raises(ValueError) as info:
         parse_hosts(entry)
     message = str(info.value)
-    assert message.startswith("invalid host entry 'h:1111") or message.startswith("invalid host entry '[::1]:999")
+    assert message.startswith(("invalid host entry 'h:1111", "invalid host entry '[::1]:999"))
     assert "outside 1..65535" in message and "Exceeds the limit" not in message
     assert len(message) < 600
 

@@ -72,9 +72,9 @@ def cluset(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     return _cluset(args, tuple(sorted((env or {}).items())))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cluset(args: tuple[str, ...], env: tuple[tuple[str, str], ...]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLUSET, *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([CLUSET, *args], capture_output=True, text=True, timeout=60, check=False,
                           env={**os.environ, **dict(env)})
 
 

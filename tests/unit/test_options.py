@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 import parallax
-from parallax.options import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT, Options, parse_ssh_option, resolve
+from parallax.options import (
+    DEFAULT_PARALLELISM,
+    DEFAULT_TIMEOUT,
+    Options,
+    parse_ssh_option,
+    resolve,
+)
 
 V1_DEFAULTS = {
     "limit": 32,

@@ -16,7 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parallax import nodeset
-from parallax.hosts import SHELL_CHARS, HostSpec, name_problem, parse_hosts, read_hosts_file, safe_repr
+from parallax.hosts import (
+    SHELL_CHARS,
+    HostSpec,
+    name_problem,
+    parse_hosts,
+    read_hosts_file,
+    safe_repr,
+)
 from parallax.options import Options, parse_ssh_option, resolve
 
 FAST = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
