@@ -71,7 +71,7 @@ class Replay:
         self.results: dict[int, Any] = {}
         self.started: set[int] = set()
         # Results arrive whole: the caller's buffer keeps nothing.
-        self.bus = EventBus(dataclasses.replace(settings, inline=False, inline_stdout=False))
+        self.bus = EventBus(dataclasses.replace(settings, inline=False, inline_stdout=False), total=len(jobs))
 
     def _notify(self, event: Any, *args: Any) -> None:
         try:
