@@ -7,6 +7,7 @@ failures onto these classes so that callers can handle them uniformly.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, TypeVar
 
 E = TypeVar("E", bound="Error")
@@ -69,6 +70,14 @@ class Error(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.msg!r}, host={self.host!r})"
+
+    def for_job(self: E, job: Any) -> E:
+        """This failure as *job*'s result: a copy carrying the job and its key, so
+        that one error raised to several waiters (a shared connect) stays as raised."""
+        new = copy.copy(self)
+        new.task = job
+        new.host = getattr(job, "key", self.host)
+        return new
 
     #: The message shape every backend uses for this failure (see :meth:`at`).
     template = "{detail}"

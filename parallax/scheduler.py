@@ -135,9 +135,7 @@ class Scheduler:
             result = Timeout(f"Timed out after {self.settings.timeout:g} s (the per-host limit; "
                              f"timeout=0 lifts it)", job, host=job.key)
         except Error as e:
-            e.task = job
-            e.host = job.key
-            result = e
+            result = e.for_job(job)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a backend bug must not hide other hosts' results

@@ -148,3 +148,18 @@ def test_error_pickles_with_attributes():
     assert type(clone) is CommandFailed
     assert (clone.msg, clone.host, clone.stderr, clone.rc) == (e.msg, "h", b"x", 1)
     assert str(clone) == str(e)
+
+
+def test_error_for_job_is_a_copy_the_raised_error_stays_as_raised():
+    shared = ConnectionFailed("Connection to h failed: refused", host="h")
+    a, b = object(), object()
+
+    class Job:
+        def __init__(self, key):
+            self.key = key
+
+    first, second = shared.for_job(Job("x")), shared.for_job(Job("y"))
+    assert (first.host, second.host, shared.host) == ("x", "y", "h")
+    assert type(first) is ConnectionFailed and first.msg == shared.msg
+    assert shared.task is None and first is not shared
+    del a, b
