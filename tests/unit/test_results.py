@@ -152,7 +152,6 @@ def test_error_pickles_with_attributes():
 
 def test_error_for_job_is_a_copy_the_raised_error_stays_as_raised():
     shared = ConnectionFailed("Connection to h failed: refused", host="h")
-    a, b = object(), object()
 
     class Job:
         def __init__(self, key):
@@ -162,4 +161,3 @@ def test_error_for_job_is_a_copy_the_raised_error_stays_as_raised():
     assert (first.host, second.host, shared.host) == ("x", "y", "h")
     assert type(first) is ConnectionFailed and first.msg == shared.msg
     assert shared.task is None and first is not shared
-    del a, b
