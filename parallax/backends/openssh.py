@@ -24,7 +24,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from typing import Iterable
+from typing import Any, Coroutine, Iterable
 
 from ..account import default_ssh_config
 from ..errors import (
@@ -57,42 +57,92 @@ POLICY_OPTIONS = {
 }
 
 KILL_REMOTE_TIMEOUT = 5.0  # seconds for the connection that ends a cancelled remote command
+# How long a multiplexed session that ended without a status waits to see whether its master died.
+MASTER_EXIT_GRACE = 0.5
 # $1 $2: the cancelled session's client address and port, as sshd wrote them in SSH_CONNECTION.
+# Scanned twice, 0.3 s apart: a command whose exec request was still on its way when the client
+# was killed may start a moment after the first scan.
 _KILL_SCRIPT = (
-    'pids=$(grep -l -a -F -e "SSH_CONNECTION=$1 $2 " /proc/[0-9]*/environ 2>/dev/null'
+    'for i in 1 2; do pids=$(grep -l -a -F -e "SSH_CONNECTION=$1 $2 " /proc/[0-9]*/environ 2>/dev/null'
     " | sed -e 's|^/proc/||' -e 's|/environ$||'); "
-    '[ -n "$pids" ] && kill -TERM $pids 2>/dev/null; exit 0'
+    '[ -n "$pids" ] && kill -TERM $pids 2>/dev/null; [ $i = 2 ] || sleep 0.3; done; exit 0'
 )
+# The verbosity every command's ssh runs at, whatever LogLevel the caller asked for: how it
+# ended is read from the private -E log (a remote exit 255 is not an SSH failure, a dropped
+# session is ConnectionLost).  "-v" sets DEBUG1 unconditionally, so neither "-o LogLevel=..."
+# (the first value wins), a config file nor a "-q" earlier in ssh_extra can lower it; a
+# multiplexed client tells at DEBUG2 whether the master handed it an exit status.
+_VERBOSITY = ("-v",)
+_MUX_VERBOSITY = ("-vv",)
+# What the ControlMaster runs at: the first -o wins over the caller's and every config file,
+# and VERBOSE keeps a long-lived master's log small.
+_MASTER_VERBOSITY = ("-o", "LogLevel=VERBOSE")
 _GLOB = re.compile(r"([\\*?\[\]])")
-# ssh diagnostics that mean the session failed or dropped (not a remote exit 255)
+_SUSPECT = re.compile(r'Server sent suspect path "(?P<name>.*)" during readdir of "(?P<dir>.*)"')
+# ssh diagnostics that mean the session failed or dropped (not a remote exit 255);
+# searched in ssh's own lines only (debug lines quote commands and server strings).
 _FAILURE = re.compile(
     r"closed by remote host|Broken pipe|Connection reset|client_loop: .*|Connection refused|"
     r"Permission denied|Host key verification failed|Could not resolve hostname|timed out|"
-    r"mux_client_request_session: .*"
+    r"mux_client_request_session: .*|Timeout, server .* not responding"
 )
+# Lines of a -E log at VERBOSE that are no diagnostic.
+_NOT_DIAGNOSTIC = ("debug", "Authenticated to", "Transferred: ", "Bytes per second: ")
+# The session's outcome, in the log at the verbosity forced above.
+_EXIT_RECEIVED = re.compile(r"^debug1: client_input_channel_req: channel \d+ rtype exit-(status|signal) ", re.M)
+_MUX_EXIT_RECEIVED = "Received exit status from master"
+_MUX_SESSION = "mux_client_request_session: master session id"
+_LOST_ON_STDERR = re.compile(rb"Connection to \S+ closed by remote host\.")
+
+
+def diagnostics(log: str) -> str:
+    """ssh's own messages in a ``-E`` log, without its debug and progress lines."""
+    return "\n".join(ln for ln in log.splitlines() if ln.strip() and not ln.startswith(_NOT_DIAGNOSTIC))
+
+
+def session_outcome(log: str) -> str:
+    """How an ``ssh`` that exited 255 ended, from its log at the forced verbosity.
+
+    ``"exit"``: the remote command's own status (or death by a signal, which ssh
+    reports as 255 too) came back, so 255 is a result; ``"lost"``: the session
+    was up but ended without one; ``"mux-lost"``: a multiplexed client whose master
+    handed it no status (the master's connection dropped, or the remote command
+    died by a signal: the caller tells them apart by the master's fate);
+    ``"failed"``: no session was established.
+    """
+    if _EXIT_RECEIVED.search(log) or _MUX_EXIT_RECEIVED in log:
+        return "exit"
+    if "Authenticated to " in log:  # direct, or a multiplexed client that fell back to connecting
+        return "lost"
+    if _MUX_SESSION in log:
+        return "mux-lost"
+    return "failed"
 
 
 def classify(log: str, target: Target, *, transfer: bool = False) -> Error:
-    """Map ssh/scp diagnostics onto the shared error classes."""
-    lines = [ln for ln in log.splitlines() if ln.strip() and not ln.startswith(("debug", "Authenticated to"))]
+    """Map ssh/scp diagnostics onto the shared error classes (debug lines are ignored)."""
+    text = diagnostics(log)
+    lines = text.splitlines()
     detail = lines[-1].strip() if lines else "ssh failed without a diagnostic"
-    if "Could not resolve hostname" in log or "Name or service not known" in log:
+    if "Could not resolve hostname" in text or "Name or service not known" in text:
         return NameResolutionFailed.at(target, detail)
-    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in log or "Host key for" in log and "has changed" in log:
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "Host key for" in text and "has changed" in text:
         return HostKeyChanged.at(target, detail)
-    if "Host key verification failed" in log or "No matching host key" in log:
+    if "Host key verification failed" in text or "No matching host key" in text:
         return HostKeyUnknown.at(target, detail)
     # "user@host: Permission denied (publickey)." is authentication; a bare
     # "Permission denied" from scp is about a remote file.
-    if "Permission denied (" in log or "Too many authentication failures" in log:
+    if "Permission denied (" in text or "Too many authentication failures" in text:
         return AuthenticationFailed.at(target, detail)
-    if "timed out" in log.lower():
+    if "timed out" in text.lower():
         return Timeout.at(target, detail)
     for marker in ("Connection refused", "No route to host", "Network is unreachable", "Connection reset",
                    "Connection closed by", "kex_exchange_identification", "closed by remote host",
                    "Broken pipe", "Connection to"):
-        if marker in log and not (transfer and marker == "Connection to"):
+        if marker in text and not (transfer and marker == "Connection to"):
             return ConnectionFailed.at(target, detail)
+    if "contains invalid characters" in text:  # ssh's own refusal of a host or user name
+        return BadInput.at(target, f"ssh refused the entry: {detail}")
     if transfer:
         return TransferFailed.at(target, detail)
     return TransportError.at(target, detail)
@@ -121,6 +171,7 @@ class OpenSSHBackend(Backend):
         self._lock = threading.Lock()
         self._seq = 0
         self._streams: set[_Stream] = set()
+        self._cleanups: set[asyncio.Task] = set()
 
     # --- private files -------------------------------------------------
     def _workdir(self) -> str:
@@ -219,7 +270,8 @@ class OpenSSHBackend(Backend):
     def ssh_argv(self, target: Target, command: str, log_path: str, control: str | None = None) -> list[str]:
         """The full ``ssh`` command line for *command* on *target* (host after ``--``)."""
         common = self._common(target, "-p", for_scp=False, control=control)
-        return [self.ssh, "-E", log_path, *common, "-T", "--", target.host, command]
+        verbosity = _MUX_VERBOSITY if control else _VERBOSITY
+        return [self.ssh, "-E", log_path, *common, *verbosity, "-T", "--", target.host, command]
 
     def master_argv(self, target: Target, control: str, log_path: str) -> list[str]:
         """The ControlMaster a persistent session multiplexes over.
@@ -228,7 +280,7 @@ class OpenSSHBackend(Backend):
         and an unattended master would refuse every session.
         """
         common = self._common(target, "-p", for_scp=False)
-        return [self.ssh, "-E", log_path, *common, "-o", f"ControlPath={control}", "-o", "ControlMaster=yes",
+        return [self.ssh, "-E", log_path, *_MASTER_VERBOSITY, *common, "-o", f"ControlPath={control}", "-o", "ControlMaster=yes",
                 "-o", "ControlPersist=no", "-N", "-T", "--", target.host]
 
     def scp_argv(self, target: Target, sources: Iterable[str], dest: str, recursive: bool,
@@ -283,6 +335,7 @@ class OpenSSHBackend(Backend):
         log_path = self._next_log()
         argv = self.ssh_argv(target, job.command, log_path, control)
         client: list[tuple[str, int] | None] = []
+        tail = _StderrTail(sink)
 
         def note_connection(pid: int) -> None:
             master = self._masters.get(target.connection) if control else None
@@ -290,21 +343,45 @@ class OpenSSHBackend(Backend):
 
         try:
             try:
-                rc = await run_process(argv, sink, job.stdin, self._env(target), before_kill=note_connection)
+                rc = await run_process(argv, tail, job.stdin, self._env(target), before_kill=note_connection)
             except asyncio.CancelledError:
-                if client and client[0]:
-                    await asyncio.shield(self._kill_remote(target, control, client[0]))
+                # Only a session that got as far as authenticating can have started the command;
+                # ending it takes another connection, which must not hold up the caller's
+                # timeout or deadline: it runs in the background, awaited by close().
+                if client and client[0] and (control or "Authenticated to " in _read(log_path)):
+                    self._background(self._kill_remote(target, control, client[0]))
                 raise
             if rc == 255:
                 log = _read(log_path)
-                failed = _FAILURE.search(log)
-                if "Authenticated to" not in log and (control is None or failed):
-                    raise classify(log, target)
-                if failed:
-                    raise ConnectionLost.at(target, failed.group(0))
+                outcome = session_outcome(log)
+                if outcome == "mux-lost" and await self._master_alive(target):
+                    outcome = "exit"  # the master's connection is fine: the command died by a signal
+                if outcome == "failed":
+                    raise classify(log if diagnostics(log) else tail.text(), target)
+                if outcome != "exit":
+                    failed = _FAILURE.search(diagnostics(log)) or _LOST_ON_STDERR.search(tail.data)
+                    detail = failed.group(0) if failed else "the session ended before the command's exit status"
+                    raise ConnectionLost.at(target, detail if isinstance(detail, str) else detail.decode())
             return rc
         finally:
             _unlink(log_path)
+
+    async def _master_alive(self, target: Target) -> bool:
+        """Whether *target*'s ControlMaster outlives a session it ended without a status."""
+        master = self._masters.get(target.connection)
+        if master is None:
+            return False
+        try:
+            await asyncio.wait_for(asyncio.shield(master.proc.wait()), MASTER_EXIT_GRACE)
+        except asyncio.TimeoutError:
+            return True
+        return False
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run remote cleanup without making the caller wait; :meth:`close` awaits it."""
+        task = asyncio.ensure_future(coro)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
         control = await self._control(target)
@@ -318,15 +395,16 @@ class OpenSSHBackend(Backend):
 
         A second connection sends TERM to every process whose environment
         holds our session's ``SSH_CONNECTION`` (Linux hosts, via /proc).
-        Best effort and bounded in time; failures are only logged.
+        Best effort and bounded in time (it runs in the background, see
+        :meth:`_background`); failures are only logged.
         """
         ip, port = client
         command = f"sh -c {shlex.quote(_KILL_SCRIPT)} parallax-kill {shlex.quote(ip)} {port}"
         log_path = self._next_log()
-        argv = self.ssh_argv(target, command, log_path, control)
         try:
+            argv = self.ssh_argv(target, command, log_path, control)
             await asyncio.wait_for(run_process(argv, _Collect(), None, self._env(target)), KILL_REMOTE_TIMEOUT)
-        except (asyncio.TimeoutError, OSError) as e:
+        except Exception as e:  # a timeout, ssh missing, no password: the call's results are in already
             log.debug("%s: could not end the remote command: %s", target.key, e)
         finally:
             _unlink(log_path)
@@ -354,11 +432,21 @@ class OpenSSHBackend(Backend):
         landed = transfer.landing_path(job.src, job.dst)
         remote = self._remote(job.target, _GLOB.sub(r"\\\1", job.src))
         control = await self._control(job.target)
-        await self._scp(job, self.scp_argv(job.target, [remote], os.path.abspath(job.dst), job.recursive,
-                                           control))
+        argv = self.scp_argv(job.target, [remote], os.path.abspath(job.dst), job.recursive, control)
+        collected = _Collect()
+        rc = await run_process(argv, collected, None, self._env(job.target))
         transfer.strip_special_bits(landed, root)
+        if rc != 0:
+            raise classify(collected.text(), job.target, transfer=True)
+        # scp skips a listed name with a slash but still exits 0: a failure here, as on every backend
+        suspect = _SUSPECT.search(collected.text())
+        if suspect:
+            raise TransferFailed.at(job.target, f"{suspect['dir']}: the server listed "
+                                                f"{transfer.bad_name(suspect['name']) or repr(suspect['name'])}")
 
     async def close(self) -> None:
+        if self._cleanups:  # remote commands of cancelled jobs being ended (bounded by KILL_REMOTE_TIMEOUT)
+            await asyncio.gather(*list(self._cleanups), return_exceptions=True)
         streams, self._streams = list(self._streams), set()
         for stream in streams:
             stream.close()
@@ -499,6 +587,28 @@ class _Stream:
             await self.proc.wait()
         if self._signals:
             await asyncio.wait(list(self._signals), timeout=KILL_REMOTE_TIMEOUT)
+
+
+class _StderrTail:
+    """Passes output on to *sink* unchanged, keeping the end of stderr: where ssh writes
+    what it prints outside its log (a refused host name, "Connection to X closed by
+    remote host.")."""
+
+    KEEP = 4096
+
+    def __init__(self, sink: OutputSink) -> None:
+        self.sink = sink
+        self.data = b""
+
+    def stdout(self, data: bytes) -> None:
+        self.sink.stdout(data)
+
+    def stderr(self, data: bytes) -> None:
+        self.sink.stderr(data)
+        self.data = (self.data + data)[-self.KEEP:]
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
 
 
 class _Collect:
