@@ -74,7 +74,7 @@ class CommandJob:
 
     target: Target
     command: str
-    stdin: bytes | None = None
+    stdin: bytes | None = field(default=None, repr=False)  # may begin with a sudo password
     check: bool = True
     local: bool = False  # 1.0 shortcut: the target is this machine; run without ssh
 
@@ -111,6 +111,17 @@ class GetJob:
         return self.target.key
 
 
-Job = CommandJob | PutJob | GetJob
+@dataclass(frozen=True)
+class CheckJob:
+    """Connect to the target, verify its host key and authenticate; open no session, run nothing."""
 
-__all__ = ["Target", "CommandJob", "PutJob", "GetJob", "Job"]
+    target: Target
+
+    @property
+    def key(self) -> str:
+        return self.target.key
+
+
+Job = CommandJob | PutJob | GetJob | CheckJob
+
+__all__ = ["Target", "CommandJob", "PutJob", "GetJob", "CheckJob", "Job"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .hosts import name_problem, safe_repr
+from .sudo import check_user as check_sudo_user
 
 DEFAULT_PARALLELISM = 32
 DEFAULT_TIMEOUT = 60
@@ -59,6 +60,10 @@ class Options:
     port: int | None = None  # default port unless the host entry names one
     password: str | None = None  # login password; also unlocks encrypted keys unless passphrase is set
     passphrase: str | None = None  # unlocks encrypted keys only; never offered to a server as a password
+    sudo = False  # call/run: run the command through sudo on every host (parallax.sudo)
+    sudo_user: str | None = None  # sudo: the user to run the command as; None: root
+    sudo_password: str | None = None  # sudo: its password, sent on the command's stdin only
+    sudo_askpass = False  # sudo: prompt once on the terminal for sudo's password
     host_key_policy: str | None = None  # "strict", "accept-new", "off"; None: ssh's default
     known_hosts: str | None = None  # known_hosts file to check and record keys in
     ssh_config: str | None = None  # ssh_config file; None: ~/.ssh/config
@@ -133,7 +138,7 @@ def unknown_option(name: str) -> str:
     hint = f" (did you mean {guess!r}?)" if guess else ""
     return f"Options has no option {name!r}{hint}"
 #: Options whose values never appear in repr(), logs or error messages.
-SECRET_OPTIONS = frozenset({"password", "passphrase"})
+SECRET_OPTIONS = frozenset({"password", "passphrase", "sudo_password"})
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,10 @@ class Settings:
     input_stream: Any = None
     progress: bool = False
     passphrase: str | None = field(default=None, repr=False)
+    sudo: bool = False
+    sudo_user: str | None = None
+    sudo_password: str | None = field(default=None, repr=False)
+    sudo_askpass: bool = False
     cluster: Any = None
     shard_by: Callable | None = None
     limit_per_worker: int | None = None
@@ -411,6 +420,10 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
         warn_message=bool(opts.warn_message),
         password=_secret("password", opts.password),
         passphrase=_secret("passphrase", opts.passphrase),
+        sudo=bool(opts.sudo),
+        sudo_user=check_sudo_user(opts.sudo_user),
+        sudo_password=_secret("sudo_password", opts.sudo_password),
+        sudo_askpass=bool(opts.sudo_askpass),
         host_key_policy=policy,
         known_hosts=path(opts.known_hosts),
         ssh_config=path(opts.ssh_config),

@@ -13,8 +13,9 @@ import stat
 from typing import Any, Iterable, Mapping
 
 from .hosts import HostSpec, parse_hosts
-from .jobs import CommandJob, GetJob, PutJob, Target
+from .jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from .options import Settings
+from .sudo import wrap as sudo_wrap
 
 
 def make_target(spec: HostSpec, settings: Settings) -> Target:
@@ -76,6 +77,8 @@ def plan_commands(
     _check_text("command", command)
     if not command.strip():
         raise ValueError("command is empty")
+    if settings.sudo:  # the sudo password rides on stdin only (see parallax.sudo)
+        command, stdin = sudo_wrap(command, stdin, settings.sudo_user, settings.sudo_password)
     names = tuple(local_names) if settings.local_shortcut else ()
     return [
         CommandJob(
@@ -99,6 +102,11 @@ def plan_put(targets: list[Target], src: str, dst: str, settings: Settings) -> l
     if not dst:
         raise ValueError("copy destination is empty")
     return [PutJob(target=t, src=src, dst=dst, recursive=settings.recursive) for t in targets]
+
+
+def plan_check(targets: list[Target]) -> list[CheckJob]:
+    """One :class:`CheckJob` per target (connect and authenticate only)."""
+    return [CheckJob(target=t) for t in targets]
 
 
 def local_source_problem(src: str, recursive: bool) -> str | None:
@@ -141,4 +149,4 @@ def plan_get(targets: list[Target], src: str, dst: str, settings: Settings) -> l
 
 
 __all__ = ["make_target", "plan_targets", "plan_commands", "plan_put", "plan_get", "slurp_path", "is_local",
-           "local_source_problem"]
+           "local_source_problem", "plan_check"]

@@ -34,6 +34,7 @@ from .options import Options, Settings, resolve
 from .planner import plan_commands, plan_get, plan_put, plan_targets
 from .plugins import backend_factory
 from .scheduler import Scheduler
+from .sudo import mark_refusals as mark_sudo_refusals
 
 T = TypeVar("T")
 
@@ -172,10 +173,22 @@ class AsyncSession:
     async def call(self, cmdline: str, *, hosts: Any = None, _check: bool = True, **overrides: Any) -> dict[str, Any]:
         """Run *cmdline* on every host (or the subset *hosts*); a non-zero exit is a :class:`CommandFailed`."""
         settings = self._settings_for(overrides)
+        if settings.sudo:
+            settings = self._with_sudo_password(settings)
         names, user = _local_identity() if settings.local_shortcut else ((), None)
         jobs = plan_commands(self._targets_for(hosts), cmdline, settings, check=_check,
                              stdin=_read_input(settings.input_stream), local_names=names, local_user=user)
-        return await self._execute(jobs, settings)
+        results = await self._execute(jobs, settings)
+        return mark_sudo_refusals(results) if settings.sudo else results
+
+    def _with_sudo_password(self, settings: Settings) -> Settings:
+        """``sudo_askpass``: prompt on the terminal at the first sudo call, then reuse the answer."""
+        if settings.sudo_password is not None or not settings.sudo_askpass:
+            return settings
+        secret = getattr(self, "_sudo_secret", None)
+        if secret is None:
+            secret = self._sudo_secret = getpass.getpass("sudo password: ")
+        return dataclasses.replace(settings, sudo_password=secret)
 
     async def run(self, cmdline: str, *, hosts: Any = None, **overrides: Any) -> dict[str, Any]:
         """Run *cmdline* on every host (or the subset *hosts*); every exit status is a result."""
