@@ -127,6 +127,7 @@ class ShardedCall:
         self.plans: list[ShardPlan] = []
         self.futures: dict[int, Any] = {}
         self.done: set[int] = set()
+        self.cancelled = False
 
     async def submit(self) -> None:
         from distributed import Event, Queue, Variable
@@ -214,6 +215,7 @@ class ShardedCall:
 
     async def stop(self) -> None:
         """Tell every shard to cancel; wait (bounded) until they killed what they started."""
+        self.cancelled = True
         await self.cancel_event.set()
         limit = time.monotonic() + CANCEL_GRACE
         while len(self.done) < len(self.plans) and time.monotonic() < limit:
@@ -235,6 +237,8 @@ class ShardedCall:
             Variable(f"parallax-started-{self.call_id}-{plan.number}", client=self.client).delete()
         if self.plans:
             self.queue.close()
+        if self.cancelled:  # a cleared event is removed from the scheduler
+            await self.cancel_event.clear()
 
 
 async def execute_sharded(jobs: list[Job], settings: Settings) -> dict[str, Any]:

@@ -319,6 +319,7 @@ def test_ctrl_c_cancels_every_shard_and_kills_remote_commands(ssh_lab, cluster):
         while len(os.listdir(marks)) < len(ssh_lab.hosts) and time.monotonic() < limit:
             await asyncio.sleep(0.1)
         assert len(os.listdir(marks)) == len(ssh_lab.hosts)
+        assert _sleepers(ssh_lab), "the check below would see nothing"
         t0 = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -333,6 +334,45 @@ def test_ctrl_c_cancels_every_shard_and_kills_remote_commands(ssh_lab, cluster):
     assert not _sleepers(ssh_lab), "a remote command outlived the cancelled call"
     left = cluster.run(children_of)
     assert not any(left.values()), f"processes left on the workers: {left}"
+
+
+def test_sigint_on_a_sync_caller_cancels_the_shards(ssh_lab, cluster, tmp_path):
+    import subprocess
+    import sys
+
+    marks = os.path.join(ssh_lab.scratch_dir, f"sigint-{uuid.uuid4().hex}")
+    os.makedirs(marks)
+    os.chmod(marks, 0o777)
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import sys, parallax\n"
+        "opts = dict(ssh_key=sys.argv[3], known_hosts=sys.argv[4], default_user=sys.argv[5])\n"
+        "try:\n"
+        "    parallax.run(sys.argv[6:], 'set -- $SSH_CONNECTION; touch ' + sys.argv[2] + '/$3; sleep 30',\n"
+        "                 cluster=sys.argv[1], **opts)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "    sys.exit(7)\n")
+    proc = subprocess.Popen([sys.executable, str(script), cluster.scheduler.address, marks, ssh_lab.client_key,
+                             ssh_lab.known_hosts, ssh_lab.user, *ssh_lab.hosts],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        limit = time.monotonic() + 30
+        while len(os.listdir(marks)) < len(ssh_lab.hosts) and time.monotonic() < limit and proc.poll() is None:
+            time.sleep(0.1)
+        assert len(os.listdir(marks)) == len(ssh_lab.hosts), proc.communicate(timeout=5)
+        assert _sleepers(ssh_lab), "the check below would see nothing"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 7 and "interrupted" in out, (out, err)
+    limit = time.monotonic() + 10
+    while _sleepers(ssh_lab) and time.monotonic() < limit:
+        time.sleep(0.2)
+    assert not _sleepers(ssh_lab), "a remote command outlived the interrupted call"
+    assert not any(cluster.run(children_of).values())
 
 
 def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_lab, cluster):
