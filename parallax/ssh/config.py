@@ -24,6 +24,7 @@ import socket
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..account import local_account
 from .config_eval import EvalState, evaluate, glob_paths
@@ -205,7 +206,7 @@ class ConfigResolver:
 
     def _resolve(self, host: str, user: str | None, port: int | None, ids: tuple[str, ...],
                  opts: tuple[SshOption, ...], policy: str | None) -> HostConfig:
-        if not host or host.startswith("-") or any(c.isspace() for c in host):
+        if not host or host[0] == "-" or len(host.split()) != 1 or host.strip() != host:
             raise ConfigError(f"host {host!r}: not a valid host name")
         ctx = self.context
         state = EvalState(host, ctx.user)
@@ -256,17 +257,19 @@ def _option_line(opt: SshOption) -> tuple[str, Origin]:
 def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], override: HostKeyPolicy | None) -> HostConfig:
     v = {k: s.value for k, s in state.values.items()}
     name = state.current_host()
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
+    if not _maybe_address(name):
         name = name.lower()
     port = int(v.get("port", 22))  # type: ignore[call-overload]
     user = str(v.get("user", ctx.user))
     alias = v.get("hostkeyalias")
-    tokens = Tokens(ctx.hostname, name, port, user, state.host_arg, ctx.user, ctx.home, ctx.uid,
-                    str(alias) if alias is not None else state.host_arg).mapping()
+    tokens: dict[str, str] = {}
 
     def path(text: str, origin: Origin | None) -> str:
+        if "%" not in text and "${" not in text:
+            return _tilde(text, ctx.home)
+        if "%" in text and not tokens:  # %C is a SHA-1: only computed when some path needs a token
+            tokens.update(Tokens(ctx.hostname, name, port, user, state.host_arg, ctx.user, ctx.home, ctx.uid,
+                                 str(alias) if alias is not None else state.host_arg).mapping())
         try:
             return expand(expand_tilde(text, ctx.home), tokens, allowed=CLIENT_TOKENS, env=env)
         except TokenError as e:
@@ -292,7 +295,7 @@ def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], overrid
     command = None
     hop_setting, proxy = state.values.get("proxyjump"), state.values.get("proxycommand")
     if hop_setting is not None:
-        jump = parse_jump(str(hop_setting.value))
+        jump = _jump(str(hop_setting.value))
     if not jump and proxy is not None and str(proxy.value) != "none":
         proxy_tokens = {"h": name, "n": state.host_arg, "p": str(port), "r": user}
         try:
@@ -307,7 +310,7 @@ def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], overrid
     timeout = v.get("connecttimeout")
     return HostConfig(
         host=state.host_arg, hostname=name, port=port, user=user,
-        identity_files=identities or tuple(path(p, None) for p in DEFAULT_IDENTITY_FILES),
+        identity_files=identities or _defaults(ctx.home),
         default_identities=not identities, certificate_files=certs,
         identities_only=bool(v.get("identitiesonly", False)), identity_agent=agent_value,
         user_known_hosts_files=user_kh, global_known_hosts_files=tuple(gkh),
@@ -331,6 +334,32 @@ def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], overrid
         batch_mode=bool(v.get("batchmode", False)), compression=bool(v.get("compression", False)),
         log_level=str(v.get("loglevel", "INFO")), address_family=str(v.get("addressfamily", "any")),
     )
+
+
+@lru_cache(maxsize=4096)
+def _tilde(text: str, home: str) -> str:
+    return expand_tilde(text, home)
+
+
+@lru_cache(maxsize=64)
+def _defaults(home: str) -> tuple[str, ...]:
+    return tuple(expand_tilde(p, home) for p in DEFAULT_IDENTITY_FILES)
+
+
+@lru_cache(maxsize=1024)
+def _jump(spec: str) -> tuple[JumpHop, ...]:
+    return parse_jump(spec)
+
+
+def _maybe_address(name: str) -> bool:
+    """Whether *name* is an IP address literal (OpenSSH does not lower-case those)."""
+    if ":" not in name and not name.replace(".", "").isdigit():
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _opt_str(v: Mapping[str, object], key: str) -> str | None:

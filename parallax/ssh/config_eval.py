@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
-from .config_parse import ConfigError, HostBlock, Include, Item, MatchBlock, ParsedFile, Setting, Unknown
+from .config_parse import ConfigError, HostBlock, Include, MatchBlock, ParsedFile, Setting, Unknown
 from .patterns import match_hostname, match_pattern, match_pattern_list
 from .tokens import TokenError, expand, expand_tilde
 
@@ -47,6 +47,7 @@ class EvalState:
     certificates: list[Setting] = field(default_factory=list)
     send_env: list[str] = field(default_factory=list)
     _seen: set[tuple[str, bool, str]] = field(default_factory=set)
+    _host: str | None = None
 
     def apply(self, s: Setting, user_provided: bool = False) -> None:
         """Apply one setting of an active block."""
@@ -79,14 +80,17 @@ class EvalState:
             self.values[key] = s
 
     def current_host(self) -> str:
-        """The host name as ``Match host`` sees it now."""
+        """The host name as ``Match host`` sees it now (HostName, once obtained, never changes)."""
+        if self._host is not None:
+            return self._host
         s = self.values.get("hostname")
         if s is None:
             return self.host_arg
         try:
-            return expand(str(s.value), {"h": self.host_arg}, allowed="h")
+            self._host = expand(str(s.value), {"h": self.host_arg}, allowed="h")
         except TokenError as e:
             raise ConfigError(f"{s.origin}: HostName: {e}") from None
+        return self._host
 
     def current_user(self) -> str:
         """The remote user as ``Match user`` sees it now."""
@@ -105,25 +109,31 @@ class _Walk:
 def evaluate(parsed: ParsedFile, state: EvalState, *, user_config: bool, include_home: str,
              load: FileLoader, globber: Globber | None = None) -> None:
     """Apply the directives of *parsed* (a top-level file) to *state*."""
-    _items(parsed.items, state, True, False, 0, _Walk(load, globber or glob_paths, user_config, include_home))
+    _walk(parsed, state, True, False, 0, _Walk(load, globber or glob_paths, user_config, include_home))
 
 
-def _items(items: tuple[Item, ...], state: EvalState, active: bool, never: bool, depth: int, w: _Walk) -> None:
+def _walk(parsed: ParsedFile, state: EvalState, active: bool, never: bool, depth: int, w: _Walk) -> None:
     apply = state.apply
-    for item in items:
-        kind = type(item)
-        if kind is Setting:
-            if active:
-                apply(item)  # type: ignore[arg-type]
-        elif kind is HostBlock:
-            active = not never and item.patterns.matches(state.host_arg)  # type: ignore[union-attr]
-        elif kind is MatchBlock:
-            result = _match(item, state)  # type: ignore[arg-type]
-            active = not never and result
-        elif kind is Include:
-            _include(item, state, active, never, depth, w)  # type: ignore[arg-type]
-        else:
-            _unknown(item, state)  # type: ignore[arg-type]
+    segments = parsed.segments
+    for index in parsed.visit(state.host_arg):
+        seg = segments[index]
+        head = seg.head
+        if head is not None:
+            if type(head) is HostBlock:
+                active = not never and head.patterns.matches(state.host_arg)
+            else:
+                active = not never and _match(head, state)  # type: ignore[arg-type]
+        if not active and seg.only_settings:
+            continue
+        for item in seg.body:
+            kind = type(item)
+            if kind is Setting:
+                if active:
+                    apply(item)  # type: ignore[arg-type]
+            elif kind is Include:
+                _include(item, state, active, never, depth, w)  # type: ignore[arg-type]
+            else:
+                _unknown(item, state)  # type: ignore[arg-type]
 
 
 def _unknown(item: Unknown, state: EvalState) -> None:
@@ -179,7 +189,7 @@ def _include(item: Include, state: EvalState, active: bool, never: bool, depth: 
             path = pattern
         for found in w.glob(path):
             parsed = w.load(found, True)
-            _items(parsed.items, state, active, never or not active, depth + 1, w)
+            _walk(parsed, state, active, never or not active, depth + 1, w)
 
 
 def glob_paths(path: str) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .jump import parse_jump
 from .keywords import CHOICES, KEYWORDS, Kind
@@ -109,11 +109,30 @@ Item = Setting | HostBlock | MatchBlock | Include | Unknown
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A ``Host``/``Match`` line (None at the top of a file) and the directives up to the next one."""
+
+    head: HostBlock | MatchBlock | None
+    body: tuple[Setting | Include | Unknown, ...]
+    only_settings: bool  # nothing in body needs a visit when the block does not apply
+
+
+@dataclass(frozen=True)
 class ParsedFile:
-    """The directives of one file, in order."""
+    """The directives of one file, in order, grouped into segments."""
 
     path: str
     items: tuple[Item, ...]
+    segments: tuple[Segment, ...]
+    #: indexes of the segments every host must visit (top, Match, wildcard Host, Include/unknown inside)
+    scan: tuple[int, ...] = ()
+    #: literal Host name -> indexes of the other segments whose Host line names it
+    by_name: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def visit(self, host: str) -> tuple[int, ...]:
+        """The indexes of the segments that can matter for *host*, in order."""
+        extra = self.by_name.get(host)
+        return self.scan if extra is None else tuple(sorted(self.scan + extra))
 
 
 def split_line(line: str) -> tuple[str, str] | None:
@@ -312,7 +331,27 @@ def parse_text(text: str, path: str) -> ParsedFile:
         item = parse_line(line, Origin(path, number))
         if item is not None:
             items.append(item)
-    return ParsedFile(path, tuple(items))
+    segments: list[Segment] = []
+    head: HostBlock | MatchBlock | None = None
+    body: list[Setting | Include | Unknown] = []
+    for item in [*items, None]:
+        if item is None or isinstance(item, (HostBlock, MatchBlock)):
+            if head is not None or body:
+                segments.append(Segment(head, tuple(body), all(type(b) is Setting for b in body)))
+            head, body = item, []
+        else:
+            body.append(item)
+    scan: list[int] = []
+    by_name: dict[str, list[int]] = {}
+    for index, seg in enumerate(segments):
+        names = seg.head.patterns.literal_names() if isinstance(seg.head, HostBlock) else None
+        if names is None or not seg.only_settings:
+            scan.append(index)
+        else:
+            for name in names:
+                by_name.setdefault(name, []).append(index)
+    return ParsedFile(path, tuple(items), tuple(segments), tuple(scan),
+                      {k: tuple(v) for k, v in by_name.items()})
 
 
 def parse_file(path: str, *, check_perm: bool) -> ParsedFile:

@@ -43,18 +43,12 @@ def match_pattern_list(text: str, patterns: str, lower: bool = False) -> int:
     With *lower*, the patterns are lower-cased first (the caller lower-cases
     *text*), as OpenSSH's ``dolower`` does.
     """
-    got = 0
-    for sub in patterns.split(","):
-        if lower:
-            sub = sub.lower()
-        negated = sub.startswith("!")
-        if negated:
-            sub = sub[1:]
-        if match_pattern(text, sub):
-            if negated:
-                return -1
-            got = 1
-    return got
+    return _pattern_list(patterns.lower() if lower else patterns).evaluate(text)
+
+
+@lru_cache(maxsize=4096)
+def _pattern_list(patterns: str) -> PatternSet:
+    return PatternSet(tuple(patterns.split(",")))
 
 
 def match_hostname(host: str, patterns: str) -> int:
@@ -63,21 +57,41 @@ def match_hostname(host: str, patterns: str) -> int:
 
 
 class PatternSet:
-    """The patterns of one ``Host`` line, compiled once: any positive and no negated match."""
+    """The patterns of one ``Host`` line, compiled once: any positive and no negated match.
 
-    __slots__ = ("_neg", "_pos")
+    Literal names (most aliases) are a set lookup; only wildcards use a regex.
+    """
+
+    __slots__ = ("_neg", "_neg_names", "_pos", "_pos_names")
 
     def __init__(self, patterns: tuple[str, ...]) -> None:
         pos = [p for p in patterns if not p.startswith("!")]
         neg = [p[1:] for p in patterns if p.startswith("!")]
-        self._pos = _union(pos)
-        self._neg = _union(neg)
+        self._pos_names = frozenset(p for p in pos if not _WILD.intersection(p))
+        self._neg_names = frozenset(p for p in neg if not _WILD.intersection(p))
+        self._pos = _union([p for p in pos if _WILD.intersection(p)])
+        self._neg = _union([p for p in neg if _WILD.intersection(p)])
+
+    def literal_names(self) -> frozenset[str] | None:
+        """The only names that can match, if no positive pattern has a wildcard; else None."""
+        return self._pos_names if self._pos is None else None
+
+    def evaluate(self, text: str) -> int:
+        """-1 if a negated pattern matches, else 1 if a positive one does, else 0."""
+        if text in self._neg_names or (self._neg is not None and self._neg.fullmatch(text) is not None):
+            return -1
+        return 1 if text in self._pos_names or (self._pos is not None and self._pos.fullmatch(text)) else 0
 
     def matches(self, text: str) -> bool:
         """Whether a ``Host`` line with these patterns applies to *text*."""
-        if self._pos is None or self._pos.fullmatch(text) is None:
+        if text not in self._pos_names and (self._pos is None or self._pos.fullmatch(text) is None):
+            return False
+        if text in self._neg_names:
             return False
         return self._neg is None or self._neg.fullmatch(text) is None
+
+
+_WILD = frozenset("*?")
 
 
 def _union(patterns: list[str]) -> re.Pattern[str] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import pwd
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -63,40 +64,37 @@ class Tokens:
         }
 
 
+_PERCENT = re.compile(r"%(.?)", re.DOTALL)
+_PERCENT_DOLLAR = re.compile(r"%(.?)|\$\{([^}]*)(\}?)", re.DOTALL)
+
+
 def expand(text: str, values: Mapping[str, str], *, allowed: str, env: Mapping[str, str] | None = None) -> str:
     """Expand ``%x`` tokens in *allowed* (and ``${VAR}`` from *env* when given)."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if env is not None and ch == "$" and text.startswith("${", i):
-            end = text.find("}", i + 2)
-            if end < 0:
+    if "%" not in text and (env is None or "${" not in text):
+        return text
+
+    def one(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key is None:  # ${VAR}
+            name = m.group(2)
+            if not m.group(3):
                 raise TokenError(f"environment variable in {text!r} is missing its closing '}}'")
-            name = text[i + 2:end]
             if not name:
                 raise TokenError(f"zero-length environment variable in {text!r}")
+            assert env is not None
             if name not in env:
                 raise TokenError(f"environment variable ${{{name}}} in {text!r} has no value")
-            out.append(env[name])
-            i = end + 1
-            continue
-        if ch != "%":
-            out.append(ch)
-            i += 1
-            continue
-        if i + 1 >= n:
-            raise TokenError(f"{text!r} ends with a lone '%' (write %% for a literal percent)")
-        key = text[i + 1]
+            return env[name]
         if key == "%":
-            out.append("%")
-        elif key in allowed:
-            out.append(values[key])
-        else:
-            raise TokenError(f"unknown token %{key} in {text!r} (allowed here: "
-                             f"{' '.join('%' + k for k in allowed)} %%)")
-        i += 2
-    return "".join(out)
+            return "%"
+        if key and key in allowed:
+            return values[key]
+        if not key:
+            raise TokenError(f"{text!r} ends with a lone '%' (write %% for a literal percent)")
+        raise TokenError(f"unknown token %{key} in {text!r} (allowed here: "
+                         f"{' '.join('%' + k for k in allowed)} %%)")
+
+    return (_PERCENT if env is None else _PERCENT_DOLLAR).sub(one, text)
 
 
 def expand_tilde(path: str, home: str) -> str:
