@@ -1078,20 +1078,23 @@ def _quiet_prefetch_threads() -> None:
     """
     global _quiet_hook_installed
     with _quiet_hook_lock:
-        if _quiet_hook_installed:
+        if not _quiet_hook_installed:
+            threading.excepthook = _prefetch_excepthook(threading.excepthook)
+            _quiet_hook_installed = True
+
+
+def _prefetch_excepthook(previous: Callable[[Any], object]) -> Callable[[Any], None]:
+    """A ``threading.excepthook`` that drops a prefetch thread's connection error, else calls *previous*."""
+
+    def hook(args: Any) -> None:
+        thread = args.thread
+        if (thread is not None and thread.name.endswith("(_prefetch_thread)")
+                and issubclass(args.exc_type, (OSError, EOFError, paramiko.SSHException))):
+            log.debug("%s ended: %s", thread.name, args.exc_value)
             return
-        previous = threading.excepthook
+        previous(args)
 
-        def hook(args: Any) -> None:
-            thread = args.thread
-            if (thread is not None and thread.name.endswith("(_prefetch_thread)")
-                    and issubclass(args.exc_type, (OSError, EOFError, paramiko.SSHException))):
-                log.debug("%s ended: %s", thread.name, args.exc_value)
-                return
-            previous(args)
-
-        threading.excepthook = hook
-        _quiet_hook_installed = True
+    return hook
 
 
 __all__ = ["ParamikoBackend"]

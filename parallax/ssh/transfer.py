@@ -16,8 +16,9 @@ its SFTP client).  What is decided here, for every backend alike:
   without ``preserve`` new files get the mode minus the umask;
 * every name a server lists is a single path component: ``/``, NUL and the
   empty name are refused with :class:`~parallax.errors.TransferFailed` naming
-  the directory and the entry (``.`` and ``..``, which every server lists,
-  are skipped, as scp and asyncssh skip them);
+  the directory and the entry; ``.`` and ``..``, which every server lists as
+  directories, are skipped (as scp and asyncssh skip them), and refused when
+  listed as anything else;
 * nothing is written outside the local confinement directory (``root``, the
   slurp's ``<localdir>``): every local path is resolved before it is created
   or opened, and a symlink leading outside ``root`` is refused; files are
@@ -304,8 +305,8 @@ async def _get_tree(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: Local
     except OSError as e:
         raise _refuse(src, e) from None
     for entry in entries:
-        if entry.name in (".", ".."):
-            continue
+        if entry.name in (".", "..") and entry.attrs.is_dir:
+            continue  # every server lists them; never followed (as scp and asyncssh skip them)
         why = bad_name(entry.name)
         if why is not None:
             raise _Refused(src, f"the server listed {why}")

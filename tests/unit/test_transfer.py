@@ -215,6 +215,18 @@ def test_dot_and_dotdot_in_a_listing_are_skipped(tmp_path):
     assert files_under(tmp_path) == {"t/f"}
 
 
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_or_dotdot_listed_as_a_file_is_refused(tmp_path, name):
+    class Lying(FakeFS):
+        async def listdir(self, path: str) -> list[Entry]:
+            return [Entry(name, Attrs(stat.S_IFREG | 0o644, 6)), Entry("f", Attrs(stat.S_IFREG | 0o644, 2))]
+
+    fs = Lying(Dir({"t": Dir({"f": File(b"ok")})}))
+    with pytest.raises(TransferFailed) as info:
+        get(fs, "/t", str(tmp_path / "t"), root=str(tmp_path), recursive=True)
+    assert info.value.msg == f"Transfer with h1 failed: /t: the server listed the file name {name!r}"
+
+
 def test_symlinks_on_the_server_are_followed_as_scp_does(tmp_path):
     fs = FakeFS(Dir({"real": Dir({"x": File(b"X")}), "data": File(b"D"),
                      "t": Dir({"tolink": Link("/data"), "dirlink": Link("/real")})}))
