@@ -163,13 +163,14 @@ def _check_groups(pattern: str) -> None:
                                "(unknown group, or no ClusterShell group source defines it)")
 
 
-def expand(pattern: str) -> list[str]:
+def expand(pattern: str, *, allow_empty: bool = False) -> list[str]:
     """The names of *pattern* in ClusterShell's order (``cluset -e``).
 
     Raises :class:`NodeSetError` (a ``ValueError``) naming the pattern if
     ClusterShell refuses it, if it would give more than :data:`MAX_NODES`
     names, if a group or wildcard in it names no node, or if it names no node
-    at all (``h1!h1``); ``TypeError`` if it is not a string.
+    at all (``h1!h1``) unless *allow_empty* (as ``cluset`` prints nothing);
+    ``TypeError`` if it is not a string.  An empty pattern names no node.
     """
     if isinstance(pattern, str) and is_plain(pattern):
         return [pattern]
@@ -177,6 +178,8 @@ def expand(pattern: str) -> list[str]:
     names = list(nodes)
     if not names:
         _check_groups(pattern)
+        if allow_empty or not pattern.strip():
+            return []
         raise NodeSetError(pattern, "names no node")
     if "@" in pattern or "*" in pattern:
         _check_groups(pattern)

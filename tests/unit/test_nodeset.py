@@ -189,6 +189,17 @@ def test_size_is_bounded_before_clustershell_builds_names():
     assert nodeset.count(f"h[1-{nodeset.MAX_NODES}]") == nodeset.MAX_NODES
 
 
+def test_an_empty_result_is_an_error_unless_allowed():
+    assert cluset("-e", "h1!h1").stdout.strip() == ""
+    with pytest.raises(ValueError, match=r"'h1!h1': names no node"):
+        nodeset.expand("h1!h1")
+    assert nodeset.expand("h1!h1", allow_empty=True) == []
+    assert nodeset.count("h1!h1") == 0
+    assert nodeset.expand("") == []
+    with pytest.raises(ValueError, match="host must not be empty"):
+        parse_hosts("")
+
+
 def test_fold_and_count():
     assert nodeset.fold(["web01", "web02", "web03", "web07"]) == "web[01-03,07]"
     assert nodeset.fold([]) == ""

@@ -104,8 +104,9 @@ def test_nodeset_expand(pattern):
     except ValueError as e:
         assert names_input(e, pattern), (pattern, str(e))
     else:
-        assert names and len(names) <= nodeset.MAX_NODES
+        assert (names or not pattern.strip()) and len(names) <= nodeset.MAX_NODES
         assert nodeset.count(pattern) == len(names)
+        assert nodeset.expand(pattern, allow_empty=True) == names
 
 
 @FAST
