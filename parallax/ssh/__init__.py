@@ -2,6 +2,6 @@
 
 Each module owns one concern: ``config`` resolves OpenSSH client
 configuration into an immutable :class:`~parallax.ssh.config.HostConfig`,
-``hostkeys`` holds the host-key policy table, known_hosts lookup and the
-accept-new recorder.  Nothing here imports paramiko or asyncssh.
+``policy`` is the host-key policy table, ``hostkeys`` known_hosts lookup and
+the accept-new recorder.  Nothing here imports paramiko or asyncssh.
 """

@@ -29,6 +29,7 @@ from functools import lru_cache
 from ..account import local_account
 from .config_eval import EvalState, evaluate, glob_paths
 from .config_parse import ConfigError, Origin, ParsedFile, Setting, parse_file, parse_line
+from .hostconfig import HostConfig
 from .jump import JumpHop, parse_jump
 from .policy import STRICT_HOST_KEY_CHECKING, HostKeyPolicy, policy_for
 from .tokens import CLIENT_TOKENS, PROXY_TOKENS, TokenError, Tokens, expand, expand_tilde
@@ -62,77 +63,6 @@ class _Default:
 USER_CONFIG = _Default()
 #: One ssh option: ``("Port", "22")`` or ``"Port=22"`` (as after ``ssh -o``).
 SshOption = str | tuple[str, str]
-
-
-@dataclass(frozen=True)
-class HostConfig:
-    """Everything an in-process backend needs to reach one target, fully resolved.
-
-    Paths are expanded (``~``, ``%`` tokens, ``${VAR}``); ``None`` means
-    "not set: use the library's default" where OpenSSH has no fixed default.
-    """
-
-    host: str  # the name as given (%n)
-    hostname: str  # the real host name to connect to
-    port: int
-    user: str
-    identity_files: tuple[str, ...]  # to try, in order
-    default_identities: bool  # True: identity_files are OpenSSH's defaults (none configured)
-    certificate_files: tuple[str, ...]
-    identities_only: bool
-    identity_agent: str | None  # None: no agent; "SSH_AUTH_SOCK": from the environment; else a socket path
-    user_known_hosts_files: tuple[str, ...]  # the first receives accept-new records
-    global_known_hosts_files: tuple[str, ...]
-    strict_host_key_checking: str  # the OpenSSH value: yes, ask, accept-new or no
-    host_key_policy: HostKeyPolicy
-    host_key_alias: str | None
-    hash_known_hosts: bool
-    proxy_jump: tuple[JumpHop, ...]  # first hop first
-    proxy_command: str | None  # tokens expanded; run through a shell by whoever supports it
-    control_path: str | None
-    server_alive_interval: int  # seconds, 0 = off
-    server_alive_count_max: int
-    tcp_keep_alive: bool
-    connect_timeout: int | None  # seconds
-    connection_attempts: int
-    ciphers: str | None  # OpenSSH spec, may start with + - ^
-    kex_algorithms: str | None
-    macs: str | None
-    host_key_algorithms: str | None
-    send_env: tuple[str, ...]  # patterns of local variable names
-    set_env: tuple[tuple[str, str], ...]
-    pubkey_authentication: bool
-    password_authentication: bool
-    kbd_interactive_authentication: bool
-    preferred_authentications: tuple[str, ...] | None
-    number_of_password_prompts: int
-    batch_mode: bool
-    compression: bool
-    log_level: str  # QUIET FATAL ERROR INFO VERBOSE DEBUG DEBUG2 DEBUG3
-    address_family: str  # any, inet, inet6
-
-    @property
-    def host_key_name(self) -> str:
-        """The known_hosts name: HostKeyAlias, else ``host`` or ``[host]:port``."""
-        if self.host_key_alias is not None:
-            return self.host_key_alias
-        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
-
-    @property
-    def known_hosts_files(self) -> tuple[str, ...]:
-        """User then global known_hosts files, in lookup order."""
-        return self.user_known_hosts_files + self.global_known_hosts_files
-
-    def agent_socket(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """The agent socket to use, or None (no agent)."""
-        env = os.environ if environ is None else environ
-        if self.identity_agent is None or self.identity_agent.lower() == "none":
-            return None
-        if self.identity_agent == "SSH_AUTH_SOCK":
-            return env.get("SSH_AUTH_SOCK") or None
-        if self.identity_agent.startswith("$"):
-            return env.get(self.identity_agent[1:]) or None
-        return self.identity_agent
 
 
 @dataclass(frozen=True)
@@ -256,6 +186,7 @@ def _option_line(opt: SshOption) -> tuple[str, Origin]:
 
 def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], override: HostKeyPolicy | None) -> HostConfig:
     v = {k: s.value for k, s in state.values.items()}
+    _refuse_unevaluable(state)
     name = state.current_host()
     if not _maybe_address(name):
         name = name.lower()
@@ -316,11 +247,11 @@ def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], overrid
         user_known_hosts_files=user_kh, global_known_hosts_files=tuple(gkh),
         strict_host_key_checking=shkc, host_key_policy=override or STRICT_HOST_KEY_CHECKING[shkc],
         host_key_alias=str(alias) if alias is not None else None,
-        hash_known_hosts=bool(v.get("hashknownhosts", False)),
+        hash_known_hosts=bool(v.get("hashknownhosts", False)), revoked_host_keys=_revoked(v),
         proxy_jump=jump, proxy_command=command, control_path=opt_path("controlpath"),
         server_alive_interval=int(v.get("serveraliveinterval", 0)),  # type: ignore[call-overload]
         server_alive_count_max=int(v.get("serveralivecountmax", 3)),  # type: ignore[call-overload]
-        tcp_keep_alive=bool(v.get("tcpkeepalive", True)),
+        tcp_keep_alive=bool(v.get("tcpkeepalive", True)), bind_address=_opt_str(v, "bindaddress"),
         connect_timeout=int(timeout) if timeout is not None else None,  # type: ignore[call-overload]
         connection_attempts=int(v.get("connectionattempts", 1)),  # type: ignore[call-overload]
         ciphers=_opt_str(v, "ciphers"), kex_algorithms=_opt_str(v, "kexalgorithms"),
@@ -334,6 +265,24 @@ def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], overrid
         batch_mode=bool(v.get("batchmode", False)), compression=bool(v.get("compression", False)),
         log_level=str(v.get("loglevel", "INFO")), address_family=str(v.get("addressfamily", "any")),
     )
+
+
+def _revoked(v: Mapping[str, object]) -> str | None:
+    """RevokedHostKeys as written: OpenSSH 9.2 expands neither ``~`` nor tokens in it."""
+    value = v.get("revokedhostkeys")
+    return None if value is None or str(value).lower() == "none" else str(value)
+
+
+def _refuse_unevaluable(state: EvalState) -> None:
+    """Settings parallax cannot honour faithfully are an error naming their line, never ignored."""
+    s = state.values.get("knownhostscommand")
+    if s is not None and str(s.value).lower() != "none":
+        raise ConfigError(f"{s.origin}: KnownHostsCommand cannot be evaluated (parallax never runs commands "
+                          "from ssh_config); use the openssh backend or remove it")
+    s = state.values.get("canonicalizehostname")
+    if s is not None and s.value != "no":
+        raise ConfigError(f"{s.origin}: CanonicalizeHostname {s.value} cannot be evaluated (it needs OpenSSH's "
+                          "DNS canonicalisation and second pass); use the openssh backend or set it to no")
 
 
 @lru_cache(maxsize=4096)

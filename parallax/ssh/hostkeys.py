@@ -4,8 +4,10 @@ Keys are ``(type, base64 blob)`` strings (``HostKey.from_openssh("ssh-ed25519
 AAAA...")``); no SSH library is imported.  Lookup understands plain names,
 ``[host]:port``, comma lists, ``*``/``?`` patterns with ``!`` negation,
 hashed ``|1|salt|hmac`` entries and several files (user then global).
-``@revoked`` keys are their own verdict (:attr:`HostKeyStatus.REVOKED`), refused by
-every checking policy.  ``@cert-authority`` lines are read, and ignored for
+``@revoked`` keys (and those of a ``RevokedHostKeys`` text file) are their
+own verdict (:attr:`HostKeyStatus.REVOKED`), refused by every checking policy.
+The recorder, :func:`record_host_key`, is safe with hundreds of accept-new
+hosts at once.  ``@cert-authority`` lines are read, and ignored for
 plain keys as OpenSSH does; looking up a *certificate* host key raises
 :class:`HostCertificateUnsupported` (parallax does not verify host
 certificates).  The policy table is in :mod:`parallax.ssh.policy`.
@@ -191,15 +193,37 @@ def decide(policy: HostKeyPolicy, verdict: Verdict | None) -> Decision:
     return Decision(False, False, False)
 
 
+def load_revoked_keys(path: str) -> frozenset[HostKey]:
+    """The keys of a ``RevokedHostKeys`` text file (one public key per line).
+
+    A missing or unreadable file is an ``OSError`` (OpenSSH then refuses the
+    connection); a binary KRL is a ``ValueError``: parallax reads only the
+    text form.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith(b"SSHKRL\n"):
+        raise ValueError(f"RevokedHostKeys {path}: a binary KRL is not supported; list the public keys as text")
+    keys = set()
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                keys.add(HostKey.from_openssh(line))
+            except ValueError:
+                continue
+    return frozenset(keys)
+
+
 class KnownHosts:
     """The entries of several known_hosts files (missing files are empty), in lookup order."""
 
-    def __init__(self, entries: Iterable[KnownHostEntry]) -> None:
+    def __init__(self, entries: Iterable[KnownHostEntry], revoked: frozenset[HostKey] = frozenset()) -> None:
         self.entries = tuple(entries)
+        self.revoked = revoked
 
     @classmethod
-    def load(cls, paths: Sequence[str]) -> KnownHosts:
-        """Read *paths*; a missing file counts as empty, an unreadable one is an ``OSError``."""
+    def load(cls, paths: Sequence[str], revoked_file: str | None = None) -> KnownHosts:
+        """Read *paths* (a missing file counts as empty) and the optional RevokedHostKeys file."""
         entries: list[KnownHostEntry] = []
         for path in paths:
             try:
@@ -208,7 +232,7 @@ class KnownHosts:
             except FileNotFoundError:
                 continue
             entries.extend(parse_known_hosts(text, path))
-        return cls(entries)
+        return cls(entries, load_revoked_keys(revoked_file) if revoked_file else frozenset())
 
     def find(self, name: str) -> tuple[KnownHostEntry, ...]:
         """Every entry about *name*, markers included (what ``ssh-keygen -F`` lists)."""
@@ -220,6 +244,8 @@ class KnownHosts:
             raise HostCertificateUnsupported(
                 f"{name} offered a host certificate ({key.type}); parallax checks plain host keys only "
                 "(@cert-authority is not supported): use the openssh backend or HostKeyAlgorithms without certs")
+        if key in self.revoked:
+            return Verdict(HostKeyStatus.REVOKED)
         found = self.find(name)
         for e in found:
             if e.marker == "revoked" and e.key == key:

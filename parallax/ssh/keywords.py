@@ -51,7 +51,8 @@ _TYPED: dict[str, Kind] = {
     "hostkeyalgorithms": Kind.ALGORITHMS,
     "userknownhostsfile": Kind.FILES, "globalknownhostsfile": Kind.FILES,
     "sendenv": Kind.SENDENV, "setenv": Kind.SETENV,
-    "proxycommand": Kind.COMMAND, "proxyjump": Kind.JUMP,
+    "proxycommand": Kind.COMMAND, "proxyjump": Kind.JUMP, "knownhostscommand": Kind.COMMAND,
+    "revokedhostkeys": Kind.STR, "bindaddress": Kind.STR, "canonicalizehostname": Kind.CHOICE,
 }
 
 #: Old names OpenSSH still accepts for a keyword.
@@ -63,17 +64,17 @@ _ALIASES = {
 }
 
 _IGNORED = """
-addkeystoagent afstokenpassing bindaddress bindinterface canonicaldomains canonicalizefallbacklocal
-canonicalizehostname canonicalizemaxdots canonicalizepermittedcnames casignaturealgorithms checkhostip
+addkeystoagent afstokenpassing bindinterface canonicaldomains canonicalizefallbacklocal
+canonicalizemaxdots canonicalizepermittedcnames casignaturealgorithms checkhostip
 cipher clearallforwardings compressionlevel controlmaster controlpersist dsaauthentication dynamicforward
 enableescapecommandline enablesshkeysign escapechar exitonforwardfailure fallbacktorsh fingerprinthash
 forkafterauthentication forwardagent forwardx11 forwardx11timeout forwardx11trusted gatewayports
 globalknownhostsfile2 gssapiauthentication gssapiclientidentity gssapidelegatecredentials gssapikexalgorithms
 gssapikeyexchange gssapirenewalforcesrekey gssapiserveridentity gssapitrustdns hostbasedacceptedalgorithms
 hostbasedauthentication ipqos kbdinteractivedevices kerberosauthentication kerberostgtpassing
-knownhostscommand localcommand localforward logverbose nohostauthenticationforlocalhost permitlocalcommand
+localcommand localforward logverbose nohostauthenticationforlocalhost permitlocalcommand
 permitremoteopen pkcs11provider protocol proxyusefdpass pubkeyacceptedalgorithms
-rekeylimit remotecommand remoteforward requesttty requiredrsasize revokedhostkeys rhostsauthentication
+rekeylimit remotecommand remoteforward requesttty requiredrsasize rhostsauthentication
 rhostsrsaauthentication securitykeyprovider sessiontype skeyauthentication smartcarddevice
 stdinnull streamlocalbindmask streamlocalbindunlink syslogfacility tisauthentication tunnel tunneldevice
 updatehostkeys useblacklistedkeys useprivilegedport userknownhostsfile2 useroaming usersh verifyhostkeydns
@@ -92,6 +93,7 @@ CHOICES: dict[str, dict[str, str]] = {
     "loglevel": {"quiet": "QUIET", "fatal": "FATAL", "error": "ERROR", "info": "INFO", "verbose": "VERBOSE",
                  "debug": "DEBUG", "debug1": "DEBUG", "debug2": "DEBUG2", "debug3": "DEBUG3"},
     "addressfamily": {"any": "any", "inet": "inet", "inet6": "inet6"},
+    "canonicalizehostname": {"yes": "yes", "true": "yes", "no": "no", "false": "no", "always": "always"},
 }
 
 #: Keywords whose values add up instead of the first one winning.

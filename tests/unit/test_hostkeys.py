@@ -22,6 +22,7 @@ from parallax.ssh.hostkeys import (
     Verdict,
     decide,
     hash_name,
+    load_revoked_keys,
     parse_known_hosts,
     policy_for,
     record_host_key,
@@ -257,3 +258,19 @@ def test_two_processes_do_not_duplicate(tmp_path: Path) -> None:
     lines = Path(path).read_text().splitlines()
     assert sorted(lines) == sorted(f"p{i} {ed25519(i)}" for i in range(100))
     assert os.stat(path).st_size == sum(len(x) + 1 for x in lines)
+
+
+def test_revoked_host_keys_file(tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(f"h {ed25519(1)}\nh {ed25519(2)}\n")
+    revoked = tmp_path / "revoked"
+    revoked.write_text(f"# revoked\n{ed25519(1)} old key\n")
+    kh = KnownHosts.load([str(known)], revoked_file=str(revoked))
+    assert kh.check("h", ed25519(1)).status is HostKeyStatus.REVOKED
+    assert kh.check("h", ed25519(2)).status is HostKeyStatus.KNOWN
+    with pytest.raises(FileNotFoundError):
+        KnownHosts.load([str(known)], revoked_file=str(tmp_path / "missing"))
+    krl = tmp_path / "krl"
+    krl.write_bytes(b"SSHKRL\n\x00rest")
+    with pytest.raises(ValueError, match="binary KRL is not supported"):
+        load_revoked_keys(str(krl))

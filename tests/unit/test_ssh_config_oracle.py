@@ -76,6 +76,10 @@ def ours(hc: HostConfig) -> dict[str, list[str]]:
         "loglevel": [hc.log_level], "addressfamily": [hc.address_family],
         "identityagent": [hc.identity_agent or "none"],
     }
+    if hc.revoked_host_keys is not None:
+        d["revokedhostkeys"] = [hc.revoked_host_keys]
+    if hc.bind_address is not None:
+        d["bindaddress"] = [hc.bind_address]
     if hc.host_key_alias is not None:
         d["hostkeyalias"] = [hc.host_key_alias]
     if hc.preferred_authentications is not None:
@@ -192,6 +196,8 @@ CORPUS: dict[str, tuple[str, str, dict[str, Any], dict[str, str]]] = {
                    "  PreferredAuthentications publickey,password\n  PubkeyAuthentication no\n"
                    "  PasswordAuthentication no\n  KbdInteractiveAuthentication no\n  NumberOfPasswordPrompts 1\n"
                    "  HashKnownHosts yes\n  TCPKeepAlive no\n  ConnectionAttempts 4\n", "h", {}, {}),
+    "revoked-bind": ("Host *\n  RevokedHostKeys ~/revoked-%h\n  BindAddress 127.0.0.1\n"
+                     "  CanonicalizeHostname no\n  KnownHostsCommand none\n", "h", {}, {}),
     "agent-none": ("Host *\n  IdentityAgent none\n  ChallengeResponseAuthentication no\n", "h", {}, {}),
     "ignore-unknown": ("IgnoreUnknown Frob*,Other\nHost *\n  FrobnicateLevel 3\n  Port 4003\n", "h", {}, {}),
     "unused-known-keywords": ("Host *\n  ForwardAgent yes\n  ControlMaster auto\n  LocalForward 8080 x:80\n"
@@ -381,3 +387,25 @@ def test_include_loop_is_an_error(tmp_path: Path) -> None:
     cfg.write_text(f"Include {cfg}\n")
     with pytest.raises(ConfigError, match="nested more than 16"):
         ConfigResolver(str(cfg)).resolve("h")
+
+
+@pytest.mark.parametrize(("line", "what"), [("KnownHostsCommand /bin/touch {canary}", "KnownHostsCommand"),
+                                            ("CanonicalizeHostname always", "CanonicalizeHostname always"),
+                                            ("CanonicalizeHostname yes", "CanonicalizeHostname yes")])
+def test_settings_that_cannot_be_honoured_are_errors(tmp_path: Path, line: str, what: str) -> None:
+    canary = tmp_path / "canary"
+    cfg = tmp_path / "config"
+    cfg.write_text("Host other\n  Port 1\nHost h\n  " + line.format(canary=canary) + "\n")
+    r = ConfigResolver(str(cfg))
+    assert r.resolve("other").port == 1  # only the hosts it applies to are refused
+    with pytest.raises(ConfigError, match=rf"{cfg}:4: {what} cannot be evaluated"):
+        r.resolve("h")
+    assert not canary.exists()
+
+
+def test_environment_to_send(tmp_path: Path) -> None:
+    cfg = tmp_path / "config"
+    cfg.write_text("Host *\n  SendEnv LC_* KEEP\n  SetEnv KEEP=set NEW=1\n")
+    hc = ConfigResolver(str(cfg)).resolve("h")
+    env = {"LC_ALL": "C", "LANG": "x", "KEEP": "local", "OTHER": "y"}
+    assert hc.environment(env) == {"LC_ALL": "C", "KEEP": "set", "NEW": "1"}
