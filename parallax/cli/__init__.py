@@ -10,12 +10,12 @@ does, a program can do with :func:`parallax.run` and friends.  See
 from __future__ import annotations
 
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .arguments import UsageError, parse
 from .exitcodes import INTERRUPTED, LOCAL_ERROR, USAGE
 
-__all__ = ["main", "UsageError"]
+__all__ = ["UsageError", "main"]
 
 
 def _subcommand(name: str) -> Callable[..., int]:

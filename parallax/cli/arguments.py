@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from typing import Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 __all__ = ["UsageError", "build_parser", "parse"]
 
@@ -55,7 +56,7 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds") from None
-    if value < 0 or value != value:
+    if not value >= 0:  # negative, or NaN
         raise argparse.ArgumentTypeError(f"{text!r}: must not be negative")
     return value
 

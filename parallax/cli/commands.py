@@ -8,7 +8,8 @@ lines (or JSON Lines) are that call's ``on_finish`` callback.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import parallax
 
@@ -18,7 +19,7 @@ from .exitcodes import exit_status
 from .hostset import select_hosts
 from .output import JsonPrinter, StatusPrinter, print_groups
 
-__all__ = ["run", "copy", "slurp"]
+__all__ = ["copy", "run", "slurp"]
 
 
 def _reporter(args: argparse.Namespace) -> Callable[[str, Any], None] | None:

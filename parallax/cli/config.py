@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["library_options", "keeps_output", "shows_progress"]
+__all__ = ["keeps_output", "library_options", "shows_progress"]
 
 #: flag attribute -> library option, copied when the flag was given.
 _DIRECT = {

@@ -12,10 +12,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import BadInput, Cancelled, CommandFailed, Error, Timeout, TransferFailed, TransportError
+from ..errors import (
+    BadInput,
+    Cancelled,
+    CommandFailed,
+    Error,
+    Timeout,
+    TransferFailed,
+    TransportError,
+)
 
-__all__ = ["OK", "LOCAL_ERROR", "USAGE", "KILLED", "SSH_FAILED", "REMOTE_FAILED", "INTERRUPTED",
-           "host_status", "exit_status"]
+__all__ = [
+    "INTERRUPTED",
+    "KILLED",
+    "LOCAL_ERROR",
+    "OK",
+    "REMOTE_FAILED",
+    "SSH_FAILED",
+    "USAGE",
+    "exit_status",
+    "host_status",
+]
 
 OK = 0
 LOCAL_ERROR = 1

@@ -18,7 +18,7 @@ def nodes(args: argparse.Namespace) -> int:
     names: list[str] = []
     try:
         for pattern in args.nodesets:
-            names.extend(nodeset.expand(pattern))
+            names.extend(nodeset.expand(pattern, allow_empty=True))  # cluset prints nothing for h1!h1
         folded = nodeset.fold(names)
         if args.mode == "expand":
             print(" ".join(nodeset.expand(folded)))

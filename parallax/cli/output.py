@@ -16,12 +16,13 @@ import base64
 import json
 import sys
 import time
-from typing import Any, BinaryIO, Iterable
+from collections.abc import Iterable
+from typing import Any, BinaryIO
 
 from ..errors import Error
 from ..gather import Group
 
-__all__ = ["failure_text", "StatusPrinter", "JsonPrinter", "print_groups", "json_record"]
+__all__ = ["JsonPrinter", "StatusPrinter", "failure_text", "json_record", "print_groups"]
 
 RULE = "-" * 15  # clubak's separator
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from pathlib import Path
 
 import pytest
-
 from cli_helpers import cli, lab_flags
 
 
@@ -42,7 +42,7 @@ def test_copy_several_files_into_a_directory(lab, hosts_arg, remote_dir, tmp_pat
     assert r.rc == 0, r.out + r.err
     assert len(r.statuses()) == 4  # one line per host, not per file
     assert sorted(os.listdir(remote_dir)) == ["a", "b"]
-    assert open(f"{remote_dir}/b").read() == "bbb"
+    assert Path(remote_dir, "b").read_text() == "bbb"
 
 
 def test_copy_directory_needs_r(lab, hosts_arg, remote_dir, tmp_path):
@@ -53,7 +53,7 @@ def test_copy_directory_needs_r(lab, hosts_arg, remote_dir, tmp_path):
     assert r.rc != 0 and not os.path.exists(f"{remote_dir}/t1")
     r = cli("copy", *hosts_arg, *lab_flags(lab), "-r", str(tree), f"{remote_dir}/t2")
     assert r.rc == 0, r.out + r.err
-    assert open(f"{remote_dir}/t2/sub/leaf").read() == "leaf\n"
+    assert Path(remote_dir, "t2", "sub", "leaf").read_text() == "leaf\n"
 
 
 def test_copy_failure_on_the_remote_side_is_exit_5(lab, hosts_arg, tmp_path):

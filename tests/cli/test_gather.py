@@ -32,7 +32,7 @@ def test_call_command_failures_fold_by_status_and_order_by_size_then_name(lab):
     groups = parallax.gather(parallax.call(lab.hosts, cmd, **opts(lab)))
     assert [(g.count, g.error, g.rc) for g in groups] == [(3, None, 0), (1, "CommandFailed", 3)]
     assert groups[1].hosts == (lab.hosts[0],) and groups[1].message == "Exited with error code 3"
-    two = parallax.gather(parallax.call(lab.hosts[:2], f'set -- $SSH_CONNECTION; echo "$3"', **opts(lab)))
+    two = parallax.gather(parallax.call(lab.hosts[:2], 'set -- $SSH_CONNECTION; echo "$3"', **opts(lab)))
     assert [g.count for g in two] == [1, 1]
     assert [g.nodes for g in two] == sorted(g.nodes for g in two)  # same size: by name
     assert {g.stdout for g in two} == {f"{a}\n".encode() for a in lab.addresses[:2]}

@@ -1,8 +1,8 @@
 """The live progress line in a real terminal (tmux), and its absence everywhere else.
 
-A private tmux server (``tmux -L``) runs the installed ``parallax`` in a
-200x50 pane; ``capture-pane`` shows what a user would see while the run is
-going and after it ended.
+A private tmux server runs the installed ``parallax`` in a 200x50 pane
+(:class:`cli_helpers.Pane`); ``capture-pane`` shows what a user would see
+while the run is going and after it ended.
 """
 
 from __future__ import annotations
@@ -10,61 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
-import subprocess
 import sys
 import time
-import uuid
 
 import pytest
-
-from cli_helpers import STATUS, lab_flags, parallax_exe
+from cli_helpers import STATUS, Pane, exit_file, lab_flags, parallax_exe, wait_exit
 
 LIVE = re.compile(r"parallax: \d+(/\d+)? done \| \d+ failed \| \d+ running \| \d+:\d\d elapsed")
-
-
-class Pane:
-    """One tmux pane on a private server."""
-
-    def __init__(self, tmp_path) -> None:
-        exe = shutil.which("tmux")
-        if exe is None:
-            if os.environ.get("CI"):
-                pytest.fail("tmux is not installed (.ci/run installs it)")
-            pytest.skip("tmux is not installed")
-        self.tmux = [exe, "-L", f"parallax-test-{uuid.uuid4().hex[:8]}", "-f", "/dev/null"]
-        self.tmp = tmp_path
-        subprocess.run([*self.tmux, "new-session", "-d", "-s", "t", "-x", "200", "-y", "50",
-                        "bash --norc --noprofile"],
-                       check=True, timeout=30)
-
-    def start(self, script: str) -> str:
-        """Run *script* (shell) in the pane; return the path of the file its exit status lands in."""
-        done = self.tmp / f"done-{uuid.uuid4().hex[:6]}"
-        path = self.tmp / "script.sh"
-        setup = "for v in $(compgen -e | grep '^PARALLAX_'); do unset \"$v\"; done\n"
-        path.write_text(setup + script + f"\necho $? > {shlex.quote(str(done))}\n")
-        subprocess.run([*self.tmux, "send-keys", "-t", "t", f"clear; bash {shlex.quote(str(path))}", "Enter"],
-                       check=True, timeout=30)
-        return str(done)
-
-    def screen(self) -> list[str]:
-        out = subprocess.run([*self.tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True,
-                             check=True, timeout=30).stdout
-        return out.splitlines()
-
-    def wait_for(self, predicate, timeout: float = 60) -> list[str]:
-        """Capture the pane until *predicate(lines)* holds; those lines."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = self.screen()
-            if predicate(lines):
-                return lines
-            time.sleep(0.05)
-        raise AssertionError("pane never showed what was expected:\n" + "\n".join(self.screen()))
-
-    def close(self) -> None:
-        subprocess.run([*self.tmux, "kill-server"], capture_output=True, timeout=30)
 
 
 @pytest.fixture
@@ -74,15 +26,6 @@ def pane(tmp_path):
         yield p
     finally:
         p.close()
-
-
-def wait_exit(done: str, timeout: float = 90) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(done) and open(done).read().strip():
-            return int(open(done).read())
-        time.sleep(0.05)
-    raise AssertionError("the command did not finish")
 
 
 @pytest.fixture(scope="module")
@@ -146,10 +89,10 @@ def test_no_live_line_when_asked_or_with_json(pane, lab, tmp_path, flag):
     hosts.write_text("\n".join(lab.hosts) + "\n")
     done = pane.start(command(lab, str(hosts), flag, "-p", "1", cmd="sleep 0.4"))
     seen: list[str] = []
-    while not (os.path.exists(done) and open(done).read().strip()):
+    while exit_file(done) is None:
         seen.extend(pane.screen())
         time.sleep(0.05)
-    assert open(done).read().strip() == "0"
+    assert exit_file(done) == 0
     assert not any("parallax:" in x for x in seen)  # 2 s of captures: never the live line
     finished = [x for x in pane.screen() if STATUS.match(x) or x.startswith('{"host"')]
     assert len(finished) == 4

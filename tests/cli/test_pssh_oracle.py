@@ -14,10 +14,9 @@ import shutil
 import subprocess
 
 import pytest
-
 from cli_helpers import clean_env, cli, lab_flags
 
-STAMP = re.compile(r"^\[\d+\] \d\d:\d\d:\d\d ", re.M)
+STAMP = re.compile(r"^\[\d+\] \d\d:\d\d:\d\d ", re.MULTILINE)
 
 
 def oracle(name: str) -> str:
@@ -30,7 +29,7 @@ def oracle(name: str) -> str:
 
 
 def pssh(name: str, *args: str) -> tuple[int, str]:
-    proc = subprocess.run([oracle(name), *args], capture_output=True, text=True, timeout=60,
+    proc = subprocess.run([oracle(name), *args], check=False, capture_output=True, text=True, timeout=60,
                           env=clean_env(), stdin=subprocess.DEVNULL)
     return proc.returncode, proc.stdout
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import socket
@@ -11,7 +12,6 @@ import sys
 import time
 
 import pytest
-
 from cli_helpers import STATUS, clean_env, cli, lab_flags
 
 
@@ -118,11 +118,11 @@ def test_par_limits_hosts_at_once(lab, hosts_arg):
     times = [float(x) for x in r.out.splitlines() if not STATUS.match(x)]
     spans = sorted(zip(times[::2], times[1::2]))
     assert len(spans) == 4
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))  # never two at once
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))  # never two at once
     r = cli("run", *hosts_arg, *lab_flags(lab), "-p", "4", "--inline-stdout", cmd)
     times = [float(x) for x in r.out.splitlines() if not STATUS.match(x)]
     spans = sorted(zip(times[::2], times[1::2]))
-    assert any(a_end > b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))  # -p 4: overlap
+    assert any(a_end > b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))  # -p 4: overlap
 
 
 def test_timeout_is_exit_3_and_zero_means_none(lab):
@@ -213,7 +213,7 @@ def test_gather_folds_identical_output(lab):
     dead = f"{lab.addresses[0]}:1"
     r = cli("run", "-H", f"{' '.join(lab.hosts)} {dead}", *lab_flags(lab), "-b", "echo same; echo warn >&2")
     assert r.rc == 4
-    first, ip_port = lab.hosts[0].rsplit(".", 1)
+    first = lab.hosts[0].rsplit(".", 1)[0]
     rule = "-" * 15
     expected_head = f"{rule}\n{first}.[2-5]:{lab.port} (4)\n{rule}\nsame\nStderr: warn\n{rule}\n{dead}\n{rule}\n"
     assert r.out.startswith(expected_head), r.out
@@ -281,11 +281,11 @@ def test_bad_parallax_par_names_the_variable(lab):
 
 def test_python_m_parallax_is_the_same_program(lab):
     args = ["run", "-H", lab.hosts[0], *lab_flags(lab), "--json", "echo same"]
-    via_module = subprocess.run([sys.executable, "-m", "parallax", *args], capture_output=True, text=True,
+    via_module = subprocess.run([sys.executable, "-m", "parallax", *args], check=False, capture_output=True, text=True,
                                 env=clean_env(), timeout=60)
     via_script = cli(*args)
     assert via_module.returncode == via_script.rc == 0
     strip = [{k: v for k, v in json.loads(line).items() if k != "duration"} for line in (via_module.stdout, via_script.out)]
     assert strip[0] == strip[1]
-    bad = subprocess.run([sys.executable, "-m", "parallax", "run", "--bogus"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "parallax", "run", "--bogus"], check=False, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr == cli("run", "--bogus").err
