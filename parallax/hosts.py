@@ -220,7 +220,7 @@ def _check_pattern(pattern: str, entry: str) -> None:
     for operand in nodeset.operands(pattern):
         if operand.startswith("-"):
             raise _bad(entry, "host must not start with '-'")
-        if ":" in _outside_brackets(operand) and operand.count(":") > 1 and not operand.startswith("@"):
+        if _outside_brackets(operand).count(":") > 1 and not operand.startswith("@"):
             raise _bad(entry, "an IPv6 address cannot be part of a node set; give it as its own entry")
     reason = name_problem(pattern, allow="&")  # '&' is intersection
     if reason:
