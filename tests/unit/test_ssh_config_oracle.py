@@ -96,13 +96,15 @@ def ours(hc: HostConfig) -> dict[str, list[str]]:
     return d
 
 
-def theirs(g: dict[str, list[str]], ctx: LocalContext, host: str, mine: dict[str, list[str]]) -> dict[str, list[str]]:
+def theirs(g: dict[str, list[str]], ctx: LocalContext, host: str, mine: dict[str, list[str]],
+           env: dict[str, str] | None = None) -> dict[str, list[str]]:
     """ssh -G's values for the keys we compare, raw ones expanded with ssh's own values."""
     port, user, hostname = int(g["port"][0]), g["user"][0], g["hostname"][0]
     alias = g.get("hostkeyalias", [host])[0]
     tokens = Tokens(ctx.hostname, hostname, port, user, host, ctx.user, ctx.home, ctx.uid, alias).mapping()
     out = {k: list(g.get(k, [])) for k in mine if k in g or k in ("sendenv", "setenv")}
-    out["identityfile"] = [expand(expand_tilde(p, ctx.home), tokens, allowed=CLIENT_TOKENS, env=os.environ)
+    out["identityfile"] = [expand(expand_tilde(p, ctx.home), tokens, allowed=CLIENT_TOKENS,
+                                  env=dict(os.environ) if env is None else env)
                            for p in g["identityfile"]]
     out["identityagent"] = g.get("identityagent", ["SSH_AUTH_SOCK"])
     if "proxycommand" in g:
@@ -198,6 +200,22 @@ CORPUS: dict[str, tuple[str, str, dict[str, Any], dict[str, str]]] = {
                    "  HashKnownHosts yes\n  TCPKeepAlive no\n  ConnectionAttempts 4\n", "h", {}, {}),
     "revoked-bind": ("Host *\n  RevokedHostKeys ~/revoked-%h\n  BindAddress 127.0.0.1\n"
                      "  CanonicalizeHostname no\n  KnownHostsCommand none\n", "h", {}, {}),
+    "tabs-crlf": ("Host\tweb\r\n\tPort\t2206\r\n\tUser=\ttabby\r\n", "web", {}, {}),
+    "escapes-single-quotes": ("Host *\n  IdentityFile {d}/with\\ space\n  IdentityFile '{d}/single q'\n"
+                              "  SetEnv X='a b' Y=c\\ d\n", "h", {}, {}),
+    "env-var-expansion": ("Host *\n  IdentityFile ${HOME}/id_env\n  UserKnownHostsFile ${HOME}/kh_%h\n",
+                          "h", {}, {}),
+    "ip-hostname-case": ("Host v6\n  HostName FE80::AB\nHost v4\n  HostName 10.1.2.3\n", "v6", {}, {}),
+    "include-several-args": ("Include {d}/one.conf {d}/two.conf\n", "h", {},
+                             {"one.conf": "Host h\n  Port 3016\n", "two.conf": "User two\n"}),
+    "match-user-before-user": ("Match user late\n  Port 3017\nHost h\n  User late\n", "h", {}, {}),
+    "match-host-no-hostname": ("Match host H*\n  Port 3018\n", "Hx", {}, {}),
+    "identity-cli-and-config-same": ("Host *\n  IdentityFile {d}/same\n", "h", {"identity": ("{d}/same",)},
+                                     {"same": "x"}),
+    "sendenv-remove-then-add": ("Host *\n  SendEnv -*\n  SendEnv A B\n  SendEnv -A\n", "h", {}, {}),
+    "host-equals-multi": ("Host=a b c\n  Port=3019\n", "c", {}, {}),
+    "many-blocks-wildcards": ("Host *.a\n  User ua\nHost x.*\n  Port 3020\nHost *\n  User uall\n"
+                              "  Port 3021\n", "x.a", {}, {}),
     "agent-none": ("Host *\n  IdentityAgent none\n  ChallengeResponseAuthentication no\n", "h", {}, {}),
     "ignore-unknown": ("IgnoreUnknown Frob*,Other\nHost *\n  FrobnicateLevel 3\n  Port 4003\n", "h", {}, {}),
     "unused-known-keywords": ("Host *\n  ForwardAgent yes\n  ControlMaster auto\n  LocalForward 8080 x:80\n"
@@ -234,11 +252,12 @@ def test_corpus_is_large_enough() -> None:
 def test_resolves_like_ssh_G(workdir: Path, name: str) -> None:
     cfg, host, kw, home, ctx = materialise(workdir, name)
     g = run_ssh_g(cfg, host, home, **kw)
-    resolver = ConfigResolver(str(cfg), context=ctx)
+    env = {**os.environ, "HOME": str(home)}  # as ssh -G ran
+    resolver = ConfigResolver(str(cfg), context=ctx, environ=env)
     hc = resolver.resolve(host, user=kw.get("user"), port=kw.get("port"),
                           identity_files=kw.get("identity", ()), ssh_options=kw.get("options", ()))
     mine = ours(hc)
-    assert mine == theirs(g, ctx, host, mine)
+    assert mine == theirs(g, ctx, host, mine, env)
     expected_jump = parse_jump(g["proxyjump"][0]) if "proxyjump" in g else ()
     assert hc.proxy_jump == expected_jump
     assert resolver.resolve(host, user=kw.get("user"), port=kw.get("port"),
