@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from . import aio
-from .api import call, copy, run, slurp
+from .api import call, check, copy, run, slurp
 from .gather import Group, gather
 from .errors import (
     AuthenticationFailed,
@@ -32,7 +32,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .options import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT, Options
-from .results import CallResult, CopyResult, SlurpResult
+from .results import CallResult, CheckResult, CopyResult, SlurpResult
 from .session import Session
 
 __version__ = "2.0.0.dev0"
@@ -40,8 +40,8 @@ __version__ = "2.0.0.dev0"
 logging.getLogger("parallax").addHandler(logging.NullHandler())
 
 __all__ = [
-    "call", "run", "copy", "slurp", "aio", "Options", "Session", "hookimpl", "gather", "Group",
-    "CallResult", "CopyResult", "SlurpResult",
+    "call", "run", "copy", "slurp", "check", "aio", "Options", "Session", "hookimpl", "gather", "Group",
+    "CallResult", "CopyResult", "SlurpResult", "CheckResult",
     "DEFAULT_PARALLELISM", "DEFAULT_TIMEOUT",
     "Error", "TransportError", "ConnectionFailed", "ConnectionLost", "NameResolutionFailed", "AuthenticationFailed",
     "HostKeyError", "HostKeyUnknown", "HostKeyChanged", "Timeout", "Cancelled", "CommandFailed",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from .api import acall as call
+from .api import acheck as check
 from .api import acopy as copy
 from .api import arun as run
 from .api import aslurp as slurp
 from .session import AsyncSession as Session
 
-__all__ = ["call", "run", "copy", "slurp", "Session"]
+__all__ = ["call", "run", "copy", "slurp", "check", "Session"]

@@ -41,6 +41,12 @@ async def aslurp(hosts: Any, src: str, dst: str, opts: Options | None = None, **
         return await session.slurp(src, dst)
 
 
+async def acheck(hosts: Any, opts: Options | None = None, **overrides: Any) -> dict[str, Any]:
+    """Connect, verify the host key and authenticate on every host, running nothing."""
+    async with AsyncSession(hosts, opts, persistent=False, **overrides) as session:
+        return await session.check()
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run *coro* to completion from synchronous code.
 
@@ -91,4 +97,11 @@ def slurp(hosts: Any, src: str, dst: str, opts: Options | None = None, **overrid
     return run_sync(aslurp(hosts, src, dst, opts, **overrides))
 
 
-__all__ = ["call", "run", "copy", "slurp", "acall", "arun", "acopy", "aslurp", "run_sync"]
+def check(hosts: Any, opts: Options | None = None, **overrides: Any) -> dict[str, Any]:
+    """Pre-flight: connect, verify the host key and authenticate, open no session and run
+    no command: ``{host: CheckResult | Error}``; a result says which authentication
+    method worked (``.auth``) and how long the connect took (``.connect_time``)."""
+    return run_sync(acheck(hosts, opts, **overrides))
+
+
+__all__ = ["call", "run", "copy", "slurp", "check", "acall", "arun", "acopy", "aslurp", "acheck", "run_sync"]

@@ -116,4 +116,23 @@ class SlurpResult(_Result):
         return self[3]
 
 
-__all__ = ["CallResult", "CopyResult", "SlurpResult"]
+class CheckResult(_Result):
+    """``(rc, stdout, stderr)`` = ``(0, b"", b"")`` of a pre-flight check (:func:`parallax.check`),
+    plus ``host``, ``auth`` (the authentication method that worked, e.g. ``"publickey"``),
+    ``connect_time`` (seconds to connect and authenticate) and ``duration``."""
+
+    _fields = ("rc", "stdout", "stderr")
+
+    def __new__(cls, *, host: str, auth: str, connect_time: float, duration: float = 0.0) -> "CheckResult":
+        return super().__new__(cls, 0, b"", b"", host=host, auth=auth, connect_time=connect_time,
+                               duration=duration)
+
+    def __getnewargs_ex__(self) -> tuple[tuple, dict]:
+        return (), dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        return (f"CheckResult(host={self.__dict__.get('host')!r}, auth={self.__dict__.get('auth')!r}, "
+                f"connect_time={self.__dict__.get('connect_time', 0.0):.3f})")
+
+
+__all__ = ["CallResult", "CopyResult", "SlurpResult", "CheckResult"]

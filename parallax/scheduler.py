@@ -18,10 +18,10 @@ from typing import Any, Sequence
 from .backends.base import Backend
 from .errors import Cancelled, CommandFailed, ConnectionFailed, ConnectionLost, Error, Timeout, TransferFailed
 from .events import EventBus, JobSink
-from .jobs import CommandJob, GetJob, Job, PutJob
+from .jobs import CheckJob, CommandJob, GetJob, Job, PutJob
 from .options import Settings
 from .planner import local_source_problem
-from .results import CallResult, CopyResult, SlurpResult
+from .results import CallResult, CheckResult, CopyResult, SlurpResult
 
 log = logging.getLogger("parallax")
 
@@ -175,6 +175,10 @@ class Scheduler:
                 raise TransferFailed.at(job.target, problem)
             await self.backend.put(job, sink)
             return 0
+        if isinstance(job, CheckJob):
+            start = time.monotonic()
+            auth = await self.backend.check(job, sink)
+            return CheckResult(host=job.key, auth=auth, connect_time=time.monotonic() - start)
         if isinstance(job, GetJob):
             parent = os.path.dirname(job.dst)
             if parent:
@@ -196,6 +200,8 @@ class Scheduler:
                     stdout=out, stderr=err, rc=outcome, duration=duration,
                 )
             return CallResult(outcome, out, err, host=job.key, duration=duration, truncated=dropped)
+        if isinstance(job, CheckJob):
+            return CheckResult(host=job.key, auth=outcome.auth, connect_time=outcome.connect_time, duration=duration)
         if isinstance(job, PutJob):
             return CopyResult(0, out, err, host=job.key, src=job.src, dst=job.dst, duration=duration)
         return SlurpResult(0, out, err, job.dst, host=job.key, src=job.src, duration=duration)

@@ -31,7 +31,7 @@ from .events import EventBus
 from .hosts import parse_hosts
 from .jobs import Job, Target
 from .options import Options, Settings, resolve
-from .planner import plan_commands, plan_get, plan_put, plan_targets
+from .planner import plan_check, plan_commands, plan_get, plan_put, plan_targets
 from .plugins import backend_factory
 from .scheduler import Scheduler
 from .sudo import mark_refusals as mark_sudo_refusals
@@ -206,6 +206,12 @@ class AsyncSession:
         settings = self._settings_for(overrides)
         return await self._execute(plan_get(self._targets_for(hosts), src, dst, settings), settings)
 
+    async def check(self, *, hosts: Any = None, **overrides: Any) -> dict[str, Any]:
+        """Connect to every host (or the subset *hosts*), verify its host key and
+        authenticate, running nothing: ``{host: CheckResult | Error}``."""
+        settings = self._settings_for(overrides)
+        return await self._execute(plan_check(self._targets_for(hosts)), settings)
+
     async def close(self) -> None:
         """Close every connection the session holds (idempotent)."""
         if self._closed:
@@ -310,6 +316,10 @@ class Session:
     def slurp(self, src: str, dst: str, **overrides: Any) -> dict[str, Any]:
         """Like :func:`parallax.slurp` on the session's hosts."""
         return self._run(self._session.slurp, src, dst, **overrides)
+
+    def check(self, **overrides: Any) -> dict[str, Any]:
+        """Like :func:`parallax.check` on the session's hosts (the connections stay open)."""
+        return self._run(self._session.check, **overrides)
 
     def close(self) -> None:
         """Close every connection and stop the session's event loop thread."""

@@ -64,7 +64,7 @@ from ..errors import (
     TransportError,
     UnsupportedOption,
 )
-from ..jobs import CommandJob, GetJob, PutJob, Target
+from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import record_host_key, unrecordable
@@ -307,6 +307,18 @@ class _Client(asyncssh.SSHClient):
         self.pool_key = pool_key
         self.changed: bool | None = None
         self.unrecordable: Error | None = None  # accept-new could not record the key
+        self.auth = "publickey"  # what authenticated (for check): "password" once the password was used
+
+    def password_for(self, password: str | None) -> Callable[[], str] | None:
+        """The password as asyncssh's callable form, noting that it was asked for."""
+        if password is None:
+            return None
+
+        def give() -> str:
+            self.auth = "password"
+            return password
+
+        return give
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         recorded = self.known.match(host, addr, port)[0] if self.known is not None else []
@@ -399,7 +411,7 @@ class AsyncSSHBackend(Backend):
     """asyncssh transport: pooled connections, channels per job, SFTP transfers."""
 
     name = "asyncssh"
-    capabilities = frozenset({"remote-kill", "stream"})
+    capabilities = frozenset({"remote-kill", "stream", "check"})
     supported_options = frozenset(_OPTIONS)
 
     def __init__(self, settings: object = None) -> None:
@@ -620,7 +632,7 @@ class AsyncSSHBackend(Backend):
             conn = await asyncssh.connect(
                 conf.host, conf.port, tunnel=tunnel, config=None, client_factory=lambda: client,
                 username=conf.user, client_keys=keys, agent_path=conf.agent_path, agent_identities=None,
-                password=target.password, passphrase=target.key_passphrase, known_hosts=known,
+                password=client.password_for(target.password), passphrase=target.key_passphrase, known_hosts=known,
                 host_key_alias=conf.host_key_alias, **kwargs)
         except (Error, asyncio.CancelledError):
             raise
@@ -802,6 +814,11 @@ class AsyncSSHBackend(Backend):
             return status
         exit_signal = chan.get_exit_signal()
         return _signal_status(exit_signal[0]) if exit_signal else 255
+
+    async def check(self, job: CheckJob, sink: OutputSink) -> str:
+        """Connect and authenticate (the pooled connection), opening no channel."""
+        pooled, _ = await self._acquire(job.target)
+        return pooled.client.auth
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
         conf = self._conf(target)

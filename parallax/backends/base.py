@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from typing import ClassVar, Protocol
 
-from ..jobs import CommandJob, GetJob, PutJob, Target
+from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 
 
 class OutputSink(Protocol):
@@ -83,6 +83,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def get(self, job: GetJob, sink: OutputSink) -> None:
         """Copy the job's remote ``src`` to the local ``dst``."""
+
+    async def check(self, job: CheckJob, sink: OutputSink) -> str:
+        """Connect, verify the host key and authenticate without opening a session;
+        return the authentication method that worked (``"publickey"``, ``"password"``,
+        ``"keyboard-interactive"``, ...).  Backends that can claim the ``"check"`` capability."""
+        from ..errors import UnsupportedOption
+
+        raise UnsupportedOption(f"the {self.name} backend cannot check a host without running a command",
+                                host=job.key)
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
         """Start *command* on *target* (on the pooled connection) and keep its stdin

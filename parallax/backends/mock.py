@@ -73,7 +73,7 @@ from ..errors import (
     TransferFailed,
     UnsupportedOption,
 )
-from ..jobs import CommandJob, GetJob, PutJob, Target
+from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from .base import Backend, OutputSink
 
 #: kind -> (error class, the detail ssh would print); {host} and {port} are filled in.
@@ -214,7 +214,7 @@ class MockBackend(Backend):
         """``MockBackend(MockHosts(...))`` or ``MockBackend(responses=..., default=..., files=...)``,
         passed as ``backend=``.  (Built by name, ``backend="mock"``, it reads the deprecated
         ``mock=`` option from the settings it is given.)"""
-        if world:
+        if world or hosts is None:
             if hosts is not None:
                 raise TypeError("MockBackend: give a MockHosts or its keyword arguments, not both")
             hosts = MockHosts(**world)
@@ -274,6 +274,11 @@ class MockBackend(Backend):
         if job.stdin is not None:
             self.hosts.stdin[job.key] = job.stdin
         return await self._perform(job.target, "run", job.command, sink)
+
+    async def check(self, job: CheckJob, sink: OutputSink) -> str:
+        """Recorded as kind ``"check"``; ``fail``/``delay`` apply; authentication is ``"publickey"``."""
+        await self._perform(job.target, "check", "", None)
+        return "publickey"
 
     async def put(self, job: PutJob, sink: OutputSink) -> None:
         def store() -> None:

@@ -40,7 +40,7 @@ from ..errors import (
     TransferFailed,
     TransportError,
 )
-from ..jobs import CommandJob, GetJob, PutJob, Target
+from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from .askpass import AskpassServer
 from .base import Backend, OutputSink, Stream, StreamSink
@@ -157,7 +157,7 @@ class OpenSSHBackend(Backend):
 
     name = "openssh"
     supported_options = None
-    capabilities = frozenset({"remote-kill", "stream"})
+    capabilities = frozenset({"remote-kill", "stream", "check"})
 
     def __init__(self, settings: object = None, ssh: str = "ssh", scp: str = "scp") -> None:
         self.ssh = shutil.which(ssh) or ssh
@@ -382,6 +382,12 @@ class OpenSSHBackend(Backend):
         task = asyncio.ensure_future(coro)
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
+
+    async def check(self, job: CheckJob, sink: OutputSink) -> str:
+        """Connect and authenticate with ``ssh -N`` (no session, no command); see :mod:`.openssh_check`."""
+        from .openssh_check import check
+
+        return await check(self, job)
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
         control = await self._control(target)

@@ -60,7 +60,7 @@ from ..errors import (
     TransportError,
     UnsupportedOption,
 )
-from ..jobs import CommandJob, GetJob, PutJob, Target
+from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import record_host_key, unrecordable
@@ -229,6 +229,7 @@ class _Conn:
     target: Target
     key: Target  # pool key
     jump: _Conn | None = None
+    auth: str = "unknown"  # the authentication method that worked (for check)
 
 
 @dataclasses.dataclass
@@ -339,7 +340,7 @@ class ParamikoBackend(Backend):
     """SSH through paramiko: pooled transports, blocking calls in a thread pool."""
 
     name = "paramiko"
-    capabilities = frozenset({"remote-kill", "stream"})
+    capabilities = frozenset({"remote-kill", "stream", "check"})
     supported_options = SUPPORTED_OPTIONS
 
     def __init__(self, settings: object = None) -> None:
@@ -578,6 +579,7 @@ class ParamikoBackend(Backend):
             except (paramiko.SSHException, EOFError, OSError):
                 if t.is_active():
                     raise
+            conn.auth = "publickey"
             return t.is_authenticated()
 
         def publickey_allowed() -> bool:
@@ -619,11 +621,13 @@ class ParamikoBackend(Backend):
         if target.password is not None and hc.password_auth and t.is_active():
             try:
                 t.auth_password(user, target.password)
+                conn.auth = "password"
             except paramiko.BadAuthenticationType as e:
                 allowed = list(e.allowed_types)
                 if "keyboard-interactive" in allowed:
                     try:
                         t.auth_interactive(user, lambda title, instr, prompts: [target.password] * len(prompts))
+                        conn.auth = "keyboard-interactive"
                     except paramiko.AuthenticationException:
                         pass
             except paramiko.AuthenticationException:
@@ -758,6 +762,11 @@ class ParamikoBackend(Backend):
         if _send_signal(chan, "TERM"):
             cf = self._submit(chan.status_event.wait, SIGNAL_GRACE)
             await _settle(cf)
+
+    async def check(self, job: CheckJob, sink: OutputSink) -> str:
+        """Connect and authenticate (the pooled transport), opening no channel."""
+        conn, _ = await self._acquire(job.target)
+        return conn.auth
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
         conn, chan = await self._session(target, lambda c: self._open_exec(c, command))

@@ -42,6 +42,7 @@ LAB_HOSTS = 4
 CAPABILITIES = {
     "remote-kill": "cancelling (or timing out) a running command also ends the remote command",
     "stream": "open_stream() keeps a remote command running with stdin open, so persistent_shell works",
+    "check": "check() connects, verifies the host key and authenticates without opening a session",
 }
 
 __all__ = [

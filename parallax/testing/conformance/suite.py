@@ -728,4 +728,27 @@ def test_a_timeout_in_a_session_ends_only_its_own_command(backend_name, lab, opt
                 pass
 
 
+def test_check_authenticates_without_opening_a_session(backend_name, lab, opts, backend_capabilities, tmp_path):
+    dead = f"{lab.addresses[0]}:{free_port(lab.addresses[0])}"
+    if "check" not in backend_capabilities:
+        results = parallax.check(lab.hosts[:1], **opts)
+        assert isinstance(only(results), parallax.UnsupportedOption)
+        return
+    sessions_before = lab.log_text().count("Starting session") if hasattr(lab, "log_text") else None
+    results = parallax.check([*lab.hosts[:2], dead], **opts)
+    for host in lab.hosts[:2]:
+        result = results[host]
+        assert isinstance(result, parallax.CheckResult), result
+        assert result.auth == "publickey" and result.connect_time > 0 and tuple(result) == (0, b"", b"")
+    assert isinstance(results[dead], parallax.ConnectionFailed)
+    if sessions_before is not None:
+        assert lab.log_text().count("Starting session") == sessions_before  # no session, no command
+    wrong = tmp_path / "wrong_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    refused = parallax.check(lab.hosts[:1], **{**opts, "ssh_key": str(wrong)})
+    assert isinstance(only(refused), parallax.AuthenticationFailed)
+    unknown = parallax.check(lab.hosts[:1], **{**opts, "known_hosts": str(tmp_path / "empty_known_hosts")})
+    assert isinstance(only(unknown), parallax.HostKeyUnknown)
+
+
 __all__ = [name for name in list(globals()) if name.startswith("test_")] + list(_fixture_names)
