@@ -17,6 +17,7 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import Cancelled, Error, Timeout, WorkerLost
@@ -35,8 +36,10 @@ CANCEL_GRACE = 15.0  # seconds the caller waits for cancelled shards to kill wha
 WORKERS_TIMEOUT = 60.0  # seconds to wait for a first worker on an empty cluster
 
 #: Settings a worker must not act on: the caller handles them (or they do not travel).
-_CALLER_ONLY = dict(on_output=None, on_start=None, on_finish=None, print_out=False, outdir=None, errdir=None,
-                    quiet=True, verbose=False, input_stream=None, cluster=None, shard_by=None, progress=False)
+_CALLER_ONLY: dict[str, Any] = {
+    "on_output": None, "on_start": None, "on_finish": None, "print_out": False, "outdir": None, "errdir": None,
+    "quiet": True, "verbose": False, "input_stream": None, "cluster": None, "shard_by": None, "progress": False,
+}
 
 
 def _address(cluster: Any) -> tuple[str, Any]:
@@ -114,6 +117,25 @@ class Replay:
                 self.finish(i, make(i, self.jobs[i]))
 
 
+def _given_up(started: set[int], why: str) -> Callable[[int, Job], Error]:
+    """The error of a host whose shard Dask gave up on: *started* ones may have run."""
+    def make(i: int, job: Job) -> Error:
+        if i in started:
+            return WorkerLost(f"The worker running this host died; the command may or may not have run ({why})",
+                              job, host=job.key)
+        return Cancelled(f"Cancelled before it started: {why}", job, host=job.key)
+    return make
+
+
+def _past_deadline(started: set[int], deadline: float | None) -> Callable[[int, Job], Error]:
+    """The error of a host no shard answered for by the deadline (as a local call's)."""
+    def make(i: int, job: Job) -> Error:
+        if i in started:
+            return Timeout(f"Overall deadline of {deadline or 0:g} s reached", job, host=job.key)
+        return Cancelled("Cancelled before it started", job, host=job.key)
+    return make
+
+
 class ShardedCall:
     """One call's shards on the cluster, from submission to the last result."""
 
@@ -184,11 +206,7 @@ class ShardedCall:
             if future.status == "error":
                 exc = await future.exception()
                 why = f"{type(exc).__name__}: {exc}"
-            plan = self.plans[number]
-            self.replay.fill(plan.indices, lambda i, job: (
-                WorkerLost(f"The worker running this host died; the command may or may not have run ({why})",
-                           job, host=job.key) if i in started
-                else Cancelled(f"Cancelled before it started: {why}", job, host=job.key)))
+            self.replay.fill(self.plans[number].indices, _given_up(started, why))
             self.done.add(number)
 
     async def _started(self, number: int) -> set[int]:
@@ -196,7 +214,7 @@ class ShardedCall:
 
         try:
             value = await Variable(f"parallax-started-{self.call_id}-{number}", client=self.client).get(timeout=5)
-        except Exception:
+        except Exception:  # noqa: BLE001 - best effort: what the caller saw start is the fallback
             return set(self.replay.started)
         return decode_ranges(value.get("started", [])) | self.replay.started
 
@@ -207,10 +225,7 @@ class ShardedCall:
             await self._check_failed()
             if self.deadline_at is not None and time.time() > self.deadline_at + DEADLINE_GRACE:
                 await self.stop()
-                deadline = self.settings.deadline or 0.0
-                self.replay.fill(range(len(self.jobs)), lambda i, job: (
-                    Timeout(f"Overall deadline of {deadline:g} s reached", job, host=job.key)
-                    if i in self.replay.started else Cancelled("Cancelled before it started", job, host=job.key)))
+                self.replay.fill(range(len(self.jobs)), _past_deadline(self.replay.started, self.settings.deadline))
                 return
 
     async def stop(self) -> None:
@@ -275,4 +290,4 @@ async def execute_sharded(jobs: list[Job], settings: Settings) -> dict[str, Any]
             await asyncio.shield(client.close())
 
 
-__all__ = ["execute_sharded", "ShardedCall", "Replay", "worker_settings", "wants_output"]
+__all__ = ["Replay", "ShardedCall", "execute_sharded", "wants_output", "worker_settings"]

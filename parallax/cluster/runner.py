@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 from ..backends.base import Backend
 from ..backends.local import LocalBackend
@@ -118,43 +118,27 @@ class Forwarder:
         self.end(self.index[job.key], result)
 
 
-class RecordingBackend(Backend):
-    """Wraps the real backend: a job's work starts only once the start record holds it."""
+class RecordingBackend:
+    """Wraps the real backend: a job's work (``run``/``put``/``get``/``check``) starts
+    only once the start record holds it.  Everything else is the inner backend's."""
+
+    WRAPPED = frozenset({"run", "put", "get", "check"})
 
     def __init__(self, inner: Backend, record: StartRecord, index: dict[str, int]) -> None:
         self.inner = inner
         self.record = record
         self.index = index
 
-    @property  # type: ignore[override]
-    def keep_connections(self) -> bool:
-        return self.inner.keep_connections
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.inner, name)
+        if name not in self.WRAPPED:
+            return value
 
-    @keep_connections.setter
-    def keep_connections(self, value: bool) -> None:
-        self.inner.keep_connections = value
+        async def claimed(job: Any, sink: Any) -> Any:
+            await self.record.claim(self.index[job.key])
+            return await value(job, sink)
 
-    @property  # type: ignore[override]
-    def allows_local_shortcut(self) -> bool:
-        return self.inner.allows_local_shortcut
-
-    async def run(self, job: Any, sink: Any) -> int:
-        await self.record.claim(self.index[job.key])
-        return await self.inner.run(job, sink)
-
-    async def put(self, job: Any, sink: Any) -> None:
-        await self.record.claim(self.index[job.key])
-        await self.inner.put(job, sink)
-
-    async def get(self, job: Any, sink: Any) -> None:
-        await self.record.claim(self.index[job.key])
-        await self.inner.get(job, sink)
-
-    async def disconnect(self, target: Any) -> None:
-        await self.inner.disconnect(target)
-
-    async def close(self) -> None:
-        await self.inner.close()
+        return claimed
 
 
 async def _watch(cancel: Any, stop: asyncio.Event) -> bool:
@@ -219,10 +203,10 @@ async def _run(spec: ShardSpec, address: str, security: Any, nthreads: int) -> d
         settings = dataclasses.replace(settings, limit=_shard_limit(spec, nthreads))
         forwarder = Forwarder(outbox, index, spec.forward_output, spec.settings.deadline)
         bus = EventBus(settings, consumers=[forwarder])
-        backend = RecordingBackend(_make_backend(spec), record, index)
+        backend = cast(Backend, RecordingBackend(_make_backend(spec), record, index))
         local = None
         if socket.gethostname() == spec.caller_host:
-            local = RecordingBackend(LocalBackend(), record, index)
+            local = cast(Backend, RecordingBackend(LocalBackend(), record, index))
         cancel = Event(spec.cancel_name, client=client)
         outbox.start()
         await record.save()  # the new attempt number, before anything starts
@@ -254,4 +238,4 @@ async def _run(spec: ShardSpec, address: str, security: Any, nthreads: int) -> d
         return {"shard": spec.number, "attempt": attempt, "ran": len(todo), "cancelled": cancelled}
 
 
-__all__ = ["run_shard", "RecordingBackend", "Outbox", "Forwarder", "LOST"]
+__all__ = ["LOST", "Forwarder", "Outbox", "RecordingBackend", "run_shard"]

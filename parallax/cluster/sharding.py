@@ -9,8 +9,9 @@ placed, queued or re-run, and however many workers join during the call.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 #: Fewer hosts than this are not worth a Dask task of their own.
 MIN_SHARD = 8
@@ -190,5 +191,17 @@ def decode_ranges(runs: Sequence[Sequence[int]]) -> set[int]:
     return {v for first, last in runs for v in range(int(first), int(last) + 1)}
 
 
-__all__ = ["MIN_SHARD", "WorkerInfo", "Placement", "ShardPlan", "workers_from_info", "split_evenly",
-           "split_limit", "group_keys", "place_group", "plan_shards", "encode_ranges", "decode_ranges"]
+__all__ = [
+    "MIN_SHARD",
+    "Placement",
+    "ShardPlan",
+    "WorkerInfo",
+    "decode_ranges",
+    "encode_ranges",
+    "group_keys",
+    "place_group",
+    "plan_shards",
+    "split_evenly",
+    "split_limit",
+    "workers_from_info",
+]

@@ -62,7 +62,7 @@ def portable(result: Any) -> Any:
     try:
         pickle.loads(pickle.dumps(result))
         return result
-    except Exception:
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError):
         plain = Error(result.msg, host=result.host, stdout=result.stdout, stderr=result.stderr,
                       rc=result.rc, duration=result.duration)
         return plain
@@ -78,4 +78,4 @@ def decode(data: bytes) -> list[tuple]:
     return pickle.loads(data)
 
 
-__all__ = ["ShardSpec", "portable", "encode", "decode"]
+__all__ = ["ShardSpec", "decode", "encode", "portable"]

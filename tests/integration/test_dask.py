@@ -22,16 +22,21 @@ import uuid
 
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
+from helpers import lab_opts, ok
 
 import parallax
-from parallax.cluster.sharding import (WorkerInfo, decode_ranges, encode_ranges, place_group, plan_shards,
-                                       split_limit)
+from parallax.cluster.sharding import (
+    WorkerInfo,
+    decode_ranges,
+    encode_ranges,
+    place_group,
+    plan_shards,
+    split_limit,
+)
 from parallax.cluster.wire import ShardSpec
 from parallax.hosts import HostSpec
 from parallax.options import resolve
 from parallax.testing.processes import children_of
-
-from helpers import lab_opts, ok
 
 # --- pure sharding logic -------------------------------------------------------------------------
 
@@ -163,8 +168,8 @@ def test_call_and_run_give_the_same_results_as_a_local_call(ssh_lab, cluster, tm
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     address = cluster.scheduler.address
-    for kw, cmd, cls in ((dict(timeout=1), "sleep 5", parallax.Timeout),
-                         (dict(known_hosts=str(empty), host_key_policy="strict"), "true", parallax.HostKeyUnknown)):
+    for kw, cmd, cls in (({"timeout": 1}, "sleep 5", parallax.Timeout),
+                         ({"known_hosts": str(empty), "host_key_policy": "strict"}, "true", parallax.HostKeyUnknown)):
         local = parallax.run(ssh_lab.hosts[:2], cmd, **{**opts, **kw})
         sharded = parallax.run(ssh_lab.hosts[:2], cmd, cluster=address, **{**opts, **kw})
         assert all(isinstance(r, cls) for r in sharded.values()), sharded
@@ -183,7 +188,7 @@ def test_copy_and_slurp_through_the_cluster(ssh_lab, cluster, tmp_path):
     got = ok(parallax.slurp(ssh_lab.hosts, remote, "back.txt", cluster=cluster, localdir=str(tmp_path / "in"), **opts))
     for host, r in got.items():
         rc, out, err, path = r  # 1.0 result shape
-        assert rc == 0 and path == str(tmp_path / "in" / host / "back.txt")
+        assert (rc, out, err) == (0, b"", b"") and path == str(tmp_path / "in" / host / "back.txt")
         with open(path, "rb") as f:
             assert f.read() == b"payload\n"
 
@@ -218,10 +223,10 @@ def test_a_sharded_session_and_shard_by_placement(ssh_lab, cluster):
     names = {a: str(w["name"]) for a, w in cluster.scheduler_info()["workers"].items()}
     by_name = {n: a for a, n in names.items()}
     group = {h: str(i % 2) for i, h in enumerate(ssh_lab.hosts)}  # worker names of a LocalCluster: 0, 1
-    with get_task_stream(cluster) as ts:
-        with parallax.Session(ssh_lab.hosts, cluster=cluster, shard_by=group.__getitem__, **lab_opts(ssh_lab)) as s:
-            first = ok(s.run("echo $SSH_CONNECTION"))
-            second = ok(s.run("echo again"))
+    with get_task_stream(cluster) as ts, parallax.Session(
+            ssh_lab.hosts, cluster=cluster, shard_by=group.__getitem__, **lab_opts(ssh_lab)) as s:
+        first = ok(s.run("echo $SSH_CONNECTION"))
+        second = ok(s.run("echo again"))
     assert list(first) == ssh_lab.hosts
     for host, r in first.items():
         assert r.stdout.split()[2].decode() == host.split(":")[0]  # each host reached its own address
@@ -393,7 +398,7 @@ def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_l
     while len(os.listdir(marks)) < 2 and time.monotonic() < limit:
         time.sleep(0.05)
     assert len(os.listdir(marks)) == 2, os.listdir(marks)
-    victim_address = sorted(a for a, keys in cluster.processing().items() if keys)[0]
+    victim_address = min(a for a, keys in cluster.processing().items() if keys)
     pids = cluster.run(os.getpid)
     os.kill(pids[victim_address], signal.SIGKILL)
     thread.join(90)
