@@ -428,3 +428,19 @@ def test_environment_to_send(tmp_path: Path) -> None:
     hc = ConfigResolver(str(cfg)).resolve("h")
     env = {"LC_ALL": "C", "LANG": "x", "KEEP": "local", "OTHER": "y"}
     assert hc.environment(env) == {"LC_ALL": "C", "KEEP": "set", "NEW": "1"}
+
+
+def test_default_files_like_plain_ssh_G() -> None:
+    """No -F: ssh reads ~/.ssh/config (if any) then /etc/ssh/ssh_config; so does the default resolver."""
+    ctx = LocalContext.current()
+    for host in ("plain", "Other.Example", "10.0.0.1"):
+        proc = subprocess.run(["ssh", "-G", host], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        g: dict[str, list[str]] = {}
+        for line in proc.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            g.setdefault(key, []).append(value)
+        hc = ConfigResolver(context=ctx).resolve(host)
+        mine = ours(hc)
+        assert mine == theirs(g, ctx, host, mine)
