@@ -380,7 +380,8 @@ def test_sigint_on_a_sync_caller_cancels_the_shards(ssh_lab, cluster, tmp_path):
     assert not any(cluster.run(children_of).values())
 
 
-def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_lab, cluster):
+@pytest.mark.parametrize("idempotent", [False, True])
+def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_lab, cluster, idempotent):
     marks = os.path.join(ssh_lab.scratch_dir, f"kill-{uuid.uuid4().hex}")
     os.makedirs(marks)
     os.chmod(marks, 0o777)
@@ -391,7 +392,7 @@ def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_l
     group = {h: str(i // 2) for i, h in enumerate(ssh_lab.hosts)}
     box = {}
     thread = threading.Thread(target=lambda: box.update(res=parallax.run(
-        ssh_lab.hosts, cmd, cluster=cluster, limit=2, shard_by=group.__getitem__,
+        ssh_lab.hosts, cmd, cluster=cluster, limit=2, shard_by=group.__getitem__, idempotent=idempotent,
         **lab_opts(ssh_lab, timeout=60))))
     thread.start()
     limit = time.monotonic() + 30
@@ -409,6 +410,10 @@ def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_l
         with open(os.path.join(marks, host.split(":")[0])) as f:
             counts[host] = f.read().count("ran")
     lost = [h for h, r in res.items() if isinstance(r, parallax.WorkerLost)]
+    if idempotent:  # allowed to run again: the started host ran twice, every host succeeded
+        assert not lost and all(r.stdout == b"done\n" for r in res.values()), res
+        assert sorted(counts.values()) == [1, 1, 1, 2], counts
+        return
     assert len(lost) == 1, [(h, type(r).__name__, getattr(r, "msg", None)) for h, r in res.items()]
     assert "may or may not have run" in str(res[lost[0]])
     assert all(r.stdout == b"done\n" for h, r in res.items() if h not in lost), res
