@@ -239,7 +239,7 @@ def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], overrid
         set_env.setdefault(key, value)
     preferred = v.get("preferredauthentications")
     timeout = v.get("connecttimeout")
-    return HostConfig(
+    return HostConfig.from_fields(dict(
         host=state.host_arg, hostname=name, port=port, user=user,
         identity_files=identities or _defaults(ctx.home),
         default_identities=not identities, certificate_files=certs,
@@ -264,7 +264,7 @@ def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], overrid
         number_of_password_prompts=int(v.get("numberofpasswordprompts", 3)),  # type: ignore[call-overload]
         batch_mode=bool(v.get("batchmode", False)), compression=bool(v.get("compression", False)),
         log_level=str(v.get("loglevel", "INFO")), address_family=str(v.get("addressfamily", "any")),
-    )
+    ))
 
 
 def _revoked(v: Mapping[str, object]) -> str | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 
 from .config_parse import ConfigError, HostBlock, Include, MatchBlock, ParsedFile, Setting, Unknown
-from .patterns import match_hostname, match_pattern, match_pattern_list
+from .patterns import match_pattern, match_pattern_list
 from .tokens import TokenError, expand, expand_tilde
 
 __all__ = ["MAX_INCLUDE_DEPTH", "EvalState", "FileLoader", "Globber", "evaluate", "glob_paths"]
@@ -146,20 +146,19 @@ def _unknown(item: Unknown, state: EvalState) -> None:
 
 def _match(block: MatchBlock, state: EvalState) -> bool:
     result = True
-    for attr, negated, arg in block.criteria:
+    for attr, negated, _arg, patterns in block.criteria:
         if attr == "all":
             return not negated if result else False
-        if attr in ("host", "originalhost", "user", "localuser"):
-            assert arg is not None
+        if patterns is not None:
             if attr == "host":
-                r = match_hostname(state.current_host(), arg) == 1
+                text = state.current_host().lower()
             elif attr == "originalhost":
-                r = match_hostname(state.host_arg, arg) == 1
+                text = state.host_arg.lower()
             elif attr == "user":
-                r = match_pattern_list(state.current_user(), arg) == 1
+                text = state.current_user()
             else:
-                r = match_pattern_list(state.local_user, arg) == 1
-            if r == negated:
+                text = state.local_user
+            if (patterns.evaluate(text) == 1) == negated:
                 result = False
             continue
         if result:

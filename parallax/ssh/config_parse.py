@@ -83,9 +83,12 @@ class HostBlock:
 
 @dataclass(frozen=True)
 class MatchBlock:
-    """A ``Match`` line: criteria ``(attribute, negated, argument or None)``, left to right."""
+    """A ``Match`` line: criteria ``(attribute, negated, argument or None, its patterns)``, left to right.
 
-    criteria: tuple[tuple[str, bool, str | None], ...]
+    Host patterns are lower-cased (``match_hostname``); user patterns are not.
+    """
+
+    criteria: tuple[tuple[str, bool, str | None, PatternSet | None], ...]
     origin: Origin
 
 
@@ -300,10 +303,10 @@ def _value(keyword: str, kind: Kind, args: list[str], origin: Origin) -> object:
     return arg
 
 
-def _match_criteria(args: list[str], origin: Origin) -> tuple[tuple[str, bool, str | None], ...]:
+def _match_criteria(args: list[str], origin: Origin) -> tuple[tuple[str, bool, str | None, PatternSet | None], ...]:
     if not args:
         raise ConfigError(f"{origin}: Match needs one or more attributes")
-    out: list[tuple[str, bool, str | None]] = []
+    out: list[tuple[str, bool, str | None, PatternSet | None]] = []
     i = 0
     while i < len(args):
         word = args[i]
@@ -315,11 +318,17 @@ def _match_criteria(args: list[str], origin: Origin) -> tuple[tuple[str, bool, s
         if attr in ("all", "canonical", "final"):
             if attr == "all" and (out or i < len(args)):
                 raise ConfigError(f"{origin}: Match 'all' cannot be combined with other attributes")
-            out.append((attr, negated, None))
+            out.append((attr, negated, None, None))
             continue
         if i >= len(args) or args[i] == "":
             raise ConfigError(f"{origin}: missing Match criteria for {word!r}")
-        out.append((attr, negated, args[i]))
+        arg = args[i]
+        patterns = None
+        if attr in ("host", "originalhost"):
+            patterns = PatternSet(tuple(arg.lower().split(",")))
+        elif attr in ("user", "localuser"):
+            patterns = PatternSet(tuple(arg.split(",")))
+        out.append((attr, negated, arg, patterns))
         i += 1
     return tuple(out)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass
 
 from .jump import JumpHop
@@ -62,6 +63,21 @@ class HostConfig:
     log_level: str  # QUIET FATAL ERROR INFO VERBOSE DEBUG DEBUG2 DEBUG3
     address_family: str  # any, inet, inet6
 
+    @classmethod
+    def from_fields(cls, fields: dict[str, object]) -> HostConfig:
+        """Build from a complete field dict without the frozen ``__init__`` (one ``setattr`` per field).
+
+        The resolver's hot path (resolving thousands of hosts); the result
+        equals ``HostConfig(**fields)``.  ``ValueError`` if a field is missing
+        or unknown.
+        """
+        if fields.keys() != _FIELDS:
+            raise ValueError(f"HostConfig fields: missing {sorted(_FIELDS - fields.keys())}, "
+                             f"unknown {sorted(fields.keys() - _FIELDS)}")
+        obj = object.__new__(cls)
+        obj.__dict__.update(fields)
+        return obj
+
     @property
     def host_key_name(self) -> str:
         """The known_hosts name: HostKeyAlias, else ``host`` or ``[host]:port``."""
@@ -91,3 +107,6 @@ class HostConfig:
         if self.identity_agent.startswith("$"):
             return env.get(self.identity_agent[1:]) or None
         return self.identity_agent
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(HostConfig))

@@ -444,3 +444,17 @@ def test_default_files_like_plain_ssh_G() -> None:
         hc = ConfigResolver(context=ctx).resolve(host)
         mine = ours(hc)
         assert mine == theirs(g, ctx, host, mine)
+
+
+def test_host_config_is_immutable_and_from_fields_equals_init() -> None:
+    import dataclasses
+
+    hc = ConfigResolver(None, system_config=None).resolve("h")
+    fields = {f.name: getattr(hc, f.name) for f in dataclasses.fields(hc)}
+    assert HostConfig(**fields) == hc == HostConfig.from_fields(fields)
+    assert hash(HostConfig(**fields)) == hash(hc)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hc.port = 1  # type: ignore[misc]
+    del fields["port"]
+    with pytest.raises(ValueError, match=r"missing \['port'\]"):
+        HostConfig.from_fields(fields)
