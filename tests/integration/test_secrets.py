@@ -247,9 +247,13 @@ def test_a_passphrase_is_never_offered_as_a_login_password(lab, backend, tmp_pat
         assert not password_attempts(lab, since), password_attempts(lab, since)
         assert "publickey" in lab.log_text()[since:], "the refused key was not even offered"
         # the same value given as password= as well is the caller's choice: then it is offered
+        since = len(lab.log_text())
         r = next(iter(parallax.run(lab.hosts[:1], "echo in", passphrase=PASSPHRASE, password=PASSPHRASE,
                                    **base).values()))
         assert not isinstance(r, parallax.Error) and r.stdout == b"in\n", r
+        time.sleep(0.2)
+        assert any("Accepted password" in ln for ln in password_attempts(lab, since)), \
+            "the sshd log shows no password login: the check above would prove nothing"
     finally:
         set_password(lab.user, PASSWORD)
 
