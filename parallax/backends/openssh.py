@@ -57,6 +57,7 @@ POLICY_OPTIONS = {
 }
 
 KILL_REMOTE_TIMEOUT = 5.0  # seconds for the connection that ends a cancelled remote command
+KILL_CONNECT_TIMEOUT = 1  # seconds (whole, as ssh takes them) for it to connect and see the banner
 # How long a multiplexed session that ended without a status waits to see whether its master died.
 MASTER_EXIT_GRACE = 0.5
 # $1 $2: the cancelled session's client address and port, as sshd wrote them in SSH_CONNECTION.
@@ -409,6 +410,9 @@ class OpenSSHBackend(Backend):
         log_path = self._next_log()
         try:
             argv = self.ssh_argv(target, command, log_path, control)
+            # A host that accepted the session and then froze must not hold a call's close up
+            # for long: the first -o wins over the caller's ConnectTimeout (which ends with the banner).
+            argv[3:3] = ["-o", f"ConnectTimeout={KILL_CONNECT_TIMEOUT}"]
             await asyncio.wait_for(run_process(argv, _Collect(), None, self._env(target)), KILL_REMOTE_TIMEOUT)
         except Exception as e:  # a timeout, ssh missing, no password: the call's results are in already
             log.debug("%s: could not end the remote command: %s", target.key, e)

@@ -143,10 +143,11 @@ def _proc_hex(addr: str) -> str:
     return "%08X" % int.from_bytes(socket.inet_aton(addr), sys.byteorder)
 
 
-def _listening(port: int) -> set[str] | None:
-    """Hex IPv4 addresses with a LISTEN socket on ``port`` (None if /proc is unavailable)."""
+def _listening(port: int, pid: int | None = None) -> set[str] | None:
+    """Hex IPv4 addresses with a LISTEN socket on ``port`` (None if /proc is unavailable),
+    in the network namespace of *pid* (default: ours)."""
     try:
-        with open("/proc/net/tcp") as f:
+        with open(f"/proc/{pid}/net/tcp" if pid else "/proc/net/tcp") as f:
             lines = f.readlines()[1:]
     except OSError:
         return None
@@ -460,12 +461,20 @@ class SSHLab:
         user: str | None = None,
         extra_config: str = "",
         max_startups: str = "1000:30:2000",
+        addresses: list[str] | None = None,
+        command_prefix: Iterable[str] = (),
     ) -> None:
         if hosts < 1:
             raise ValueError("hosts must be >= 1")
         if port == 22:
             raise ValueError("port 22 is reserved for a system sshd; pick another or None")
-        self.addresses: list[str] = _lab_addresses(hosts)
+        if addresses is not None and len(addresses) != hosts:
+            raise ValueError(f"addresses: {len(addresses)} given for hosts={hosts}")
+        self.addresses: list[str] = list(addresses) if addresses is not None else _lab_addresses(hosts)
+        #: argv words sshd is started behind, e.g. ``["ip", "netns", "exec", "NAME"]`` (must exec
+        #: sshd in place, so that the process started is sshd itself); with a prefix and no fixed
+        #: ``port`` the lab picks a port free on this machine's loopback.
+        self.command_prefix: list[str] = list(command_prefix)
         self.aliases: list[str] = [f"h{i}" for i in range(1, hosts + 1)]
         self._fixed_port = port
         self.port: int = port or 0
@@ -511,7 +520,8 @@ class SSHLab:
             self._prepare()
             attempts = 1 if self._fixed_port else _PORT_ATTEMPTS
             for attempt in range(attempts):
-                self.port = self._fixed_port or _pick_port(self.addresses)
+                self.port = self._fixed_port or _pick_port(self.addresses if not self.command_prefix
+                                                           else ["127.0.0.1"])
                 self._write_port_files()
                 try:
                     self._launch()
@@ -751,7 +761,7 @@ class SSHLab:
         try:
             for cfg in self.sshd_configs:
                 st.procs.append(subprocess.Popen(
-                    [SSHD_PATH, "-D", "-f", cfg, "-E", self.log_file],
+                    [*self.command_prefix, SSHD_PATH, "-D", "-f", cfg, "-E", self.log_file],
                     stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
                     start_new_session=True, close_fds=True, preexec_fn=preexec,
                 ))
@@ -768,7 +778,7 @@ class SSHLab:
                 if "Address already in use" in log:
                     raise _BindError(msg)
                 raise RuntimeError(msg)
-            listening = _listening(self.port)
+            listening = _listening(self.port, st.procs[0].pid if self.command_prefix else None)
             if listening is None:
                 if all(_tcp_accepts(a, self.port) for a in self.addresses):
                     return

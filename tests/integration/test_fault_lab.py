@@ -1,0 +1,149 @@
+"""The fault lab (parallax.testing.faults) and what every backend does under its faults.
+
+A real sshd in a network namespace behind a user-space link (delay, loss, a
+black-holed range), a host that never sends a banner, an sshd frozen or
+killed mid-command.  Nothing here is skipped: where the lab cannot be built
+(not root, no TUN) the tests fail and say why.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+import parallax
+from parallax.testing.faults import FaultLab, SilentHost, can_build_link, frozen, kill_sessions
+
+from helpers import lab_opts
+
+BACKENDS = ["openssh", "paramiko", "asyncssh"]
+RTT = 0.05
+LOSS = 0.05
+#: How far past its limit a Timeout may end (issue 9 R9 asks for 0.5 s; the rest is
+#: room for a loaded 2-core machine, the old overshoot was 5 s).
+OVERSHOOT = 1.0
+#: A frozen sshd accepted the session, so its remote command must be ended: the openssh
+#: backend's extra connection for that gives up after its 1 s connect timeout.
+FROZEN_OVERSHOOT = 2.0
+
+
+@pytest.fixture(scope="module")
+def fault_lab():
+    ok, reason = can_build_link()
+    if not ok:
+        pytest.fail(f"the fault lab cannot be built here: {reason}", pytrace=False)
+    with FaultLab(hosts=20, rtt=RTT, loss=LOSS, seed=9) as lab:
+        yield lab
+
+
+def only(results):
+    (r,) = results.values()
+    return r
+
+
+def test_the_link_delays_every_round_trip(fault_lab):
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        with socket.create_connection((fault_lab.addresses[0], fault_lab.port), timeout=10):
+            times.append(time.monotonic() - t0)
+    assert min(times) >= RTT * 0.95, times  # a TCP handshake is one round trip
+
+
+def test_a_blackholed_address_never_answers(fault_lab):
+    with pytest.raises(OSError):
+        socket.create_connection((fault_lab.blackholed_addresses[0], fault_lab.port), timeout=0.5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_lossy_slow_link_loses_no_result(fault_lab, backend):
+    cpu0 = fault_lab.forwarder_cpu()
+    t0 = time.monotonic()
+    res = parallax.call(fault_lab.hosts, 'echo "$SSH_CONNECTION"', **lab_opts(fault_lab, backend, timeout=60))
+    elapsed = time.monotonic() - t0
+    bad = {h: r for h, r in res.items() if isinstance(r, parallax.Error)}
+    assert not bad, bad
+    for host, r in res.items():
+        assert r.stdout.split()[2].decode() == host.split(":")[0]  # each answer came from its own host
+    assert elapsed >= RTT
+    print(f"{backend}: 20 hosts in {elapsed:.2f} s, forwarder CPU {fault_lab.forwarder_cpu() - cpu0:.2f} s")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_blackholed_host_times_out_on_time(fault_lab, backend):
+    host = f"{fault_lab.blackholed_addresses[1]}:{fault_lab.port}"
+    t0 = time.monotonic()
+    r = only(parallax.call([host], "true", **lab_opts(fault_lab, backend, timeout=2, connect_timeout=0)))
+    elapsed = time.monotonic() - t0
+    assert isinstance(r, parallax.Timeout), repr(r)
+    assert elapsed < 2 + OVERSHOOT, elapsed
+
+
+@pytest.mark.parametrize("limit", ["timeout", "deadline"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_host_that_never_sends_a_banner_times_out_on_time(ssh_lab, backend, limit):
+    kw = {"timeout": 2} if limit == "timeout" else {"deadline": 2, "timeout": 0}
+    with SilentHost() as silent:
+        t0 = time.monotonic()
+        res = parallax.call([silent.host, ssh_lab.hosts[0]], "sleep 0.2; echo ok",
+                            **lab_opts(ssh_lab, backend, connect_timeout=0, **kw))
+        elapsed = time.monotonic() - t0
+        assert silent.accepted >= 1
+    assert isinstance(res[silent.host], parallax.Timeout), repr(res[silent.host])
+    assert res[ssh_lab.hosts[0]].stdout == b"ok\n"  # the other host's result is kept
+    assert elapsed < 2 + OVERSHOOT, elapsed
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_frozen_sshd_is_a_timeout(make_ssh_lab, backend):
+    lab = make_ssh_lab(hosts=1)
+    stop = threading.Event()
+
+    def freeze_soon() -> None:
+        time.sleep(0.8)  # the command has started by then
+        with frozen(lab):
+            stop.wait(10)
+
+    t = threading.Thread(target=freeze_soon)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        r = only(parallax.call(lab.hosts, "echo started; sleep 1.5; echo done", **lab_opts(lab, backend, timeout=3)))
+        elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join()
+    assert isinstance(r, parallax.Timeout), repr(r)
+    assert elapsed < 3 + FROZEN_OVERSHOOT, elapsed
+
+
+@pytest.mark.parametrize("session", [False, True], ids=["call", "session"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_killed_session_is_connection_lost(make_ssh_lab, backend, session):
+    lab = make_ssh_lab(hosts=1)
+    killed = []
+
+    def kill_soon() -> None:
+        time.sleep(1.0)
+        killed.append(kill_sessions(lab))
+
+    opts = lab_opts(lab, backend, timeout=20)
+    t = threading.Thread(target=kill_soon)
+    if session:
+        with parallax.Session(lab.hosts, **opts) as s:
+            assert only(s.call("true")).rc == 0  # connected before
+            t.start()
+            r = only(s.run("echo started; sleep 15"))
+            t.join()
+            again = only(s.call("echo again"))  # the session reconnects for the next command
+        assert again.stdout == b"again\n", repr(again)
+    else:
+        t.start()
+        r = only(parallax.run(lab.hosts, "echo started; sleep 15", **opts))
+        t.join()
+    assert killed and killed[0] >= 1
+    assert isinstance(r, parallax.ConnectionLost), repr(r)
+    assert r.stdout == b"started\n"
