@@ -139,8 +139,16 @@ class ParsedFile:
 
 
 def split_line(line: str) -> tuple[str, str] | None:
-    """``(keyword lower-cased, rest)`` of a config line; None for blank and comment lines."""
+    """``(keyword lower-cased, rest)`` of a config line; None for blank and comment lines.
+
+    ``ValueError`` for an unbalanced quoted keyword.
+    """
     text = line.rstrip(WHITESPACE + "\f").lstrip(WHITESPACE)
+    if text.startswith('"'):  # a quoted keyword, as strdelim() allows
+        end = text.find('"', 1)
+        if end < 0:
+            raise ValueError("invalid quotes")
+        return text[1:end].lower(), text[end + 1:].lstrip(WHITESPACE)
     i = 0
     while i < len(text) and text[i] not in WHITESPACE + '="':
         i += 1
@@ -204,7 +212,10 @@ def convtime(text: str) -> int:
 
 def parse_line(line: str, origin: Origin, *, cmdline: bool = False) -> Item | None:
     """One line as a directive (None for blank/comment lines); :class:`ConfigError` if bad."""
-    split = split_line(line)
+    try:
+        split = split_line(line)
+    except ValueError as e:
+        raise ConfigError(f"{origin}: {e}") from None
     if split is None:
         return None
     keyword, rest = split

@@ -216,6 +216,7 @@ CORPUS: dict[str, tuple[str, str, dict[str, Any], dict[str, str]]] = {
     "host-equals-multi": ("Host=a b c\n  Port=3019\n", "c", {}, {}),
     "many-blocks-wildcards": ("Host *.a\n  User ua\nHost x.*\n  Port 3020\nHost *\n  User uall\n"
                               "  Port 3021\n", "x.a", {}, {}),
+    "quoted-keyword": ('"Host" web\n  "Port" 2207\n', "web", {}, {}),
     "agent-none": ("Host *\n  IdentityAgent none\n  ChallengeResponseAuthentication no\n", "h", {}, {}),
     "ignore-unknown": ("IgnoreUnknown Frob*,Other\nHost *\n  FrobnicateLevel 3\n  Port 4003\n", "h", {}, {}),
     "unused-known-keywords": ("Host *\n  ForwardAgent yes\n  ControlMaster auto\n  LocalForward 8080 x:80\n"
