@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -274,3 +275,10 @@ def test_revoked_host_keys_file(tmp_path: Path) -> None:
     krl.write_bytes(b"SSHKRL\n\x00rest")
     with pytest.raises(ValueError, match="binary KRL is not supported"):
         load_revoked_keys(str(krl))
+
+
+def test_ssh_layer_imports_no_ssh_library() -> None:
+    code = ("import sys, parallax.ssh.config, parallax.ssh.hostkeys; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko', 'asyncssh')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
