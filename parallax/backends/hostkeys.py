@@ -111,7 +111,7 @@ def prepare_openssh_record_file(target: Target) -> None:
     Raises :class:`BadInput` when the file cannot be made writable.
     """
     policy = (target.option("StrictHostKeyChecking") or target.host_key_policy or "").lower()
-    if policy not in ("accept-new", "no"):
+    if policy not in ("accept-new", "no", ""):
         return
     files = target.option("UserKnownHostsFile")
     path = shlex.split(files)[0] if files and files.strip() else target.known_hosts
@@ -120,7 +120,9 @@ def prepare_openssh_record_file(target: Target) -> None:
     try:
         prepare_record_file(path)
     except OSError as e:
-        raise unrecordable(path, target, e) from None
+        if policy:  # accept-new asked for here: a key it cannot pin must not be accepted
+            raise unrecordable(path, target, e) from None
+        # the policy comes from the ssh config (maybe accept-new): prepared as far as possible
 
 
 __all__ = ["prepare_record_file", "record_host_key", "prepare_openssh_record_file", "unrecordable"]
