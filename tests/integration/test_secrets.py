@@ -295,3 +295,37 @@ def test_password_login_in_a_session(lab, backend, persistent_shell):
             res = s.run("id -un")
             assert [r.stdout for r in res.values()] == [f"{lab.user}\n".encode()] * len(lab.hosts), res
         assert PASSWORD not in repr(s.backend.__dict__) and PASSWORD not in repr(s._session.settings)
+
+
+def test_askpass_helper_answers_by_prompt_and_token_only(tmp_path):
+    from parallax.backends.askpass import ENV_TOKEN, AskpassServer
+
+    async def ask(env: dict[str, str], prompt: str) -> tuple[int, bytes]:
+        proc = await asyncio.create_subprocess_exec(env["SSH_ASKPASS"], prompt, env={**os.environ, **env},
+                                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        return proc.returncode, out
+
+    async def main() -> list[tuple[int, bytes]]:
+        directory = tmp_path / "private"
+        directory.mkdir(mode=0o700)
+        server = AskpassServer(str(directory))
+        try:
+            env = server.environment(PASSWORD, PASSPHRASE)
+            only_phrase = server.environment(None, PASSPHRASE)
+            assert PASSWORD not in repr(env) and PASSPHRASE not in repr(env)
+            with open(env["SSH_ASKPASS"]) as f:
+                assert PASSWORD not in f.read()
+            return [
+                await ask(env, "alice@web1's password: "),
+                await ask(env, "Enter passphrase for key '/k': "),
+                await ask(env, "Are you sure you want to continue connecting (yes/no/[fingerprint])? "),
+                await ask(only_phrase, "alice@web1's password: "),
+                await ask({**env, ENV_TOKEN: "0" * 32}, "alice@web1's password: "),
+            ]
+        finally:
+            server.close()
+
+    answers = asyncio.run(main())
+    assert answers == [(0, PASSWORD.encode() + b"\n"), (0, PASSPHRASE.encode() + b"\n"), (1, b""), (1, b""),
+                       (1, b"")]
