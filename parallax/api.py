@@ -74,7 +74,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["value"]
+    value: T = box["value"]
+    return value
 
 
 def call(hosts: Any, cmdline: str, opts: Options | None = None, **overrides: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ hookimpl = pluggy.HookimplMarker("parallax")
 
 
 @hookspec
-def parallax_backends() -> dict[str, Any]:
+def parallax_backends() -> dict[str, Any]:  # type: ignore[empty-body]
     """Return ``{name: factory}``; ``factory(settings)`` builds a :class:`~parallax.backends.base.Backend`."""
 
 

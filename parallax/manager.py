@@ -37,6 +37,18 @@ class FatalError(RuntimeError):
     """A fatal error in the Manager (1.0)."""
 
 
+def _write_bytes(data: bytes) -> None:
+    """Host output to stdout as it came (a text-only stdout gets it decoded)."""
+    sys.stdout.flush()
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is not None:
+        binary.write(data)
+        binary.flush()
+    else:
+        sys.stdout.write(data.decode("utf-8", "replace"))
+        sys.stdout.flush()
+
+
 class DefaultCallbacks:
     """1.0's reporting: a status line per finished task (unless ``quiet``), and
     ``run()`` returns the exit statuses in the order the tasks were added."""
@@ -47,16 +59,11 @@ class DefaultCallbacks:
         if not task.quiet:
             status = f"[FAILURE] {task.pretty_host} {error}" if task.failures else f"[SUCCESS] {task.pretty_host}"
             print(f"[{n}] {stamp} {status}")
-        out = sys.stdout
         if task.inline_stdout and task.outputbuffer:
-            out.flush()
-            getattr(out, "buffer", out).write(task.outputbuffer)
-            out.flush()
+            _write_bytes(task.outputbuffer)
         if task.inline and task.errorbuffer:
-            out.write("Stderr: ")
-            out.flush()
-            getattr(out, "buffer", out).write(task.errorbuffer)
-            out.flush()
+            sys.stdout.write("Stderr: ")
+            _write_bytes(task.errorbuffer)
 
     def result(self, manager: "Manager") -> list[int | None]:
         return [task.exitstatus for task in manager.save_tasks if task in manager.done]

@@ -6,8 +6,12 @@ working; new code can use ``.rc``, ``.stdout``, ``.host``, ``.duration`` ...
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+if TYPE_CHECKING:
+    from .errors import Error
+
+R = TypeVar("R", bound="_Result")
 
 REPR_BYTES = 64  # output shown by repr(); more is summarised by its length
 
@@ -19,17 +23,21 @@ def _short(value: Any) -> str:
     return repr(value)
 
 
-class _Result(tuple):
+class _Result(tuple[Any, ...]):
     """Base: a tuple of the 1.0 fields with extra attributes in ``__dict__``."""
 
     _fields: tuple[str, ...] = ()
+    #: The host's result key (as the caller wrote the entry).
+    host: str
+    #: Seconds from the job's start to its result.
+    duration: float
 
-    def __new__(cls, *values: Any, **extra: Any) -> "_Result":
+    def __new__(cls: type[R], *values: Any, **extra: Any) -> R:
         self = tuple.__new__(cls, values)
         self.__dict__.update(extra)
         return self
 
-    def __getnewargs_ex__(self) -> tuple[tuple, dict]:
+    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return tuple(self), dict(self.__dict__)
 
     def __repr__(self) -> str:
@@ -38,19 +46,26 @@ class _Result(tuple):
 
     @property
     def rc(self) -> int:
-        return self[0]
+        """The exit status (0 for a copy, slurp or check that worked)."""
+        rc: int = self[0]
+        return rc
 
     @property
     def stdout(self) -> bytes:
-        return self[1]
+        """The host's stdout (``b""`` unless kept in memory: ``inline``/``inline_stdout``)."""
+        out: bytes = self[1]
+        return out
 
     @property
     def stderr(self) -> bytes:
-        return self[2]
+        """The host's stderr (``b""`` unless ``inline``)."""
+        err: bytes = self[2]
+        return err
 
     @property
     def ok(self) -> bool:
-        return self[0] == 0
+        """Whether the exit status is 0."""
+        return bool(self[0] == 0)
 
 
 class CallResult(_Result):
@@ -58,6 +73,7 @@ class CallResult(_Result):
     ``truncated`` (bytes dropped past the per-host output cap)."""
 
     _fields = ("rc", "stdout", "stderr")
+    truncated: int
 
     def __new__(
         cls,
@@ -77,6 +93,8 @@ class CopyResult(_Result):
     ``dst``, ``duration``."""
 
     _fields = ("rc", "stdout", "stderr")
+    src: str
+    dst: str
 
     def __new__(
         cls,
@@ -97,6 +115,7 @@ class SlurpResult(_Result):
     local file or directory written."""
 
     _fields = ("rc", "stdout", "stderr", "path")
+    src: str
 
     def __new__(
         cls,
@@ -113,7 +132,9 @@ class SlurpResult(_Result):
 
     @property
     def path(self) -> str:
-        return self[3]
+        """The local file or directory written."""
+        path: str = self[3]
+        return path
 
 
 class CheckResult(_Result):
@@ -122,12 +143,14 @@ class CheckResult(_Result):
     ``connect_time`` (seconds to connect and authenticate) and ``duration``."""
 
     _fields = ("rc", "stdout", "stderr")
+    auth: str
+    connect_time: float
 
     def __new__(cls, *, host: str, auth: str, connect_time: float, duration: float = 0.0) -> "CheckResult":
         return super().__new__(cls, 0, b"", b"", host=host, auth=auth, connect_time=connect_time,
                                duration=duration)
 
-    def __getnewargs_ex__(self) -> tuple[tuple, dict]:
+    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return (), dict(self.__dict__)
 
     def __repr__(self) -> str:
@@ -135,4 +158,11 @@ class CheckResult(_Result):
                 f"connect_time={self.__dict__.get('connect_time', 0.0):.3f})")
 
 
-__all__ = ["CallResult", "CopyResult", "SlurpResult", "CheckResult"]
+#: What the operations return: ``{host key: result or Error}``, in the order of the hosts.
+CallResults = dict[str, "CallResult | Error"]
+CopyResults = dict[str, "CopyResult | Error"]
+SlurpResults = dict[str, "SlurpResult | Error"]
+CheckResults = dict[str, "CheckResult | Error"]
+
+__all__ = ["CallResult", "CopyResult", "SlurpResult", "CheckResult", "CallResults", "CopyResults",
+           "SlurpResults", "CheckResults"]

@@ -166,9 +166,9 @@ class Scheduler:
 
     async def _dispatch(self, job: Job, sink: JobSink) -> Any:
         if isinstance(job, CommandJob):
-            local = job.local and self.local is not None and self.backend.allows_local_shortcut
-            backend = self.local if local else self.backend
-            return await backend.run(job, sink)
+            if job.local and self.local is not None and self.backend.allows_local_shortcut:
+                return await self.local.run(job, sink)
+            return await self.backend.run(job, sink)
         if isinstance(job, PutJob):
             problem = local_source_problem(job.src, job.recursive)
             if problem is not None:

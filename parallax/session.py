@@ -20,7 +20,8 @@ import sys
 import threading
 import warnings
 import weakref
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from .account import local_user
 from .backends.base import Backend
@@ -125,10 +126,8 @@ class AsyncSession:
         self._closed = False
         for target in targets:
             self.backend.check_target(target)
-        if persistent:
-            self._finalizer = weakref.finalize(self, _abandon, self.backend)
-        else:
-            self._finalizer = None
+        self._finalizer: weakref.finalize[[Backend], AsyncSession] | None = (
+            weakref.finalize(self, _abandon, self.backend) if persistent else None)
 
     @property
     def closed(self) -> bool:
@@ -156,12 +155,13 @@ class AsyncSession:
             chosen.append(by_key[spec.key])
         return chosen
 
-    async def _execute(self, jobs: list[Job], settings: Settings) -> dict[str, Any]:
+    async def _execute(self, jobs: Sequence[Job], settings: Settings) -> dict[str, Any]:
         if self._closed:
             raise RuntimeError("this parallax session is closed")
         if settings.cluster is not None:  # sharded across a Dask cluster (parallax[dask])
             from .cluster import execute_sharded
-            return await execute_sharded(jobs, settings)
+            sharded: dict[str, Any] = await execute_sharded(list(jobs), settings)
+            return sharded
         ensure_fd_limit(min(settings.limit, max(len(jobs), 1)), len(self.targets) if self.persistent else 0)
         bus = EventBus(settings)
         try:
@@ -292,7 +292,8 @@ class Session:
     def targets(self) -> list[Target]:
         return self._session.targets
 
-    def _run(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+    def _run(self, method: Callable[..., Coroutine[Any, Any, dict[str, Any]]], *args: Any,
+             **kwargs: Any) -> dict[str, Any]:
         if not self._finalizer.alive:
             raise RuntimeError("this parallax session is closed")
         return self._loop.run(method(*args, **kwargs))

@@ -263,7 +263,8 @@ class MockBackend(Backend):
                 raise failure("lost", target, response.message)
             if body is not None:
                 body()
-            return response.rc
+            rc: int = response.rc
+            return rc
         except asyncio.CancelledError:
             hosts.cancelled.append(target.key)
             raise

@@ -36,7 +36,7 @@ class _NotSent(Exception):
     """The command could not be written to the shell: it did not run."""
 
 
-def _consume(future: asyncio.Future) -> None:
+def _consume(future: asyncio.Future[int]) -> None:
     if not future.cancelled():
         future.exception()  # an end nobody waits for any more must not be reported as unretrieved
 
@@ -63,7 +63,7 @@ class _Shell:
         self.end_exc: BaseException | None = None
         self._out: FrameReader | None = None
         self._err: FrameReader | None = None
-        self._done: asyncio.Future | None = None
+        self._done: asyncio.Future[int] | None = None
 
     # --- StreamSink: called by the backend as output arrives --------------------
     def stdout(self, data: bytes) -> None:
@@ -89,10 +89,11 @@ class _Shell:
             self._done.set_exception(_Ended(e))
             return
         if self._out is not None and self._err is not None and self._out.done and self._err.done:
-            self._done.set_result(self._out.status)
+            status = self._out.status
+            self._done.set_result(255 if status is None else status)
 
     # --- driving it ------------------------------------------------------------
-    def _frame(self, tag: str, sink: OutputSink) -> asyncio.Future:
+    def _frame(self, tag: str, sink: OutputSink) -> asyncio.Future[int]:
         self._out = FrameReader(tag, sink.stdout, with_status=True)
         self._err = FrameReader(tag, sink.stderr, with_status=False)
         self._done = asyncio.get_running_loop().create_future()
@@ -188,7 +189,7 @@ class PersistentShellBackend(Backend):
         return self.inner.allows_local_shortcut
 
     @property
-    def keep_connections(self) -> bool:  # type: ignore[override]
+    def keep_connections(self) -> bool:
         return self.inner.keep_connections
 
     @keep_connections.setter

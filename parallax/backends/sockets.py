@@ -17,7 +17,7 @@ LISTEN = "0A"
 
 
 def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
+    inodes: set[str] = set()
     fd_dir = f"/proc/{pid}/fd"
     try:
         names = os.listdir(fd_dir)
@@ -36,6 +36,7 @@ def _socket_inodes(pid: int) -> set[str]:
 def _decode(hex_addr: str) -> tuple[str, int]:
     addr, port = hex_addr.split(":")
     raw = bytes.fromhex(addr)
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     if len(raw) == 4:
         ip = ipaddress.IPv4Address(raw[::-1])
     else:  # four little-endian 32-bit words
