@@ -30,7 +30,7 @@ from ..account import local_account
 from .config_eval import EvalState, evaluate, glob_paths
 from .config_parse import ConfigError, Origin, ParsedFile, Setting, parse_file, parse_line
 from .hostconfig import HostConfig
-from .jump import JumpHop, parse_jump
+from .jump import JumpHop, format_jump, parse_jump
 from .policy import STRICT_HOST_KEY_CHECKING, HostKeyPolicy, policy_for
 from .tokens import CLIENT_TOKENS, PROXY_TOKENS, TokenError, Tokens, expand, expand_tilde
 
@@ -133,6 +133,31 @@ class ConfigResolver:
             if found is None:
                 found = self._hosts[key] = self._resolve(host, user, port, ids, opts, policy)
             return found
+
+    def jump_chain(self, hc: HostConfig) -> tuple[HostConfig, ...]:
+        """The configs of *hc*'s ProxyJump hops, first hop first (``()`` without ProxyJump).
+
+        As ``ssh -J`` does, the last hop is reached as ``ssh -l USER -p PORT
+        -J <earlier hops> HOP`` under the same config files: each hop gets
+        its own Host/Match settings, not the target's options.  A loop (a hop
+        that leads back to itself, e.g. ``Host *`` with ProxyJump) is a
+        :class:`ConfigError`.
+        """
+        chain: list[HostConfig] = []
+        seen = {(hc.hostname, hc.port, hc.user)}
+        current = hc
+        while current.proxy_jump:
+            hops = current.proxy_jump
+            last = hops[-1]
+            opts: tuple[SshOption, ...] = (("ProxyJump", format_jump(hops[:-1])),) if len(hops) > 1 else ()
+            current = self.resolve(last.host, user=last.user, port=last.port, ssh_options=opts)
+            mark = (current.hostname, current.port, current.user)
+            if mark in seen or len(chain) >= 16:
+                raise ConfigError(f"ProxyJump of {hc.host!r} loops back to {last} "
+                                  "(exclude the jump host from the ProxyJump block, e.g. 'Host * !bastion')")
+            seen.add(mark)
+            chain.append(current)
+        return tuple(reversed(chain))
 
     def _resolve(self, host: str, user: str | None, port: int | None, ids: tuple[str, ...],
                  opts: tuple[SshOption, ...], policy: str | None) -> HostConfig:

@@ -459,3 +459,32 @@ def test_host_config_is_immutable_and_from_fields_equals_init() -> None:
     del fields["port"]
     with pytest.raises(ValueError, match=r"missing \['port'\]"):
         HostConfig.from_fields(fields)
+
+
+def test_jump_chain_like_ssh_J(tmp_path: Path) -> None:
+    """Each hop resolves as ``ssh -G -l U -p P -J <earlier hops> -F FILE HOP`` prints."""
+    cfg = tmp_path / "config"
+    cfg.write_text("Host target\n  ProxyJump ju@first:2201,second,third:2203\n"
+                   "Host first\n  HostName first.example\n  User firstuser\n  Port 1111\n"
+                   "Host second\n  IdentityFile /k/second\n  ProxyJump never-used\n"
+                   "Host third\n  User thirduser\nHost *\n  ServerAliveInterval 3\n")
+    ctx = LocalContext.current()
+    r = ConfigResolver(str(cfg), context=ctx)
+    chain = r.jump_chain(r.resolve("target"))
+    assert [(h.hostname, h.port, h.user) for h in chain] == [
+        ("first.example", 2201, "ju"), ("second", 22, ctx.user), ("third", 2203, "thirduser")]
+    specs = [("first", "ju", 2201, ()), ("second", None, None, ("-oProxyJump=ju@first:2201",)),
+             ("third", None, 2203, ("-oProxyJump=ju@first:2201,second",))]
+    for hc, (host, user, port, jump) in zip(chain, specs, strict=True):
+        g = run_ssh_g(cfg, host, tmp_path, user=user, port=port, options=tuple(o[2:] for o in jump))
+        mine = ours(hc)
+        assert mine == theirs(g, ctx, host, mine)
+    assert chain[1].proxy_jump == parse_jump("ju@first:2201")  # the hop's own ProxyJump is not used
+
+
+def test_jump_loop_is_an_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "config"
+    cfg.write_text("Host *\n  ProxyJump bastion\n")
+    r = ConfigResolver(str(cfg))
+    with pytest.raises(ConfigError, match="loops back to bastion"):
+        r.jump_chain(r.resolve("target"))
