@@ -26,6 +26,7 @@ from ..hookspecs import hookimpl
 from ..jobs import Job
 from ..plugins import backend_factory
 from ..scheduler import Scheduler
+from ..session import ensure_fd_limit
 from .record import StartRecord
 from .wire import ShardSpec, encode, portable
 
@@ -201,6 +202,7 @@ async def _run(spec: ShardSpec, address: str, security: Any, nthreads: int) -> d
         if spec.deadline_at is not None:
             settings = dataclasses.replace(settings, deadline=max(spec.deadline_at - time.time(), 0.001))
         settings = dataclasses.replace(settings, limit=_shard_limit(spec, nthreads))
+        ensure_fd_limit(min(settings.limit, max(len(todo), 1)))  # as a local call does, on this worker
         forwarder = Forwarder(outbox, index, spec.forward_output, spec.settings.deadline)
         bus = EventBus(settings, consumers=[forwarder])
         backend = cast(Backend, RecordingBackend(_make_backend(spec), record, index))

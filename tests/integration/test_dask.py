@@ -112,6 +112,24 @@ def test_results_and_errors_pickle_with_their_fields():
     assert again == res and again.host == "web1" and again.truncated == 3
 
 
+class PluginError(parallax.TransportError):
+    """A third-party backend's error whose constructor differs from Error's."""
+
+    def __init__(self, code: int, detail: str) -> None:  # unpickling calls cls(msg): a TypeError
+        super().__init__(f"plugin failure {code}", host="web1", stderr=detail.encode(), rc=code)
+
+
+def test_an_error_that_cannot_make_the_round_trip_travels_as_a_plain_error():
+    from parallax.cluster.wire import decode, encode, portable
+
+    sent = portable(PluginError(4, "why\n"))
+    back = decode(encode([("end", 0, sent)]))[0][2]
+    assert type(back) is parallax.Error
+    assert (back.msg, back.host, back.stderr, back.rc) == ("plugin failure 4", "web1", b"why\n", 4)
+    lost = portable(parallax.WorkerLost("gone", object(), host="h"))
+    assert type(lost) is parallax.WorkerLost and lost.task is None  # the caller restores its own job
+
+
 # --- against the lab, through a LocalCluster of two worker processes --------------------------------
 
 
@@ -147,6 +165,7 @@ def same(local, sharded):
         assert type(a) is type(b), (key, a, b)
         if isinstance(a, parallax.Error):
             assert (a.msg, a.host, a.stdout, a.stderr, a.rc) == (b.msg, b.host, b.stdout, b.stderr, b.rc), key
+            assert str(a) == str(b), key
             assert b.task is not None and b.task.key == key
         else:
             assert tuple(a) == tuple(b) and a.host == b.host, key
