@@ -86,6 +86,11 @@ class Pane:
                        check=True, timeout=30)
         return str(done)
 
+    def type(self, text: str) -> None:
+        """Type *text* literally into the pane, then Enter."""
+        subprocess.run([*self.tmux, "send-keys", "-t", "t", "-l", text], check=True, timeout=30)
+        subprocess.run([*self.tmux, "send-keys", "-t", "t", "Enter"], check=True, timeout=30)
+
     def screen(self) -> list[str]:
         out = subprocess.run([*self.tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True,
                              check=True, timeout=30).stdout
