@@ -209,15 +209,46 @@ def _option_line(opt: SshOption) -> tuple[str, Origin]:
     return line, Origin(f"ssh option {line!r}", 0)
 
 
+#: Typed values copied as parsed: ssh_config key -> HostConfig field.
+_DIRECT = {
+    "identitiesonly": "identities_only", "hostkeyalias": "host_key_alias", "hashknownhosts": "hash_known_hosts",
+    "serveraliveinterval": "server_alive_interval", "serveralivecountmax": "server_alive_count_max",
+    "tcpkeepalive": "tcp_keep_alive", "bindaddress": "bind_address", "connecttimeout": "connect_timeout",
+    "connectionattempts": "connection_attempts", "ciphers": "ciphers", "kexalgorithms": "kex_algorithms",
+    "macs": "macs", "hostkeyalgorithms": "host_key_algorithms", "pubkeyauthentication": "pubkey_authentication",
+    "passwordauthentication": "password_authentication",
+    "kbdinteractiveauthentication": "kbd_interactive_authentication",
+    "numberofpasswordprompts": "number_of_password_prompts", "batchmode": "batch_mode",
+    "compression": "compression", "loglevel": "log_level", "addressfamily": "address_family",
+    "globalknownhostsfile": "global_known_hosts_files", "stricthostkeychecking": "strict_host_key_checking",
+}
+#: OpenSSH's defaults of the fields above (and of the fields computed below, overwritten there).
+_DEFAULTS: dict[str, object] = {
+    "identities_only": False, "host_key_alias": None, "hash_known_hosts": False, "server_alive_interval": 0,
+    "server_alive_count_max": 3, "tcp_keep_alive": True, "bind_address": None, "connect_timeout": None,
+    "connection_attempts": 1, "ciphers": None, "kex_algorithms": None, "macs": None, "host_key_algorithms": None,
+    "pubkey_authentication": True, "password_authentication": True, "kbd_interactive_authentication": True,
+    "number_of_password_prompts": 3, "batch_mode": False, "compression": False, "log_level": "INFO",
+    "address_family": "any", "global_known_hosts_files": DEFAULT_GLOBAL_KNOWN_HOSTS,
+    "strict_host_key_checking": "ask", "revoked_host_keys": None, "proxy_jump": (), "proxy_command": None,
+    "control_path": None, "preferred_authentications": None, "certificate_files": (), "set_env": (),
+}
+
+
 def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], override: HostKeyPolicy | None) -> HostConfig:
-    v = {k: s.value for k, s in state.values.items()}
+    values = state.values
     _refuse_unevaluable(state)
+    fields = dict(_DEFAULTS)
+    for key, setting in values.items():
+        field = _DIRECT.get(key)
+        if field is not None:
+            fields[field] = setting.value
     name = state.current_host()
     if not _maybe_address(name):
         name = name.lower()
-    port = int(v.get("port", 22))  # type: ignore[call-overload]
-    user = str(v.get("user", ctx.user))
-    alias = v.get("hostkeyalias")
+    port: int = values["port"].value if "port" in values else 22  # type: ignore[assignment]
+    user = str(values["user"].value) if "user" in values else ctx.user
+    alias = fields["host_key_alias"]
     tokens: dict[str, str] = {}
 
     def path(text: str, origin: Origin | None) -> str:
@@ -231,71 +262,49 @@ def _finish(state: EvalState, ctx: LocalContext, env: Mapping[str, str], overrid
         except TokenError as e:
             raise ConfigError(f"{origin}: {e}" if origin else str(e)) from None
 
-    def opt_path(key: str) -> str | None:
-        s = state.values.get(key)
-        if s is None or str(s.value).lower() == "none":
-            return None
-        return path(str(s.value), s.origin)
-
     identities = tuple(path(str(s.value), s.origin) for s in state.identities)
-    certs = tuple(path(str(s.value), s.origin) for s in state.certificates)
-    kh = state.values.get("userknownhostsfile")
-    user_kh = tuple(path(p, kh.origin if kh else None)
-                    for p in (kh.value if kh else DEFAULT_USER_KNOWN_HOSTS))  # type: ignore[attr-defined]
-    gkh: tuple[str, ...] = v.get("globalknownhostsfile", DEFAULT_GLOBAL_KNOWN_HOSTS)  # type: ignore[assignment]
-    shkc = str(v.get("stricthostkeychecking", "ask"))
-    agent = state.values.get("identityagent")
-    agent_value = None if agent is not None and str(agent.value).lower() == "none" else (
-        path(str(agent.value), agent.origin) if agent is not None else "SSH_AUTH_SOCK")
-    jump: tuple[JumpHop, ...] = ()
-    command = None
-    hop_setting, proxy = state.values.get("proxyjump"), state.values.get("proxycommand")
+    if state.certificates:
+        fields["certificate_files"] = tuple(path(str(s.value), s.origin) for s in state.certificates)
+    kh = values.get("userknownhostsfile")
+    known: tuple[str, ...] = kh.value if kh is not None else DEFAULT_USER_KNOWN_HOSTS  # type: ignore[assignment]
+    agent = values.get("identityagent")
+    agent_value = "SSH_AUTH_SOCK" if agent is None else (
+        None if str(agent.value).lower() == "none" else path(str(agent.value), agent.origin))
+    control = values.get("controlpath")
+    if control is not None and str(control.value).lower() != "none":
+        fields["control_path"] = path(str(control.value), control.origin)
+    hop_setting, proxy = values.get("proxyjump"), values.get("proxycommand")
     if hop_setting is not None:
-        jump = _jump(str(hop_setting.value))
-    if not jump and proxy is not None and str(proxy.value) != "none":
+        fields["proxy_jump"] = _jump(str(hop_setting.value))
+    if not fields["proxy_jump"] and proxy is not None and str(proxy.value) != "none":
         proxy_tokens = {"h": name, "n": state.host_arg, "p": str(port), "r": user}
         try:
-            command = expand(str(proxy.value), proxy_tokens, allowed=PROXY_TOKENS)
+            fields["proxy_command"] = expand(str(proxy.value), proxy_tokens, allowed=PROXY_TOKENS)
         except TokenError as e:
             raise ConfigError(f"{proxy.origin}: ProxyCommand: {e}") from None
-    set_env: dict[str, str] = {}
-    for pair in v.get("setenv", ()):  # type: ignore[attr-defined]
-        key, _, value = str(pair).partition("=")
-        set_env.setdefault(key, value)
-    preferred = v.get("preferredauthentications")
-    timeout = v.get("connecttimeout")
-    return HostConfig.from_fields(dict(
+    if "setenv" in values:
+        set_env: dict[str, str] = {}
+        for pair in values["setenv"].value:  # type: ignore[attr-defined]
+            key, _, value = str(pair).partition("=")
+            set_env.setdefault(key, value)
+        fields["set_env"] = tuple(set_env.items())
+    if "preferredauthentications" in values:
+        fields["preferred_authentications"] = tuple(str(values["preferredauthentications"].value).split(","))
+    if "revokedhostkeys" in values:
+        fields["revoked_host_keys"] = _revoked(values["revokedhostkeys"].value)
+    shkc = str(fields["strict_host_key_checking"])
+    fields.update(
         host=state.host_arg, hostname=name, port=port, user=user,
-        identity_files=identities or _defaults(ctx.home),
-        default_identities=not identities, certificate_files=certs,
-        identities_only=bool(v.get("identitiesonly", False)), identity_agent=agent_value,
-        user_known_hosts_files=user_kh, global_known_hosts_files=tuple(gkh),
-        strict_host_key_checking=shkc, host_key_policy=override or STRICT_HOST_KEY_CHECKING[shkc],
-        host_key_alias=str(alias) if alias is not None else None,
-        hash_known_hosts=bool(v.get("hashknownhosts", False)), revoked_host_keys=_revoked(v),
-        proxy_jump=jump, proxy_command=command, control_path=opt_path("controlpath"),
-        server_alive_interval=int(v.get("serveraliveinterval", 0)),  # type: ignore[call-overload]
-        server_alive_count_max=int(v.get("serveralivecountmax", 3)),  # type: ignore[call-overload]
-        tcp_keep_alive=bool(v.get("tcpkeepalive", True)), bind_address=_opt_str(v, "bindaddress"),
-        connect_timeout=int(timeout) if timeout is not None else None,  # type: ignore[call-overload]
-        connection_attempts=int(v.get("connectionattempts", 1)),  # type: ignore[call-overload]
-        ciphers=_opt_str(v, "ciphers"), kex_algorithms=_opt_str(v, "kexalgorithms"),
-        macs=_opt_str(v, "macs"), host_key_algorithms=_opt_str(v, "hostkeyalgorithms"),
-        send_env=tuple(state.send_env), set_env=tuple(set_env.items()),
-        pubkey_authentication=bool(v.get("pubkeyauthentication", True)),
-        password_authentication=bool(v.get("passwordauthentication", True)),
-        kbd_interactive_authentication=bool(v.get("kbdinteractiveauthentication", True)),
-        preferred_authentications=tuple(str(preferred).split(",")) if preferred is not None else None,
-        number_of_password_prompts=int(v.get("numberofpasswordprompts", 3)),  # type: ignore[call-overload]
-        batch_mode=bool(v.get("batchmode", False)), compression=bool(v.get("compression", False)),
-        log_level=str(v.get("loglevel", "INFO")), address_family=str(v.get("addressfamily", "any")),
-    ))
+        identity_files=identities or _defaults(ctx.home), default_identities=not identities,
+        identity_agent=agent_value, user_known_hosts_files=tuple(path(p, kh.origin if kh else None) for p in known),
+        host_key_policy=override or STRICT_HOST_KEY_CHECKING[shkc], send_env=tuple(state.send_env),
+    )
+    return HostConfig.from_fields(fields)
 
 
-def _revoked(v: Mapping[str, object]) -> str | None:
+def _revoked(value: object) -> str | None:
     """RevokedHostKeys as written: OpenSSH 9.2 expands neither ``~`` nor tokens in it."""
-    value = v.get("revokedhostkeys")
-    return None if value is None or str(value).lower() == "none" else str(value)
+    return None if str(value).lower() == "none" else str(value)
 
 
 def _refuse_unevaluable(state: EvalState) -> None:
@@ -334,8 +343,3 @@ def _maybe_address(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _opt_str(v: Mapping[str, object], key: str) -> str | None:
-    value = v.get(key)
-    return None if value is None else str(value)
