@@ -10,10 +10,20 @@ Files are parsed once and cached by the :class:`ConfigResolver`; so are
 Include globs and resolved hosts (create a new resolver to re-read files).
 
 Follows OpenSSH 9.2 (Debian 12's), checked against ``ssh -G`` by
-``tests/unit/test_ssh_config_oracle.py``.  Unknown keywords are an error
-unless listed in ``IgnoreUnknown`` (as OpenSSH); ``Match exec`` and other
-criteria it cannot evaluate are an error naming file and line.  Pure Python:
-no paramiko or asyncssh.
+``tests/unit/test_ssh_config_oracle.py``.  Decisions:
+
+* Unknown keywords are an error unless listed in ``IgnoreUnknown`` (as
+  OpenSSH); keywords OpenSSH knows but parallax does not use are accepted.
+* What cannot be evaluated faithfully is a :class:`ConfigError` naming file
+  and line, for the hosts it applies to: ``Match exec`` (nothing is ever run),
+  ``Match canonical/final/localnetwork/tagged``, ``KnownHostsCommand``,
+  ``CanonicalizeHostname yes/always``.
+* Upstream defaults: Debian's ssh also makes ServerAliveInterval 300 under
+  ``BatchMode yes``; parallax does not.
+* ``%C`` is OpenSSH 9.2's hash of ``%l%h%p%r`` (9.6 added ``%j``).
+
+:meth:`ConfigResolver.jump_chain` resolves ProxyJump hops as ``ssh -J``.
+Pure Python: no paramiko or asyncssh.
 """
 
 from __future__ import annotations
