@@ -46,7 +46,7 @@ def failed(result: Any) -> bool:
 class _Clearer:
     """Runs before every other consumer: takes the status line off the screen."""
 
-    def __init__(self, display: "ProgressDisplay", on_output: bool) -> None:
+    def __init__(self, display: ProgressDisplay, on_output: bool) -> None:
         self.display = display
         self.on_output = on_output
 

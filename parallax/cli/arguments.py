@@ -142,7 +142,7 @@ def _common(sub: Any, name: str, help_text: str, usage: str, *, command: bool) -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: ``run``, ``copy``, ``slurp``, ``nodes``, ``demo``."""
+    """The whole command line: ``run``, ``copy``, ``slurp``, ``check``, ``nodes``, ``demo``."""
     parser = _Parser(prog=PROG, add_help=False,
                      description="Run commands and copy files over SSH on many hosts at once (pssh-compatible).")
     _help(parser)
@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     slurp.add_argument("-r", "--recursive", action="store_true", help="copy directories recursively")
     slurp.add_argument("-L", "--localdir", help="where the per-host directories go (default: the current directory)")
     slurp.add_argument("paths", nargs="*", metavar="REMOTE LOCAL")
+
+    check = _common(sub, "check", "connect and authenticate to every host, running nothing (pre-flight)",
+                    "parallax check [OPTIONS]", command=False)
+    check.set_defaults(paths=[])
 
     nodes = sub.add_parser("nodes", help="expand, fold or count node sets (cluset -e/-f/-c)",
                            description="Node sets as ClusterShell's cluset prints them.",
@@ -198,7 +202,7 @@ VALUE_FLAGS = frozenset({
 
 def _glue_values(argv: list[str]) -> list[str]:
     """``-x VALUE`` -> ``-xVALUE`` / ``--flag VALUE`` -> ``--flag=VALUE`` up to the first operand."""
-    if not argv or argv[0] not in ("run", "copy", "slurp"):
+    if not argv or argv[0] not in ("run", "copy", "slurp", "check"):
         return argv
     out, i = [argv[0]], 1
     while i < len(argv):

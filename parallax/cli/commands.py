@@ -1,8 +1,9 @@
-"""``parallax run``, ``copy`` and ``slurp``: pssh, pscp and pslurp on the library's public API.
+"""``parallax run``, ``copy``, ``slurp`` and ``check``: pssh, pscp, pslurp and a pre-flight.
 
-Each subcommand is one call of :func:`parallax.run`, :func:`parallax.copy`
-or :func:`parallax.slurp` with the options the flags ask for; the status
-lines (or JSON Lines) are that call's ``on_finish`` callback.
+Each subcommand is one call of :func:`parallax.run`, :func:`parallax.copy`,
+:func:`parallax.slurp` or :func:`parallax.check` with the options the flags
+ask for; the status lines (or JSON Lines) are that call's ``on_finish``
+callback.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .exitcodes import exit_status
 from .hostset import select_hosts
 from .output import JsonPrinter, StatusPrinter, print_groups
 
-__all__ = ["copy", "run", "slurp"]
+__all__ = ["check", "copy", "run", "slurp"]
 
 
 def _reporter(args: argparse.Namespace) -> Callable[[str, Any], None] | None:
@@ -85,3 +86,13 @@ def slurp(args: argparse.Namespace) -> int:
     if report is not None:
         opts["on_finish"] = report
     return _finish(args, parallax.slurp(hosts, remote, local, **opts))
+
+
+def check(args: argparse.Namespace) -> int:
+    """Connect, verify the host key and authenticate on every host; run nothing."""
+    hosts = select_hosts(args)
+    opts = library_options(args)
+    report = _reporter(args)
+    if report is not None:
+        opts["on_finish"] = report
+    return _finish(args, parallax.check(hosts, **opts))

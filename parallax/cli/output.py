@@ -58,7 +58,7 @@ class StatusPrinter:
         stamp = time.strftime("%H:%M:%S")
         failure = failure_text(outcome)
         if failure is None:
-            line = f"[{self.count}] {stamp} [SUCCESS] {host}\n"
+            line = f"[{self.count}] {stamp} [SUCCESS] {host}{_check_detail(outcome)}\n"
         else:
             line = f"[{self.count}] {stamp} [FAILURE] {host} {failure}\n"
         out = _out()
@@ -69,6 +69,14 @@ class StatusPrinter:
         if self.inline and stderr:
             out.write(b"Stderr: " + stderr)
         out.flush()
+
+
+def _check_detail(outcome: Any) -> str:
+    """After a successful pre-flight's host: how it authenticated and how long connecting took."""
+    auth = getattr(outcome, "auth", None)
+    if auth is None:
+        return ""
+    return f" {auth} in {float(getattr(outcome, 'connect_time', 0.0)):.3f} s"
 
 
 def _streams(outcome: Any) -> tuple[bytes, bytes]:
@@ -101,9 +109,11 @@ def json_record(host: str, outcome: Any) -> dict[str, Any]:
     _text_field(record, "stdout", stdout)
     _text_field(record, "stderr", stderr)
     record["duration"] = round(float(getattr(outcome, "duration", 0.0) or 0.0), 6)
-    path = getattr(outcome, "path", None) if not isinstance(outcome, Error) else None
-    if path is not None:
-        record["path"] = path
+    if not isinstance(outcome, Error):
+        for name in ("path", "auth", "connect_time"):  # slurp's local path; check's method and time
+            value = getattr(outcome, name, None)
+            if value is not None:
+                record[name] = round(value, 6) if isinstance(value, float) else value
     return record
 
 
