@@ -31,6 +31,7 @@ from .errors import (
     WorkerLost,
 )
 from .hookspecs import hookimpl
+from .hosts import Host
 from .options import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT, Options
 from .results import CallResult, CheckResult, CopyResult, SlurpResult
 from .session import Session
@@ -40,7 +41,7 @@ __version__ = "2.0.0.dev0"
 logging.getLogger("parallax").addHandler(logging.NullHandler())
 
 __all__ = [
-    "call", "run", "copy", "slurp", "check", "aio", "Options", "Session", "hookimpl", "gather", "Group",
+    "call", "run", "copy", "slurp", "check", "aio", "Options", "Session", "Host", "hookimpl", "gather", "Group",
     "CallResult", "CopyResult", "SlurpResult", "CheckResult",
     "DEFAULT_PARALLELISM", "DEFAULT_TIMEOUT",
     "Error", "TransportError", "ConnectionFailed", "ConnectionLost", "NameResolutionFailed", "AuthenticationFailed",

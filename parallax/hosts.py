@@ -28,7 +28,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import nodeset
@@ -36,6 +37,7 @@ from . import nodeset
 __all__ = [
     "ENV_VAR",
     "MAX_EXPANSION",
+    "Host",
     "HostSpec",
     "name_problem",
     "parse_entry",
@@ -167,12 +169,21 @@ def _check_port(port: object, entry: object) -> int | None:
 
 @dataclass(frozen=True)
 class HostSpec:
-    """One validated host; ``key`` is the result-dict key (the entry as written)."""
+    """One validated host; ``key`` is the result-dict key (the entry as written).
+
+    ``ssh_key`` and ``ssh_options`` (``("Key", "value")`` pairs) are per-host
+    settings from a :class:`Host`; they go ahead of the call's own.
+    """
 
     key: str
     host: str
     port: int | None = None
     user: str | None = None
+    ssh_key: str | None = None
+    ssh_options: tuple[tuple[str, str], ...] = ()
+    #: Whether the key is only the bare host name of a tuple or Host entry, which
+    #: becomes ``[user@]host[:port]`` when another entry has the same bare name.
+    bare_key: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
@@ -311,7 +322,49 @@ def _parse_tuple(entry: tuple[Any, ...] | list[Any]) -> HostSpec:
     host, port, user = (*entry, None, None)[:3]
     _check_host(host, entry)
     port = _check_port(port, entry)
-    return HostSpec(key=host, host=host, port=port, user=_check_user(user, entry))
+    return HostSpec(key=host, host=host, port=port, user=_check_user(user, entry), bare_key=True)
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host with its own settings, accepted wherever hosts are::
+
+        parallax.run([Host("web1", user="deploy", port=2222, ssh_key="~/.ssh/deploy"),
+                      Host("db1", ssh_options=["ProxyJump=bastion"])], "uptime")
+
+    ``name`` is one host name or address (no node set); ``user``, ``port``
+    and ``ssh_key`` win over the call's ``default_user``, ``port`` and
+    ``ssh_key``; ``ssh_options`` (``"Key=Value"``) go ahead of the call's
+    (OpenSSH keeps the first value).  The result key is ``key`` if given,
+    else the name, or ``[user@]name[:port]`` when another entry has the same name.
+    """
+
+    name: str
+    user: str | None = None
+    port: int | None = None
+    ssh_key: str | None = None
+    ssh_options: tuple[str, ...] | list[str] = ()
+    key: str | None = None
+
+    def spec(self) -> HostSpec:
+        """The validated :class:`HostSpec` (``ValueError`` naming this host otherwise)."""
+        from .options import parse_ssh_option
+
+        shown = f"Host({self.name!r})" if isinstance(self.name, str) else _show(self.name)
+        _check_host(self.name, shown)
+        port = _check_port(self.port, shown)
+        user = _check_user(self.user, shown)
+        if self.ssh_key is not None and (not isinstance(self.ssh_key, (str, os.PathLike))
+                                         or "\x00" in os.fspath(self.ssh_key)):
+            raise _bad(shown, f"ssh_key {_show(self.ssh_key)} is not a path")
+        if isinstance(self.ssh_options, str) or not isinstance(self.ssh_options, (tuple, list)):
+            raise _bad(shown, f"ssh_options {_show(self.ssh_options)}: expected a list of 'Key=Value' strings")
+        options = tuple(parse_ssh_option(o, source=f"{shown} ssh_options") for o in self.ssh_options)
+        if self.key is not None and (not isinstance(self.key, str) or not self.key or _control(self.key)):
+            raise _bad(shown, f"key {_show(self.key)} must be a non-empty string without control characters")
+        return HostSpec(key=self.key or self.name, host=self.name, port=port, user=user,
+                        ssh_key=None if self.ssh_key is None else os.fspath(self.ssh_key),
+                        ssh_options=options, bare_key=self.key is None)
 
 
 def _parse_line(line: str) -> list[HostSpec]:
@@ -327,11 +380,28 @@ def _parse_line(line: str) -> list[HostSpec]:
     return specs
 
 
+def _distinct_keys(items: Iterable[tuple[HostSpec, str]]) -> list[tuple[HostSpec, str]]:
+    """A tuple or :class:`Host` entry keeps 1.0's bare-host key unless another entry
+    has the same one; then its key spells out what distinguishes it: ``[user@]host[:port]``."""
+    pairs = list(items)
+    counts: dict[str, int] = {}
+    for spec, _ in pairs:
+        counts[spec.key] = counts.get(spec.key, 0) + 1
+    out = []
+    for spec, origin in pairs:
+        if spec.bare_key and counts[spec.key] > 1:
+            host = f"[{spec.host}]" if ":" in spec.host and spec.port is not None else spec.host
+            port = None if spec.port is None else str(spec.port)
+            spec = dataclasses.replace(spec, key=_key(spec.user, host, port), bare_key=False)
+        out.append((spec, origin))
+    return out
+
+
 def _check_unique(items: Iterable[tuple[HostSpec, str]]) -> list[HostSpec]:
     """Return the specs, or raise if two of them share a result key."""
     seen: dict[str, str] = {}
     specs: list[HostSpec] = []
-    for spec, origin in items:
+    for spec, origin in _distinct_keys(items):
         if spec.key in seen:
             first = seen[spec.key]
             where = f"from {first}" if first == origin else f"from {first} and {origin}"
@@ -423,6 +493,8 @@ def _entry_items(hosts: Iterable[Any], sequence: bool) -> Iterator[tuple[HostSpe
             yield _parse_tuple(entry), origin
         elif isinstance(entry, HostSpec):
             yield entry, origin
+        elif isinstance(entry, Host):
+            yield entry.spec(), origin
         elif isinstance(entry, os.PathLike):
             yield from _readable_file_items(entry)
         else:
@@ -445,7 +517,7 @@ def parse_hosts(hosts: Any, *, environ: Mapping[str, str] | None = None) -> list
     """
     if hosts is None:
         items = _env_items(os.environ if environ is None else environ)
-    elif isinstance(hosts, (str, HostSpec, os.PathLike)):
+    elif isinstance(hosts, (str, HostSpec, Host, os.PathLike)):
         items = _entry_items([hosts], False)
     elif isinstance(hosts, (bytes, bytearray)) or not isinstance(hosts, Iterable):
         raise ValueError(

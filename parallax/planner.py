@@ -25,8 +25,8 @@ def make_target(spec: HostSpec, settings: Settings) -> Target:
         host=spec.host,
         port=spec.port if spec.port is not None else settings.default_port,
         user=spec.user if spec.user is not None else settings.default_user,
-        ssh_key=settings.ssh_key,
-        ssh_options=settings.ssh_options,
+        ssh_key=spec.ssh_key if spec.ssh_key is not None else settings.ssh_key,
+        ssh_options=spec.ssh_options + settings.ssh_options,  # the host's own first: first value wins
         ssh_extra=settings.ssh_extra,
         connect_timeout=settings.connect_timeout,
         password=settings.password,

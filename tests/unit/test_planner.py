@@ -62,7 +62,7 @@ def test_targets_from_parallax_hosts(tmp_path):
 
 def test_duplicate_keys_rejected():
     with pytest.raises(ValueError, match="duplicate host key 'web1'"):
-        plan_targets(["web1", ("web1", 22)], settings(), environ=ENV)
+        plan_targets(["web1", ("web1",)], settings(), environ=ENV)
 
 
 def test_target_label():

@@ -102,7 +102,7 @@ def test_result_keys_as_written():
 def test_duplicate_key_rejected_before_anything_runs():
     m = MockHosts()
     with pytest.raises(ValueError, match="duplicate host key 'web1'"):
-        mock_call(["web1", "web2", ("web1", 22)], mock=m)
+        mock_call(["web1", "web2", ("web1",)], mock=m)
     assert m.calls == []
 
 

@@ -751,4 +751,15 @@ def test_check_authenticates_without_opening_a_session(backend_name, lab, opts, 
     assert isinstance(only(unknown), parallax.HostKeyUnknown)
 
 
+def test_per_host_settings_win_over_the_call(backend_name, lab, opts, tmp_path):
+    wrong = tmp_path / "wrong_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    address = lab.addresses[0]
+    hosts = [parallax.Host(address, port=lab.port, user=lab.user, ssh_key=lab.client_key, key="right"),
+             parallax.Host(address, port=lab.port, user=lab.user, key="wrong")]
+    results = parallax.run(hosts, "echo $SSH_CONNECTION", **{**opts, "ssh_key": str(wrong)})
+    assert server_address(ok(results["right"])) == address
+    assert isinstance(results["wrong"], parallax.AuthenticationFailed)
+
+
 __all__ = [name for name in list(globals()) if name.startswith("test_")] + list(_fixture_names)
