@@ -259,6 +259,25 @@ def test_a_sharded_session_and_shard_by_placement(ssh_lab, cluster):
         parallax.run(ssh_lab.hosts, "true", cluster=cluster, shard_by=lambda h: "elsewhere", **lab_opts(ssh_lab))
 
 
+def test_parallax_cluster_in_the_environment_shards_every_call(ssh_lab, cluster, monkeypatch):
+    monkeypatch.setenv("PARALLAX_CLUSTER", cluster.scheduler.address)
+    with get_task_stream(cluster) as ts:
+        res = ok(parallax.run(ssh_lab.hosts, "echo hi", **lab_opts(ssh_lab)))
+    assert [r.stdout for r in res.values()] == [b"hi\n"] * len(ssh_lab.hosts)
+    assert any(str(t["key"]).startswith("parallax-shard-") for t in ts.data)
+
+
+def test_a_group_placed_by_a_worker_resource(ssh_lab):
+    # a second, in-process cluster whose only worker offers the resource "site-x"
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=2, resources={"site-x": 2},
+                      dashboard_address=":0", worker_dashboard_address=":0") as local, Client(local) as client, get_task_stream(client) as ts:
+        res = ok(parallax.run(ssh_lab.hosts, "echo $SSH_CONNECTION", cluster=client,
+                              shard_by=lambda h: "site-x", **lab_opts(ssh_lab)))
+    assert [r.stdout.split()[2].decode() for r in res.values()] == ssh_lab.addresses
+    shards = [t for t in ts.data if str(t["key"]).startswith("parallax-shard-site-x-")]
+    assert len(shards) == 1  # four hosts: one shard (MIN_SHARD), on the worker with the resource
+
+
 @pytest.mark.filterwarnings("ignore:the mock= option is deprecated")
 def test_a_password_never_reaches_the_cluster_logs(cluster):
     from parallax.backends.mock import MockHosts, MockResponse
