@@ -11,6 +11,7 @@ IdentityAgent) are compared as ssh expanded them.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -488,3 +489,62 @@ def test_jump_loop_is_an_error(tmp_path: Path) -> None:
     r = ConfigResolver(str(cfg))
     with pytest.raises(ConfigError, match="loops back to bastion"):
         r.jump_chain(r.resolve("target"))
+
+
+# --- random configs (seeded): Host/Match blocks of random settings, compared with ssh -G ----------------
+
+FUZZ_HOSTS = ["web1", "web2", "db1", "Bastion", "x.example.com", "a.b", "10.0.0.5"]
+FUZZ_PATTERNS = ["*", "web*", "!web2", "db?", "*.example.com", "bastion", "Bastion", "a.*", "!*.com", "10.0.0.*"]
+FUZZ_MATCH = ["web*", "db?", "*", "u1", "u2", "root", "*.internal", "real-*", "!web1", "bastion"]
+FUZZ_SETTINGS = [
+    ["Port 2201", "Port 40000"], ["User u1", "User u2"],
+    ["HostName %h.internal", "HostName real-%h", "HostName 10.9.8.7", "HostName UPPER.%h"],
+    ["IdentityFile ~/.ssh/id_a", "IdentityFile ~/.ssh/id_%h", "IdentityFile ~/.ssh/id_%r_%p"],
+    ["SendEnv LANG", "SendEnv LC_*", "SendEnv -LC_*", "SendEnv FOO BAR", "SendEnv -FOO"],
+    ["SetEnv A=1", "SetEnv B=2 C=3", "SetEnv A=9"],
+    ["ProxyJump j1", "ProxyJump u@j2:2222,j3", "ProxyJump none", "ProxyCommand nc %h %p", "ProxyCommand none"],
+    ["ConnectTimeout 5", "ConnectTimeout none", "ConnectTimeout 1m", "ConnectTimeout 0"],
+    ["StrictHostKeyChecking yes", "StrictHostKeyChecking no", "StrictHostKeyChecking accept-new",
+     "StrictHostKeyChecking off"],
+    ["UserKnownHostsFile ~/kh_%h", "UserKnownHostsFile none", "UserKnownHostsFile /tmp/k1 /tmp/k2",
+     "UserKnownHostsFile ~/kh_%C_%k"],
+    ["ServerAliveInterval 5", "ServerAliveInterval 1h"], ["HostKeyAlias al1", "HostKeyAlias al2"],
+    ["IdentitiesOnly yes", "Compression yes", "BatchMode no"], ["ControlPath ~/.ssh/cm-%C", "ControlPath ~/cm-%r@%h"],
+]
+
+
+def random_config(r: random.Random) -> str:
+    def setting() -> str:
+        return r.choice(r.choice(FUZZ_SETTINGS))
+
+    lines = [setting() for _ in range(r.randint(0, 2))]
+    for _ in range(r.randint(1, 6)):
+        if r.random() < 0.6:
+            lines.append("Host " + " ".join(r.sample(FUZZ_PATTERNS, r.randint(1, 3))))
+        elif r.random() < 0.1:
+            lines.append("Match all")
+        else:
+            crit = [f"{'!' if r.random() < 0.2 else ''}{r.choice(['host', 'originalhost', 'user', 'localuser'])} "
+                    + ",".join(r.sample(FUZZ_MATCH, r.randint(1, 2))) for _ in range(r.randint(1, 2))]
+            lines.append("Match " + " ".join(crit))
+        lines += ["  " + setting() for _ in range(r.randint(1, 4))]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(0, 200, 10))
+def test_random_configs_like_ssh_G(tmp_path: Path, seed: int) -> None:
+    ctx = LocalContext.current()
+    ctx = LocalContext(ctx.user, ctx.home, ctx.uid, ctx.hostname, str(tmp_path))
+    env = {**os.environ, "HOME": str(tmp_path)}
+    for i in range(seed, seed + 10):
+        r = random.Random(i)
+        cfg = tmp_path / f"config{i}"
+        cfg.write_text(random_config(r))
+        host = r.choice(FUZZ_HOSTS)
+        user = r.choice(["u1", "cli"]) if r.random() < 0.3 else None
+        port = 2200 if r.random() < 0.2 else None
+        g = run_ssh_g(cfg, host, tmp_path, user=user, port=port)
+        hc = ConfigResolver(str(cfg), context=ctx, environ=env).resolve(host, user=user, port=port)
+        mine = ours(hc)
+        assert mine == theirs(g, ctx, host, mine, env), cfg.read_text()
+        assert hc.proxy_jump == (parse_jump(g["proxyjump"][0]) if "proxyjump" in g else ()), cfg.read_text()
