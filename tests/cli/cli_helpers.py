@@ -91,6 +91,10 @@ class Pane:
         subprocess.run([*self.tmux, "send-keys", "-t", "t", "-l", text], check=True, timeout=30)
         subprocess.run([*self.tmux, "send-keys", "-t", "t", "Enter"], check=True, timeout=30)
 
+    def key(self, name: str) -> None:
+        """Press one key (tmux's name for it, e.g. ``C-c``)."""
+        subprocess.run([*self.tmux, "send-keys", "-t", "t", name], check=True, timeout=30)
+
     def screen(self) -> list[str]:
         out = subprocess.run([*self.tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True,
                              check=True, timeout=30).stdout

@@ -7,8 +7,8 @@ import shlex
 import subprocess
 
 import pytest
-
 from cli_helpers import Pane, clean_env, cli, parallax_exe, wait_exit
+
 from parallax.testing.sshd import TEST_ACCOUNT
 
 PASSWORD = "pa ss-w0rd'\"$x"  # the same one tests/integration/test_password_auth.py uses

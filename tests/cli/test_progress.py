@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import subprocess
 import sys
 import time
 
@@ -110,3 +111,21 @@ def test_library_progress_option(pane, lab):
     assert wait_exit(done) == 0
     after = pane.wait_for(lambda lines: any("RESULTS [0, 0, 0, 0]" in x for x in lines))
     assert not any(LIVE.search(x) for x in after)
+
+
+def test_ctrl_c_cancels_every_host_erases_the_line_and_exits_130(pane, lab, tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("\n".join(lab.hosts) + "\n")
+    marker = "sleep 60.4242"  # a command line no other test runs
+    done = pane.start(command(lab, str(hosts), cmd=marker))
+    pane.wait_for(lambda lines: any(re.search(r"\b4 running\b", x) for x in lines if LIVE.search(x)))
+    pane.key("C-c")
+    assert wait_exit(done) == 130
+    screen = pane.screen()
+    assert sum(bool(STATUS.match(x)) and x.endswith(" Cancelled") for x in screen) == 4
+    assert "parallax: interrupted" in screen and not any(LIVE.search(x) for x in screen)
+    deadline = time.monotonic() + 10  # sshd ends the remote commands once their connections are gone
+    while subprocess.run(["pgrep", "-f", marker], capture_output=True, check=False).returncode == 0:
+        assert time.monotonic() < deadline, "a remote command outlived the cancelled run"
+        time.sleep(0.1)
+
