@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import multiprocessing
 import os
+import random
 import shutil
 import stat
 import subprocess
@@ -282,3 +283,24 @@ def test_ssh_layer_imports_no_ssh_library() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko', 'asyncssh')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+FUZZ_PATTERNS = ["web*", "!web2", "db?", "*.example.com", "[h]:2222", "[h*]:22*", "h", "H", "10.0.0.*", "!10.0.0.5",
+                 "*", "x?y", "[x.y]:2200"]
+FUZZ_NAMES = ["web1", "web2", "db1", "db12", "a.example.com", "[h]:2222", "h", "H", "[hh]:2201", "10.0.0.5",
+              "10.0.0.6", "xzy", "[x.y]:2200", "x.y"]
+
+
+@needs_keygen
+@pytest.mark.parametrize("seed", range(8))
+def test_random_known_hosts_like_ssh_keygen_F(tmp_path: Path, seed: int) -> None:
+    r = random.Random(seed)
+    lines = []
+    for i in range(r.randint(2, 8)):
+        marker = r.choice(["", "", "", "@revoked ", "@cert-authority "])
+        lines.append(f"{marker}{','.join(r.sample(FUZZ_PATTERNS, r.randint(1, 3)))} {ed25519(i)}")
+    path = tmp_path / "known_hosts"
+    path.write_text("\n".join(lines) + "\n")
+    kh = KnownHosts.load([str(path)])
+    for name in FUZZ_NAMES:
+        assert {e.line for e in kh.find(name)} == keygen_lines(name, path), (name, lines)
