@@ -101,6 +101,17 @@ def test_options_are_checked():
     assert resolve(environ={"PARALLAX_CLUSTER": "tcp://10.0.0.1:8786"}).cluster == "tcp://10.0.0.1:8786"
 
 
+def test_import_parallax_never_imports_distributed():
+    import subprocess
+    import sys
+
+    code = ("import sys, parallax; from parallax.backends.mock import MockHosts; "
+            "parallax.run(['a'], 'true', backend='mock', mock=MockHosts(), local_shortcut=False); "
+            "print(sorted(m for m in ('distributed', 'dask', 'parallax.cluster.client') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out
+
+
 def test_results_and_errors_pickle_with_their_fields():
     err = parallax.WorkerLost("The worker running this host died; the command may or may not have run",
                               None, host="web1", stdout=b"o", stderr=b"e", rc=None, duration=1.5)
