@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import getpass
-import os
 import resource
 import socket
 import sys
@@ -221,7 +220,7 @@ class AsyncSession:
             self._finalizer.detach()
         await self.backend.close()
 
-    async def __aenter__(self) -> "AsyncSession":
+    async def __aenter__(self) -> AsyncSession:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -249,16 +248,32 @@ class _LoopThread:
         self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        """Run *coro* on the loop; on Ctrl-C cancel it and wait until its cleanup ran.
+
+        (A cancelled ``run_coroutine_threadsafe`` future reports "cancelled" at
+        once, while the task is still killing what it started: closing the
+        session then would race that cleanup.)
+        """
+        box: dict[str, asyncio.Task[T]] = {}
+        done = threading.Event()
+
+        def start() -> None:
+            task = self.loop.create_task(coro)
+            task.add_done_callback(lambda _: done.set())
+            box["task"] = task
+
+        def cancel() -> None:  # runs after start(): the loop takes callbacks in order
+            box["task"].cancel()
+
+        self.loop.call_soon_threadsafe(start)
         try:
-            return future.result()
-        except KeyboardInterrupt:
-            future.cancel()
-            try:
-                future.result(timeout=30)
-            except BaseException:
+            while not done.wait(0.05):
                 pass
+        except KeyboardInterrupt:
+            self.loop.call_soon_threadsafe(cancel)
+            done.wait(30)
             raise
+        return box["task"].result()
 
     def stop(self) -> None:
         if self.loop.is_closed():
@@ -327,7 +342,7 @@ class Session:
         if self._finalizer.detach():
             _close_sync_session(self._session, self._loop)
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -346,4 +361,4 @@ def _close_sync_session(session: AsyncSession, loop: _LoopThread) -> None:
         loop.stop()
 
 
-__all__ = ["Session", "AsyncSession", "ensure_fd_limit"]
+__all__ = ["AsyncSession", "Session", "ensure_fd_limit"]
