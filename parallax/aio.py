@@ -9,4 +9,4 @@ from .api import arun as run
 from .api import aslurp as slurp
 from .session import AsyncSession as Session
 
-__all__ = ["call", "run", "copy", "slurp", "check", "Session"]
+__all__ = ["Session", "call", "check", "copy", "run", "slurp"]

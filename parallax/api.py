@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Coroutine, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Coroutine
 
 from .options import Options
 from .session import AsyncSession
@@ -105,4 +106,4 @@ def check(hosts: Any, opts: Options | None = None, **overrides: Any) -> dict[str
     return run_sync(acheck(hosts, opts, **overrides))
 
 
-__all__ = ["call", "run", "copy", "slurp", "check", "acall", "arun", "acopy", "aslurp", "acheck", "run_sync"]
+__all__ = ["acall", "acheck", "acopy", "arun", "aslurp", "call", "check", "copy", "run", "run_sync", "slurp"]

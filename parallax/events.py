@@ -242,7 +242,7 @@ class EventBus:
 class JobSink:
     """The :class:`~parallax.backends.base.OutputSink` a backend writes one job's output to."""
 
-    __slots__ = ("job", "bus")
+    __slots__ = ("bus", "job")
 
     def __init__(self, job: Any, bus: EventBus) -> None:
         self.job = job
@@ -257,4 +257,4 @@ class JobSink:
             self.bus.output(self.job, "stderr", data)
 
 
-__all__ = ["EventBus", "JobSink", "MemoryBuffer", "LinePrinter", "FileWriter", "FailureReporter", "UserCallbacks"]
+__all__ = ["EventBus", "FailureReporter", "FileWriter", "JobSink", "LinePrinter", "MemoryBuffer", "UserCallbacks"]

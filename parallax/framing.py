@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-from typing import Callable
+from collections.abc import Callable
 
 #: What the login shell runs once per persistent shell: the user's own shell
 #: (so commands mean what they mean under ``ssh host cmd``), reading stdin.
@@ -156,4 +156,5 @@ def _partial_suffix(buf: bytes, marker: bytes) -> int:
     return 0
 
 
-__all__ = ["LOOP_COMMAND", "GREETING_STATUS", "new_tag", "greeting_script", "greeting_pid", "command_script", "FrameReader"]
+__all__ = ["GREETING_STATUS", "LOOP_COMMAND", "FrameReader", "command_script", "greeting_pid", "greeting_script",
+           "new_tag"]

@@ -52,7 +52,7 @@ class Target:
         return None
 
     @functools.cached_property
-    def connection(self) -> "Target":
+    def connection(self) -> Target:
         """This target without what varies per job (result key, environment): the
         key under which backends pool connections and the scheduler releases them."""
         return dataclasses.replace(self, key="", env=())
@@ -124,4 +124,4 @@ class CheckJob:
 
 Job = CommandJob | PutJob | GetJob | CheckJob
 
-__all__ = ["Target", "CommandJob", "PutJob", "GetJob", "CheckJob", "Job"]
+__all__ = ["CheckJob", "CommandJob", "GetJob", "Job", "PutJob", "Target"]

@@ -28,7 +28,7 @@ from .options import DEFAULT_PARALLELISM, DEFAULT_TIMEOUT, resolve
 from .scheduler import Scheduler
 from .task import DEPRECATION, Task
 
-__all__ = ["Manager", "FatalError", "DefaultCallbacks"]
+__all__ = ["DefaultCallbacks", "FatalError", "Manager"]
 
 KILLED = -9  # 1.0's exit status for a task it killed (-SIGKILL)
 
@@ -65,7 +65,7 @@ class DefaultCallbacks:
             sys.stdout.write("Stderr: ")
             _write_bytes(task.errorbuffer)
 
-    def result(self, manager: "Manager") -> list[int | None]:
+    def result(self, manager: Manager) -> list[int | None]:
         return [task.exitstatus for task in manager.save_tasks if task in manager.done]
 
 
@@ -96,7 +96,7 @@ class _TaskReporter:
     """Event consumer: fills each task's 1.0 attributes as its job finishes, and
     prints ``print_out`` lines for the tasks that asked for them."""
 
-    def __init__(self, manager: "Manager", tasks: dict[str, Task]) -> None:
+    def __init__(self, manager: Manager, tasks: dict[str, Task]) -> None:
         self.manager = manager
         self.tasks = tasks
         self.printer = LinePrinter()

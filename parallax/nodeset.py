@@ -134,7 +134,7 @@ def _nodeset(pattern: str) -> NodeSet:
         raise NodeSetError(pattern, str(exc), syntax=True) from None
     except RecursionError:
         raise NodeSetError(pattern, "nested too deeply", syntax=True) from None
-    except Exception as exc:  # noqa: BLE001 -- ClusterShell's group resolver and range code raise others on odd input
+    except Exception as exc:
         detail = str(exc) or type(exc).__name__
         if type(exc).__name__ == "GroupResolverSourceError":
             raise NodeSetError(pattern, f"unknown group source {detail!r}") from None
@@ -196,7 +196,7 @@ def fold(names: Iterable[str]) -> str:
         return str(NodeSet.fromlist(items))
     except NodeSetException as exc:
         raise NodeSetError(",".join(items), f"cannot fold: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 -- see _nodeset
+    except Exception as exc:
         raise NodeSetError(",".join(items), f"cannot fold: {exc or type(exc).__name__}") from None
 
 

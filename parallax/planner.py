@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from .hosts import HostSpec, parse_hosts
 from .jobs import CheckJob, CommandJob, GetJob, PutJob, Target
@@ -148,5 +149,14 @@ def plan_get(targets: list[Target], src: str, dst: str, settings: Settings) -> l
     ]
 
 
-__all__ = ["make_target", "plan_targets", "plan_commands", "plan_put", "plan_get", "slurp_path", "is_local",
-           "local_source_problem", "plan_check"]
+__all__ = [
+    "is_local",
+    "local_source_problem",
+    "make_target",
+    "plan_check",
+    "plan_commands",
+    "plan_get",
+    "plan_put",
+    "plan_targets",
+    "slurp_path",
+]

@@ -41,7 +41,7 @@ class _Result(tuple[Any, ...]):
         return tuple(self), dict(self.__dict__)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={_short(v)}" for n, v in zip(self._fields, self))
+        fields = ", ".join(f"{n}={_short(v)}" for n, v in zip(self._fields, self, strict=True))
         return f"{type(self).__name__}(host={self.__dict__.get('host')!r}, {fields})"
 
     @property
@@ -84,7 +84,7 @@ class CallResult(_Result):
         host: str,
         duration: float = 0.0,
         truncated: int = 0,
-    ) -> "CallResult":
+    ) -> CallResult:
         return super().__new__(cls, rc, stdout, stderr, host=host, duration=duration, truncated=truncated)
 
 
@@ -106,7 +106,7 @@ class CopyResult(_Result):
         src: str,
         dst: str,
         duration: float = 0.0,
-    ) -> "CopyResult":
+    ) -> CopyResult:
         return super().__new__(cls, rc, stdout, stderr, host=host, src=src, dst=dst, duration=duration)
 
 
@@ -127,7 +127,7 @@ class SlurpResult(_Result):
         host: str,
         src: str,
         duration: float = 0.0,
-    ) -> "SlurpResult":
+    ) -> SlurpResult:
         return super().__new__(cls, rc, stdout, stderr, path, host=host, src=src, duration=duration)
 
     @property
@@ -146,7 +146,7 @@ class CheckResult(_Result):
     auth: str
     connect_time: float
 
-    def __new__(cls, *, host: str, auth: str, connect_time: float, duration: float = 0.0) -> "CheckResult":
+    def __new__(cls, *, host: str, auth: str, connect_time: float, duration: float = 0.0) -> CheckResult:
         return super().__new__(cls, 0, b"", b"", host=host, auth=auth, connect_time=connect_time,
                                duration=duration)
 
@@ -164,5 +164,13 @@ CopyResults = dict[str, "CopyResult | Error"]
 SlurpResults = dict[str, "SlurpResult | Error"]
 CheckResults = dict[str, "CheckResult | Error"]
 
-__all__ = ["CallResult", "CopyResult", "SlurpResult", "CheckResult", "CallResults", "CopyResults",
-           "SlurpResults", "CheckResults"]
+__all__ = [
+    "CallResult",
+    "CallResults",
+    "CheckResult",
+    "CheckResults",
+    "CopyResult",
+    "CopyResults",
+    "SlurpResult",
+    "SlurpResults",
+]

@@ -13,7 +13,8 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .backends.base import Backend
 from .errors import Cancelled, CommandFailed, ConnectionFailed, ConnectionLost, Error, Timeout, TransferFailed
@@ -109,7 +110,7 @@ class Scheduler:
         await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
 
     def _finish(self, job: Job, result: Any) -> Any:
-        out, err, dropped = self.bus.buffer.take(job.key)
+        out, err, _ = self.bus.buffer.take(job.key)
         if isinstance(result, Error):
             if not result.stdout:
                 result.stdout = out

@@ -102,13 +102,13 @@ class Backend(abc.ABC):
         raise UnsupportedOption(f"the {self.name} backend cannot keep a remote shell open "
                                 f"(persistent_shell)", host=target.key)
 
-    async def disconnect(self, target: Target) -> None:
+    async def disconnect(self, target: Target) -> None:  # noqa: B027 (optional: nothing pooled by default)
         """Drop any pooled connection to *target* (after a failure)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (optional: nothing held by default)
         """Release every connection and resource the backend holds."""
 
-    def abandon(self) -> None:
+    def abandon(self) -> None:  # noqa: B027 (optional)
         """Best-effort synchronous cleanup for a session that was never closed
         (called by a finalizer, possibly at interpreter exit, without a loop)."""
 

@@ -58,7 +58,8 @@ import os
 import warnings
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import (
     AuthenticationFailed,
@@ -91,7 +92,7 @@ _FAILURE_KINDS: dict[str, tuple[type[Error], str]] = {
 
 FAILURES = tuple(_FAILURE_KINDS)
 
-Chunks = Union[bytes, Sequence[bytes]]
+Chunks = bytes | Sequence[bytes]
 
 
 @dataclass
@@ -118,7 +119,7 @@ class MockResponse:
             raise ValueError(f"MockResponse: rc={self.rc!r} must be an int")
 
 
-Answer = Union[MockResponse, Callable[[str, str], MockResponse], Sequence[Any]]
+Answer = MockResponse | Callable[[str, str], MockResponse] | Sequence[Any]
 
 
 def _chunks(name: str, value: Chunks) -> list[bytes]:
@@ -335,4 +336,4 @@ class MockBackend(Backend):
         self.hosts.disconnects.append(target.key)
 
 
-__all__ = ["MockBackend", "MockHosts", "MockResponse", "FAILURES", "failure"]
+__all__ = ["FAILURES", "MockBackend", "MockHosts", "MockResponse", "failure"]

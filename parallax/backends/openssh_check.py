@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 POLL = 0.01  # seconds between looks at ssh's log
 _AUTHENTICATED = re.compile(r'Authenticated to .* using "([^"]+)"')
 
-__all__ = ["check", "auth_method"]
+__all__ = ["auth_method", "check"]
 
 
 def auth_method(log: str) -> str | None:
@@ -39,7 +39,7 @@ class _Discard:
         pass
 
 
-async def check(backend: "OpenSSHBackend", job: CheckJob) -> str:
+async def check(backend: OpenSSHBackend, job: CheckJob) -> str:
     """Authenticate to *job*'s target and return the method that worked; the shared error classes otherwise."""
     from .openssh import _read, _unlink, classify
 

@@ -288,4 +288,4 @@ class PersistentShellBackend(Backend):
         self.inner.abandon()
 
 
-__all__ = ["PersistentShellBackend", "GREETING_TIMEOUT", "CANCEL_GRACE"]
+__all__ = ["CANCEL_GRACE", "GREETING_TIMEOUT", "PersistentShellBackend"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 #: ``st`` values of /proc/net/tcp
 ESTABLISHED = "01"
@@ -68,4 +68,4 @@ def tcp_client_address(pid: int) -> tuple[str, int] | None:
     return found[0] if len(found) == 1 else None
 
 
-__all__ = ["tcp_client_address", "tcp_sockets", "ESTABLISHED", "LISTEN"]
+__all__ = ["ESTABLISHED", "LISTEN", "tcp_client_address", "tcp_sockets"]

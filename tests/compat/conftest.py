@@ -12,7 +12,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 

@@ -14,7 +14,6 @@ import warnings
 
 import pytest
 
-import parallax
 from parallax.testing.processes import process_table, command_line
 
 import crmsh_calls as crmsh
@@ -78,7 +77,8 @@ def test_manager_and_task_keep_1_0_attributes(ssh_lab, lab_options, tmp_path, ca
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         manager = Manager(limit=2, timeout=0, callbacks=DefaultCallbacks())
-        argv = ["ssh", ssh_lab.addresses[0], *sum((["-o", o] for o in lab_options), []), "echo hi; echo no >&2; exit 2"]
+        options = [arg for o in lab_options for arg in ("-o", o)]
+        argv = ["ssh", ssh_lab.addresses[0], *options, "echo hi; echo no >&2; exit 2"]
         task = Task(ssh_lab.addresses[0], "2222", "admin", argv, inline=True)
         manager.add_task(task)
         assert manager.run() == [2]
@@ -86,7 +86,7 @@ def test_manager_and_task_keep_1_0_attributes(ssh_lab, lab_options, tmp_path, ca
     assert task.exitstatus == 2 and task.failures == ["Exited with error code 2"]
     assert task.outputbuffer == b"hi\n" and task.errorbuffer == b"no\n"
     printed = capsys.readouterr().out
-    assert f"[1] " in printed and f"[FAILURE] admin@{ssh_lab.addresses[0]}:2222 Exited with error code 2" in printed
+    assert "[1] " in printed and f"[FAILURE] admin@{ssh_lab.addresses[0]}:2222 Exited with error code 2" in printed
     assert "hi\nStderr: no\n" in printed
 
 
