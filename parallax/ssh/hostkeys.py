@@ -156,8 +156,8 @@ class HostKeyStatus(enum.Enum):
     """What the known_hosts files say about a name and key."""
 
     KNOWN = "known"
-    UNKNOWN = "unknown"  # no key of this type recorded for the name
-    CHANGED = "changed"  # another key of this type is recorded for the name
+    UNKNOWN = "unknown"  # no plain key recorded for the name
+    CHANGED = "changed"  # other keys (of any type, as OpenSSH) are recorded for the name, not this one
     REVOKED = "revoked"
 
 
@@ -238,6 +238,14 @@ class KnownHosts:
         """Every entry about *name*, markers included (what ``ssh-keygen -F`` lists)."""
         return tuple(e for e in self.entries if e.matches(name))
 
+    def known_types(self, name: str) -> tuple[str, ...]:
+        """Key types recorded for *name*, in file order: offer these host key algorithms first.
+
+        OpenSSH does (``order_hostkeyalgs``), so that a server with several
+        host keys presents the recorded one instead of looking "changed".
+        """
+        return tuple(dict.fromkeys(e.key.type for e in self.find(name) if e.marker is None))
+
     def check(self, name: str, key: HostKey) -> Verdict:
         """The status of *key* for *name*: revoked first, then known, changed, unknown."""
         if key.is_certificate:
@@ -251,9 +259,9 @@ class KnownHosts:
             if e.marker == "revoked" and e.key == key:
                 return Verdict(HostKeyStatus.REVOKED, e)
         other = None
-        for e in found:
-            if e.marker is None and e.key.type == key.type:
-                if e.key.blob == key.blob:
+        for e in found:  # as hostfile.c: any other plain key for the name, of any type, means "changed"
+            if e.marker is None:
+                if e.key == key:
                     return Verdict(HostKeyStatus.KNOWN, e)
                 other = other or e
         if other is not None:

@@ -145,7 +145,8 @@ def test_check_statuses(tmp_path: Path) -> None:
     assert kh.check("plain.example", keys["a"]).status is HostKeyStatus.KNOWN
     changed = kh.check("plain.example", keys["b"])
     assert changed.status is HostKeyStatus.CHANGED and changed.entry is not None and changed.entry.line == 2
-    assert kh.check("plain.example", ecdsa_like(1)).status is HostKeyStatus.UNKNOWN  # other type: new, as OpenSSH
+    # a key of another type: "changed", as OpenSSH's check_hostkeys_by_key_or_type (and ssh against a real sshd)
+    assert kh.check("plain.example", ecdsa_like(1)).status is HostKeyStatus.CHANGED
     assert kh.check("[ported.example]:2222", keys["b"]).status is HostKeyStatus.KNOWN
     assert kh.check("ported.example", keys["b"]).status is HostKeyStatus.UNKNOWN
     assert kh.check("x.wild.example", keys["c"]).status is HostKeyStatus.KNOWN
@@ -154,6 +155,8 @@ def test_check_statuses(tmp_path: Path) -> None:
     assert kh.check("x.ca.example", keys["e"]).status is HostKeyStatus.UNKNOWN  # CA lines are not plain keys
     assert kh.check("multi.example", ecdsa_like(9)).status is HostKeyStatus.KNOWN
     assert kh.check("multi.example", ecdsa_like(8)).status is HostKeyStatus.CHANGED
+    assert kh.known_types("multi.example") == ("ssh-ed25519", "ecdsa-sha2-nistp256")
+    assert kh.known_types("rev.example") == ()
     assert kh.check("marker.example", keys["a"]).status is HostKeyStatus.UNKNOWN  # a bad marker line is skipped
     cert = HostKey("ssh-ed25519-cert-v01@openssh.com", b"")
     with pytest.raises(HostCertificateUnsupported, match="host certificate"):
