@@ -99,10 +99,10 @@ class ProgressDisplay:
         parts = [done, f"{self.failures} failed", f"{running} running", f"{_clock(elapsed)} elapsed"]
         if self.done and elapsed > 0:
             rate = self.done / elapsed
-            parts.append(f"{rate:.1f} hosts/s")
+            parts.append(f"{rate:.1f}/s")
             if self.total and self.done < self.total:
                 parts.append(f"ETA {_clock((self.total - self.done) / rate)}")
-        return "parallax: " + " | ".join(parts)
+        return "parallax: " + ", ".join(parts)
 
     def _renderable(self) -> Any:
         from rich.text import Text
@@ -134,40 +134,57 @@ class ProgressDisplay:
         self._ticker.start()
 
     def _tick(self) -> None:
+        """Redraw now and then, so that elapsed time moves while no host finishes."""
         while not self._stop.wait(REFRESH):
-            self.show()
+            with self._lock:
+                if not self._hidden:  # hidden: another consumer is printing right now
+                    self._draw(self._renderable())
+
+    def _draw(self, renderable: Any) -> None:
+        """Put *renderable* on the line (lock held); a terminal that went away ends the display."""
+        if self._live is None or self._closed:
+            return
+        try:
+            self._live.update(renderable, refresh=True)
+            self.stream.flush()
+        except (OSError, ValueError):  # stderr closed or gone: the run goes on without the line
+            self._closed = True
+            self._stop.set()
 
     def hide(self) -> None:
         """Take the line off the screen until the next :meth:`show`."""
-        with self._lock:
-            if self._live is not None and not self._hidden:
-                from rich.text import Text
+        from rich.text import Text
 
-                self._live.update(Text(""), refresh=True)
-                self.stream.flush()
+        with self._lock:
+            if not self._hidden:
+                self._draw(Text(""))
             self._hidden = True
 
     def show(self) -> None:
         """Draw the line with the current counts."""
         with self._lock:
             self._hidden = False
-            if self._live is not None and not self._closed:
-                self._live.update(self._renderable(), refresh=True)
-                self.stream.flush()
+            self._draw(self._renderable())
 
     def close(self) -> None:
         """Erase the line for good and stop redrawing (idempotent)."""
+        from rich.text import Text
+
         self._stop.set()
         if self._ticker is not None:
-            self._ticker.join(timeout=2)
+            self._ticker.join(timeout=10)
         with self._lock:
-            self._closed = True
-            if self._live is not None:
-                try:
-                    self._live.stop()
-                    self.stream.flush()
-                finally:
-                    self._live = None
+            live, self._live = self._live, None
+            closed, self._closed = self._closed, True
+            if live is None:
+                return
+            try:
+                if not closed:
+                    live.update(Text(""))  # stop() draws once more: draw nothing
+                live.stop()
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
 
     # -- events (trylast: after every other consumer has printed) ----------
 

@@ -17,7 +17,7 @@ import time
 import pytest
 from cli_helpers import STATUS, Pane, exit_file, lab_flags, parallax_exe, wait_exit
 
-LIVE = re.compile(r"parallax: \d+(/\d+)? done \| \d+ failed \| \d+ running \| \d+:\d\d elapsed")
+LIVE = re.compile(r"parallax: \d+(/\d+)? done, \d+ failed, \d+ running, \d+:\d\d elapsed")
 
 
 @pytest.fixture
@@ -97,6 +97,22 @@ def test_no_live_line_when_asked_or_with_json(pane, lab, tmp_path, flag):
     assert not any("parallax:" in x for x in seen)  # 2 s of captures: never the live line
     finished = [x for x in pane.screen() if STATUS.match(x) or x.startswith('{"host"')]
     assert len(finished) == 4
+
+
+def test_print_lines_go_above_the_live_line(pane, lab, tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("\n".join(lab.hosts) + "\n")
+    done = pane.start(command(lab, str(hosts), "-P", "-p", "2", cmd="echo a; sleep 0.4; echo b; sleep 0.4"))
+    seen: list[str] = []
+    while exit_file(done) is None:
+        seen.extend(pane.screen())
+        time.sleep(0.02)
+    assert exit_file(done) == 0
+    assert any(LIVE.search(x) for x in seen)  # the line was there while lines were printed
+    shown = [x for x in pane.screen() if x.strip() and not re.match(r"bash-[\d.]+[#$]( |$)", x)]
+    printed = sorted(x for x in shown if not STATUS.match(x))
+    assert printed == sorted(f"{h}: {w}" for h in lab.hosts for w in "ab"), shown  # whole, unbroken lines
+    assert len(shown) == 12
 
 
 def test_library_progress_option(pane, lab):
