@@ -40,7 +40,8 @@ def flags(lab) -> list[str]:
 def test_askpass_prompts_once_on_the_terminal(password_lab, tmp_path, backend):
     pane = Pane(tmp_path)
     try:
-        done = pane.start(shlex.join([parallax_exe(), "run", "-A", *flags(password_lab), "--backend", backend, "id -un"]))
+        argv = [parallax_exe(), "run", "-A", *flags(password_lab), "--backend", backend, "id -un"]
+        done = pane.start(shlex.join(argv))
         prompt = pane.wait_for(lambda lines: any(x.startswith("Password:") for x in lines))
         assert any("do not enter your password" in x for x in prompt)  # pssh's warning first
         pane.type(PASSWORD)

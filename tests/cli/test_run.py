@@ -116,12 +116,12 @@ def test_par_limits_hosts_at_once(lab, hosts_arg):
     r = cli("run", *hosts_arg, *lab_flags(lab), "-p", "1", "--inline-stdout", cmd)
     assert r.rc == 0, r.err
     times = [float(x) for x in r.out.splitlines() if not STATUS.match(x)]
-    spans = sorted(zip(times[::2], times[1::2]))
+    spans = sorted(zip(times[::2], times[1::2], strict=True))
     assert len(spans) == 4
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))  # never two at once
     r = cli("run", *hosts_arg, *lab_flags(lab), "-p", "4", "--inline-stdout", cmd)
     times = [float(x) for x in r.out.splitlines() if not STATUS.match(x)]
-    spans = sorted(zip(times[::2], times[1::2]))
+    spans = sorted(zip(times[::2], times[1::2], strict=True))
     assert any(a_end > b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))  # -p 4: overlap
 
 
@@ -285,7 +285,9 @@ def test_python_m_parallax_is_the_same_program(lab):
                                 env=clean_env(), timeout=60)
     via_script = cli(*args)
     assert via_module.returncode == via_script.rc == 0
-    strip = [{k: v for k, v in json.loads(line).items() if k != "duration"} for line in (via_module.stdout, via_script.out)]
+    outputs = (via_module.stdout, via_script.out)
+    strip = [{k: v for k, v in json.loads(line).items() if k != "duration"} for line in outputs]
     assert strip[0] == strip[1]
-    bad = subprocess.run([sys.executable, "-m", "parallax", "run", "--bogus"], check=False, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "parallax", "run", "--bogus"], check=False,
+                         capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr == cli("run", "--bogus").err
