@@ -563,8 +563,13 @@ class _Stream:
         text = _read(self.log_path)
         _unlink(self.log_path)
         self.backend._streams.discard(self)
-        failed = _FAILURE.search(text) if status == 255 else None
-        self.sink.closed(ConnectionError(failed.group(0)) if failed else None)
+        outcome = session_outcome(text) if status == 255 else "exit"
+        if outcome == "mux-lost":  # no status from the master: lost only if the master is gone
+            master = self.backend._masters.get(self.target.connection)
+            outcome = "exit" if master is not None and master.proc.returncode is None else "lost"
+        failed = _FAILURE.search(diagnostics(text))
+        lost = outcome != "exit" and (failed.group(0) if failed else "the session ended without an exit status")
+        self.sink.closed(ConnectionError(lost) if lost else None)
 
     def write(self, data: bytes) -> None:
         assert self.proc is not None
