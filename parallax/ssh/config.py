@@ -14,7 +14,8 @@ Follows OpenSSH 9.2 (Debian 12's), checked against ``ssh -G`` by
 
 * Unknown keywords are an error unless listed in ``IgnoreUnknown`` (as
   OpenSSH); keywords OpenSSH knows but parallax does not use are accepted.
-* What cannot be evaluated faithfully is a :class:`ConfigError` naming file
+* What cannot be evaluated faithfully is an :class:`UnsupportedConfig` (a
+  :class:`ConfigError`) naming file
   and line, for the hosts it applies to: ``Match exec`` (nothing is ever run),
   ``Match canonical/final/localnetwork/tagged``, ``KnownHostsCommand``,
   ``CanonicalizeHostname yes/always``.
@@ -38,7 +39,7 @@ from functools import lru_cache
 
 from ..account import local_account
 from .config_eval import EvalState, evaluate, glob_paths
-from .config_parse import ConfigError, Origin, ParsedFile, Setting, parse_file, parse_line
+from .config_parse import ConfigError, Origin, ParsedFile, Setting, UnsupportedConfig, parse_file, parse_line
 from .hostconfig import HostConfig
 from .jump import JumpHop, format_jump, parse_jump
 from .policy import STRICT_HOST_KEY_CHECKING, HostKeyPolicy, policy_for
@@ -54,6 +55,7 @@ __all__ = [
     "JumpHop",
     "LocalContext",
     "SshOption",
+    "UnsupportedConfig",
 ]
 
 #: OpenSSH 9.2's default identities, in its order (used when none is configured).
@@ -321,11 +323,11 @@ def _refuse_unevaluable(state: EvalState) -> None:
     """Settings parallax cannot honour faithfully are an error naming their line, never ignored."""
     s = state.values.get("knownhostscommand")
     if s is not None and str(s.value).lower() != "none":
-        raise ConfigError(f"{s.origin}: KnownHostsCommand cannot be evaluated (parallax never runs commands "
+        raise UnsupportedConfig(f"{s.origin}: KnownHostsCommand cannot be evaluated (parallax never runs commands "
                           "from ssh_config); use the openssh backend or remove it")
     s = state.values.get("canonicalizehostname")
     if s is not None and s.value != "no":
-        raise ConfigError(f"{s.origin}: CanonicalizeHostname {s.value} cannot be evaluated (it needs OpenSSH's "
+        raise UnsupportedConfig(f"{s.origin}: CanonicalizeHostname {s.value} cannot be evaluated (it needs OpenSSH's "
                           "DNS canonicalisation and second pass); use the openssh backend or set it to no")
 
 

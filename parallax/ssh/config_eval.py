@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
-from .config_parse import ConfigError, HostBlock, Include, MatchBlock, ParsedFile, Setting, Unknown
+from .config_parse import ConfigError, HostBlock, UnsupportedConfig, Include, MatchBlock, ParsedFile, Setting, Unknown
 from .patterns import match_pattern, match_pattern_list
 from .tokens import TokenError, expand, expand_tilde
 
@@ -165,7 +165,7 @@ def _match(block: MatchBlock, state: EvalState) -> bool:
             what = f"Match {'!' if negated else ''}{attr}"
             reason = ("parallax never runs commands from ssh_config" if attr == "exec"
                       else "it needs OpenSSH's canonicalisation/final pass or network state")
-            raise ConfigError(f"{block.origin}: {what} cannot be evaluated ({reason}); "
+            raise UnsupportedConfig(f"{block.origin}: {what} cannot be evaluated ({reason}); "
                               "use the openssh backend or remove it")
     return result
 

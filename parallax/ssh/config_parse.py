@@ -32,8 +32,10 @@ __all__ = [
     "MatchBlock",
     "Origin",
     "ParsedFile",
+    "Segment",
     "Setting",
     "Unknown",
+    "UnsupportedConfig",
     "parse_file",
     "parse_line",
     "parse_text",
@@ -51,6 +53,14 @@ MATCH_ATTRIBUTES = frozenset({"all", "canonical", "final", "exec", "localnetwork
 
 class ConfigError(ValueError):
     """A bad ssh_config line or option, or a construct parallax cannot evaluate; names file and line."""
+
+
+class UnsupportedConfig(ConfigError):
+    """A valid construct parallax cannot evaluate faithfully (``Match exec``, ``KnownHostsCommand``, ...).
+
+    The openssh backend, which hands the config to ``ssh`` itself, can still
+    serve such a target.
+    """
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from parallax.ssh.config import ConfigError, ConfigResolver, HostConfig, LocalContext
+from parallax.ssh.config import ConfigError, ConfigResolver, HostConfig, LocalContext, UnsupportedConfig
 from parallax.ssh.jump import parse_jump
 from parallax.ssh.tokens import CLIENT_TOKENS, PROXY_TOKENS, Tokens, expand, expand_tilde
 
@@ -312,7 +312,7 @@ def test_match_exec_runs_nothing(tmp_path: Path, criterion: str) -> None:
     canary = tmp_path / "canary"
     cfg = tmp_path / "config"
     cfg.write_text("Host *\n  User u\n\nMatch " + criterion.format(canary=canary) + "\n  Port 1\n")
-    with pytest.raises(ConfigError, match=rf"{cfg}:4: Match !?exec cannot be evaluated"):
+    with pytest.raises(UnsupportedConfig, match=rf"{cfg}:4: Match !?exec cannot be evaluated"):
         ConfigResolver(str(cfg)).resolve("h")
     assert not canary.exists()
 
@@ -330,7 +330,7 @@ def test_match_exec_after_failed_criterion_is_skipped_not_run(tmp_path: Path) ->
 def test_unevaluable_match_criteria_are_errors(tmp_path: Path, criterion: str) -> None:
     cfg = tmp_path / "config"
     cfg.write_text(f"Port 2\nMatch {criterion}\n  Port 1\n")
-    with pytest.raises(ConfigError, match=rf"{cfg}:2: "):
+    with pytest.raises(UnsupportedConfig, match=rf"{cfg}:2: "):
         ConfigResolver(str(cfg)).resolve("h")
 
 
@@ -419,7 +419,7 @@ def test_settings_that_cannot_be_honoured_are_errors(tmp_path: Path, line: str, 
     cfg.write_text("Host other\n  Port 1\nHost h\n  " + line.format(canary=canary) + "\n")
     r = ConfigResolver(str(cfg))
     assert r.resolve("other").port == 1  # only the hosts it applies to are refused
-    with pytest.raises(ConfigError, match=rf"{cfg}:4: {what} cannot be evaluated"):
+    with pytest.raises(UnsupportedConfig, match=rf"{cfg}:4: {what} cannot be evaluated"):
         r.resolve("h")
     assert not canary.exists()
 
