@@ -58,7 +58,7 @@ def ours(hc: HostConfig) -> dict[str, list[str]]:
     """HostConfig as ssh -G would print the fields it holds."""
     d: dict[str, list[str]] = {
         "hostname": [hc.hostname], "port": [str(hc.port)], "user": [hc.user],
-        "identityfile": list(hc.identity_files),
+        "identityfile": list(hc.identity_files), "certificatefile": list(hc.certificate_files),
         "userknownhostsfile": [" ".join(hc.user_known_hosts_files) or "none"],
         "globalknownhostsfile": [" ".join(hc.global_known_hosts_files) or "none"],
         "stricthostkeychecking": [SHKC[hc.strict_host_key_checking]],
@@ -104,9 +104,9 @@ def theirs(g: dict[str, list[str]], ctx: LocalContext, host: str, mine: dict[str
     alias = g.get("hostkeyalias", [host])[0]
     tokens = Tokens(ctx.hostname, hostname, port, user, host, ctx.user, ctx.home, ctx.uid, alias).mapping()
     out = {k: list(g.get(k, [])) for k in mine if k in g or k in ("sendenv", "setenv")}
-    out["identityfile"] = [expand(expand_tilde(p, ctx.home), tokens, allowed=CLIENT_TOKENS,
-                                  env=dict(os.environ) if env is None else env)
-                           for p in g["identityfile"]]
+    for key in ("identityfile", "certificatefile"):
+        out[key] = [expand(expand_tilde(p, ctx.home), tokens, allowed=CLIENT_TOKENS,
+                           env=dict(os.environ) if env is None else env) for p in g.get(key, [])]
     out["identityagent"] = g.get("identityagent", ["SSH_AUTH_SOCK"])
     if "proxycommand" in g:
         out["proxycommand"] = [expand(g["proxycommand"][0], {"h": hostname, "n": host, "p": str(port), "r": user},
@@ -218,6 +218,8 @@ CORPUS: dict[str, tuple[str, str, dict[str, Any], dict[str, str]]] = {
     "many-blocks-wildcards": ("Host *.a\n  User ua\nHost x.*\n  Port 3020\nHost *\n  User uall\n"
                               "  Port 3021\n", "x.a", {}, {}),
     "quoted-keyword": ('"Host" web\n  "Port" 2207\n', "web", {}, {}),
+    "certificate-files": ("Host *\n  CertificateFile ~/c_%h\n  CertificateFile /x/c2\n  CertificateFile /x/c2\n"
+                          "  IdentityFile /x/id\n", "h", {}, {}),
     "agent-none": ("Host *\n  IdentityAgent none\n  ChallengeResponseAuthentication no\n", "h", {}, {}),
     "ignore-unknown": ("IgnoreUnknown Frob*,Other\nHost *\n  FrobnicateLevel 3\n  Port 4003\n", "h", {}, {}),
     "unused-known-keywords": ("Host *\n  ForwardAgent yes\n  ControlMaster auto\n  LocalForward 8080 x:80\n"
