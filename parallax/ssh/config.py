@@ -22,6 +22,10 @@ Follows OpenSSH 9.2 (Debian 12's), checked against ``ssh -G`` by
 * Upstream defaults: Debian's ssh also makes ServerAliveInterval 300 under
   ``BatchMode yes``; parallax does not.
 * ``%C`` is OpenSSH 9.2's hash of ``%l%h%p%r`` (9.6 added ``%j``).
+* A caller's ``identity_files`` entry is kept even if the file is missing
+  (``ssh -i`` drops it with a warning): the backend reports it.
+* ``ssh_options`` are checked like config lines; ``Host``/``Match``/``Include``
+  are refused there, as ``ssh -o`` does.
 
 :meth:`ConfigResolver.jump_chain` resolves ProxyJump hops as ``ssh -J``.
 Pure Python: no paramiko or asyncssh.
