@@ -25,6 +25,7 @@ from ..events import EventBus
 from ..jobs import Job
 from ..options import Settings
 from ..plugins import plugin_manager
+from . import primitives
 from .sharding import ShardPlan, decode_ranges, plan_shards, workers_from_info
 from .wire import ShardSpec, decode
 
@@ -82,7 +83,7 @@ class Replay:
         except Exception:  # a consumer must never lose other hosts' results
             log.exception("%s: event consumer failed", args[0].key)
 
-    def handle(self, event: tuple) -> None:
+    def handle(self, event: tuple[Any, ...]) -> None:
         kind, i = event[0], event[1]
         if i in self.results:
             return  # a late event of an attempt whose worker died
@@ -152,8 +153,6 @@ class ShardedCall:
         self.cancelled = False
 
     async def submit(self) -> None:
-        from distributed import Event, Queue, Variable
-
         from .runner import run_shard
 
         await self.client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
@@ -161,8 +160,8 @@ class ShardedCall:
         workers = workers_from_info(identity.get("workers", {}))
         self.plans = plan_shards([j.key for j in self.jobs], limit=self.settings.limit, workers=workers,
                                  shard_by=self.settings.shard_by)
-        self.queue = await Queue(f"parallax-events-{self.call_id}", client=self.client)
-        self.cancel_event = Event(f"parallax-cancel-{self.call_id}", client=self.client)
+        self.queue = await primitives.queue(f"parallax-events-{self.call_id}", self.client)
+        self.cancel_event = primitives.event(f"parallax-cancel-{self.call_id}", self.client)
         forward = wants_output(self.settings)
         for plan in self.plans:
             spec = ShardSpec(
@@ -172,7 +171,7 @@ class ShardedCall:
                 forward_output=forward, idempotent=self.settings.idempotent,
                 limit_per_worker=self.settings.limit_per_worker, caller_host=socket.gethostname(),
             )
-            await Variable(spec.record_name, client=self.client).set({"attempt": 0, "started": [], "finished": []})
+            await primitives.variable(spec.record_name, self.client).set({"attempt": 0, "started": [], "finished": []})
             group = f"{plan.group}-" if plan.group else ""
             self.futures[plan.number] = self.client.submit(
                 run_shard, spec, key=f"parallax-shard-{group}{self.call_id}-{plan.number}", pure=False,
@@ -210,11 +209,9 @@ class ShardedCall:
             self.done.add(number)
 
     async def _started(self, number: int) -> set[int]:
-        from distributed import Variable
-
         try:
-            value = await Variable(f"parallax-started-{self.call_id}-{number}", client=self.client).get(timeout=5)
-        except Exception:  # noqa: BLE001 - best effort: what the caller saw start is the fallback
+            value = await primitives.variable(f"parallax-started-{self.call_id}-{number}", self.client).get(timeout=5)
+        except Exception:  # best effort: what the caller saw start is the fallback
             return set(self.replay.started)
         return decode_ranges(value.get("started", [])) | self.replay.started
 
@@ -245,11 +242,9 @@ class ShardedCall:
         return {job.key: self.replay.results[i] for i, job in enumerate(self.jobs)}
 
     async def cleanup(self) -> None:
-        from distributed import Variable
-
         self.replay.bus.close()
         for plan in self.plans:
-            Variable(f"parallax-started-{self.call_id}-{plan.number}", client=self.client).delete()
+            primitives.variable(f"parallax-started-{self.call_id}-{plan.number}", self.client).delete()
         if self.plans:
             self.queue.close()
         if self.cancelled:  # a cleared event is removed from the scheduler
@@ -268,12 +263,12 @@ async def execute_sharded(jobs: list[Job], settings: Settings) -> dict[str, Any]
     if not jobs:
         return {}
     try:
-        from distributed import Client
+        import distributed  # noqa: F401 - only to say clearly what is missing
     except ImportError:  # pragma: no cover - depends on the installation
         raise ImportError("cluster= needs the 'distributed' package: pip install 'parallax[dask]'") from None
     address, security = _address(settings.cluster)
-    client = await Client(address, asynchronous=True, security=security, set_as_default=False,
-                          name=f"parallax-{uuid.uuid4().hex[:8]}", timeout=settings.connect_timeout or 30)
+    client = await primitives.connect(address, security, f"parallax-{uuid.uuid4().hex[:8]}",
+                                      timeout=settings.connect_timeout or 30)
     call = ShardedCall(client, jobs, settings)
     try:
         try:

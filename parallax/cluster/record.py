@@ -23,8 +23,8 @@ class StartRecord:
         self.started: set[int] = set()
         self.finished: set[int] = set()
         self.attempt = 1
-        self._pending: asyncio.Future | None = None
-        self._writer: asyncio.Task | None = None
+        self._pending: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         """Read what earlier attempts of this shard recorded (the caller creates it empty)."""
@@ -53,7 +53,7 @@ class StartRecord:
         """Save the current state; return once a write holding it was acknowledged."""
         await asyncio.shield(self._schedule())
 
-    def _schedule(self) -> asyncio.Future:
+    def _schedule(self) -> asyncio.Future[None]:
         if self._pending is None:
             self._pending = asyncio.get_running_loop().create_future()
             if self._writer is None or self._writer.done():

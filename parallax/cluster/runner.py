@@ -27,6 +27,7 @@ from ..jobs import Job
 from ..plugins import backend_factory
 from ..scheduler import Scheduler
 from ..session import ensure_fd_limit
+from . import primitives
 from .record import StartRecord
 from .wire import ShardSpec, encode, portable
 
@@ -42,13 +43,13 @@ class Outbox:
     def __init__(self, queue: Any, record: StartRecord) -> None:
         self.queue = queue
         self.record = record
-        self.pending: list[tuple] = []
+        self.pending: list[tuple[Any, ...]] = []
         self.size = 0
         self.wake = asyncio.Event()
         self.lock = asyncio.Lock()
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
-    def add(self, event: tuple, size: int = 0) -> None:
+    def add(self, event: tuple[Any, ...], size: int = 0) -> None:
         self.pending.append(event)
         self.size += size
         if self.size >= FLUSH_BYTES:
@@ -75,7 +76,7 @@ class Outbox:
                 self.record.finished.update(ended)
                 self.record.touch()
 
-    async def close(self, final: tuple) -> None:
+    async def close(self, final: tuple[Any, ...]) -> None:
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -181,17 +182,14 @@ def run_shard(spec: ShardSpec) -> dict[str, Any]:
 async def _run(spec: ShardSpec, address: str, security: Any, nthreads: int) -> dict[str, Any]:
     import dataclasses
 
-    from distributed import Client, Event, Queue, Variable
-
-    async with Client(address, asynchronous=True, security=security,
-                      set_as_default=False, name=f"parallax-shard-{spec.number}") as client:
-        record = StartRecord(Variable(spec.record_name, client=client))
+    async with await primitives.connect(address, security, f"parallax-shard-{spec.number}") as client:
+        record = StartRecord(primitives.variable(spec.record_name, client))
         await record.load()
-        outbox = Outbox(await Queue(spec.queue_name, client=client), record)
+        outbox = Outbox(await primitives.queue(spec.queue_name, client), record)
         attempt = record.attempt
-        index = {job.key: i for job, i in zip(spec.jobs, spec.indices)}
+        index = {job.key: i for job, i in zip(spec.jobs, spec.indices, strict=True)}
         todo: list[Job] = []
-        for job, i in zip(spec.jobs, spec.indices):
+        for job, i in zip(spec.jobs, spec.indices, strict=True):
             if i in record.finished:
                 continue  # its result reached the caller's queue before the worker died
             if i in record.started and not spec.idempotent:
@@ -209,7 +207,7 @@ async def _run(spec: ShardSpec, address: str, security: Any, nthreads: int) -> d
         local = None
         if socket.gethostname() == spec.caller_host:
             local = cast(Backend, RecordingBackend(LocalBackend(), record, index))
-        cancel = Event(spec.cancel_name, client=client)
+        cancel = primitives.event(spec.cancel_name, client)
         outbox.start()
         await record.save()  # the new attempt number, before anything starts
         execute = asyncio.ensure_future(Scheduler(backend, settings, bus, local=local).execute(todo))

@@ -97,7 +97,7 @@ def split_limit(limit: int, sizes: Sequence[int]) -> list[int]:
     leftover = limit - sum(shares)
     for i in sorted(range(len(sizes)), key=lambda i: exact[i] - int(exact[i]), reverse=True)[:leftover]:
         shares[i] += 1
-    return [min(share, max(size, 1)) for share, size in zip(shares, sizes)]
+    return [min(share, max(size, 1)) for share, size in zip(shares, sizes, strict=True)]
 
 
 def group_keys(keys: Sequence[str], shard_by: Callable[[str], str]) -> dict[str, list[int]]:
@@ -172,7 +172,7 @@ def plan_shards(
                 runs.append((group, placed[group], tuple(indices[i] for i in run)))
     shares = split_limit(limit, [len(r[2]) for r in runs])
     return [ShardPlan(number=n, group=group, indices=indices, limit=share, placement=placement)
-            for n, ((group, placement, indices), share) in enumerate(zip(runs, shares))]
+            for n, ((group, placement, indices), share) in enumerate(zip(runs, shares, strict=True))]
 
 
 def encode_ranges(values: set[int] | Sequence[int]) -> list[list[int]]:

@@ -68,14 +68,15 @@ def portable(result: Any) -> Any:
         return plain
 
 
-def encode(events: list[tuple]) -> bytes:
+def encode(events: list[tuple[Any, ...]]) -> bytes:
     """One batch of events as bytes (what a Dask queue carries through msgpack)."""
     return pickle.dumps(events, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def decode(data: bytes) -> list[tuple]:
+def decode(data: bytes) -> list[tuple[Any, ...]]:
     """The inverse of :func:`encode` (only ever fed what this call's own shards sent)."""
-    return pickle.loads(data)
+    events: list[tuple[Any, ...]] = pickle.loads(data)
+    return events
 
 
 __all__ = ["ShardSpec", "decode", "encode", "portable"]

@@ -184,7 +184,7 @@ def same(local, sharded):
 
 def test_call_and_run_give_the_same_results_as_a_local_call(ssh_lab, cluster, tmp_path):
     dead = f"127.0.0.2:{free_port()}"
-    hosts = ssh_lab.hosts + [dead]
+    hosts = [*ssh_lab.hosts, dead]
     opts = lab_opts(ssh_lab, timeout=20)
     for fn, cmd in ((parallax.call, "echo out; echo err >&2; exit 3"), (parallax.call, "echo fine"),
                     (parallax.run, "echo out; echo err >&2; exit 3")):
@@ -281,7 +281,8 @@ def test_parallax_cluster_in_the_environment_shards_every_call(ssh_lab, cluster,
 def test_a_group_placed_by_a_worker_resource(ssh_lab):
     # a second, in-process cluster whose only worker offers the resource "site-x"
     with LocalCluster(n_workers=1, processes=False, threads_per_worker=2, resources={"site-x": 2},
-                      dashboard_address=":0", worker_dashboard_address=":0") as local, Client(local) as client, get_task_stream(client) as ts:
+                      dashboard_address=":0", worker_dashboard_address=":0") as local, \
+            Client(local) as client, get_task_stream(client) as ts:
         res = ok(parallax.run(ssh_lab.hosts, "echo $SSH_CONNECTION", cluster=client,
                               shard_by=lambda h: "site-x", **lab_opts(ssh_lab)))
     assert [r.stdout.split()[2].decode() for r in res.values()] == ssh_lab.addresses
