@@ -89,6 +89,11 @@ class ProgressDisplay:
         self._stop = threading.Event()
         self._closed = False
 
+    @property
+    def active(self) -> bool:
+        """Whether the line is on the terminal (started, not yet closed)."""
+        return self._live is not None
+
     # -- what the line says ------------------------------------------------
 
     def text(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from types import SimpleNamespace
 
 import parallax
@@ -42,9 +43,24 @@ class Terminal:
     def text(self) -> str:
         return self.data.decode("utf-8", "replace")
 
+    def wait_for(self, pattern: str, timeout: float = 10) -> str:
+        """What was drawn (escapes removed) once it matches *pattern*."""
+        deadline = time.monotonic() + timeout
+        while True:
+            drawn = ANSI.sub("", self.text())
+            if re.search(pattern, drawn) or time.monotonic() > deadline:
+                return drawn
+            time.sleep(0.01)
+
+    def finish(self) -> str:
+        """Close the terminal's slave end and return everything that was drawn on it."""
+        if not self.stream.closed:
+            self.stream.close()
+            self.reader.join(timeout=30)  # the reader sees EOF once the slave end is closed
+        return self.text()
+
     def close(self) -> None:
-        self.stream.close()
-        self.reader.join(timeout=5)
+        self.finish()
         os.close(self.master)
 
 
@@ -61,15 +77,16 @@ def test_done_of_total_failed_and_eta_then_erased(monkeypatch):
             display.parallax_job_started(job(key))
         display.parallax_job_finished(job("a"), parallax.CallResult(0, b"", b"", host="a"))
         display.parallax_job_finished(job("b"), parallax.ConnectionFailed("refused", host="b"))
-        drawn = ANSI.sub("", term.text())
+        assert display.active
+        drawn = term.wait_for(r"2/3 done.*ETA")
         assert "parallax: 2/3 done, 1 failed, 1 running, 0:00 elapsed, " in drawn
         assert re.search(r"elapsed, [0-9.]+/s, ETA 0:00", drawn)
-        before = len(term.data)
         display.close()
         display.close()  # idempotent
-        tail = bytes(term.data[before:])
-        assert b"\x1b[2K" in tail  # the line is erased ...
-        assert b"done" not in tail  # ... not drawn again
+        assert not display.active
+        tail = term.finish().rsplit("ETA", 1)[1]
+        assert "\x1b[2K" in tail  # the line is erased ...
+        assert "done" not in tail  # ... not drawn again
     finally:
         term.close()
 
@@ -81,7 +98,7 @@ def test_nothing_is_drawn_for_one_host_or_off_a_terminal(tmp_path):
         single.parallax_job_started(job("a"))
         single.parallax_job_finished(job("a"), parallax.CallResult(0, b"", b"", host="a"))
         single.close()
-        assert term.text() == ""
+        assert term.finish() == ""
     finally:
         term.close()
     with open(tmp_path / "file", "w") as f:
@@ -98,11 +115,11 @@ def test_unknown_total_counts_only_and_shows_once_two_hosts_started():
     try:
         display = ProgressDisplay(None, stream=term.stream)
         display.parallax_job_started(job("a"))
-        assert term.text() == ""  # one host so far: nothing to show
+        assert not display.active  # one host so far: nothing to show
         display.parallax_job_started(job("b"))
         display.parallax_job_finished(job("a"), parallax.CallResult(3, b"", b"", host="a"))  # rc 3 counts as failed
         display.close()
-        drawn = ANSI.sub("", term.text())
+        drawn = ANSI.sub("", term.finish())
         assert "parallax: 1 done, 1 failed, 1 running" in drawn and "ETA" not in drawn
     finally:
         term.close()
