@@ -151,6 +151,8 @@ class ShardedCall:
         self.futures: dict[int, Any] = {}
         self.done: set[int] = set()
         self.cancelled = False
+        self.queue: Any = None  # the call's event stream, once submitted
+        self.cancel_event: Any = None
 
     async def submit(self) -> None:
         from .runner import run_shard
@@ -228,9 +230,10 @@ class ShardedCall:
     async def stop(self) -> None:
         """Tell every shard to cancel; wait (bounded) until they killed what they started."""
         self.cancelled = True
-        await self.cancel_event.set()
+        if self.cancel_event is not None:
+            await self.cancel_event.set()
         limit = time.monotonic() + CANCEL_GRACE
-        while len(self.done) < len(self.plans) and time.monotonic() < limit:
+        while self.queue is not None and len(self.done) < len(self.plans) and time.monotonic() < limit:
             await self._read()
             if all(f.done() for n, f in self.futures.items() if n not in self.done):
                 break
@@ -245,9 +248,9 @@ class ShardedCall:
         self.replay.bus.close()
         for plan in self.plans:
             primitives.variable(f"parallax-started-{self.call_id}-{plan.number}", self.client).delete()
-        if self.plans:
+        if self.queue is not None:
             self.queue.close()
-        if self.cancelled:  # a cleared event is removed from the scheduler
+        if self.cancelled and self.cancel_event is not None:  # a cleared event is removed from the scheduler
             await self.cancel_event.clear()
 
 
