@@ -928,16 +928,17 @@ class _SFTPFS:
         await self._call(self._sftp.utime(path, (atime, mtime)))
 
     async def get_file(self, remote: str, local: transfer.Writer, size: int | None) -> None:
-        f = await self._call(self._sftp.open(remote, "rb"))
+        # block_size=0: one SFTP request per read call (as asyncssh's own copy opens files)
+        f = await self._call(self._sftp.open(remote, "rb", block_size=0))
         try:
-            await self._call(_read_all(f, local, size or 0))
+            await self._call(_read_all(f, local, size or 0, self._sftp.limits.max_read_len or 16384))
         finally:
             await _close_file(f)
 
     async def put_file(self, local: transfer.Reader, remote: str, size: int) -> None:
-        f = await self._call(self._sftp.open(remote, "wb"))
+        f = await self._call(self._sftp.open(remote, "wb", block_size=0))
         try:
-            await self._call(_write_all(f, local))
+            await self._call(_write_all(f, local, self._sftp.limits.max_write_len or 16384))
         except BaseException:
             await _close_file(f)
             raise
@@ -949,41 +950,40 @@ def _depth(block: int) -> int:
     return max(16, min(4 * 1024 * 1024 // block, 128))
 
 
-async def _read_all(f: asyncssh.SFTPClientFile, out: transfer.Writer, hint: int) -> None:
-    """Copy *f* into *out* until its end: reads in flight up to *hint* (the listed size), one at
-    a time beyond it (a file that grew, or a server that lied), widening as data keeps coming."""
-    block = f.read_len or 16384
-    pending: collections.deque[tuple[int, asyncio.Future[bytes]]] = collections.deque()
-    offset, eof = 0, False
+async def _read_all(f: asyncssh.SFTPClientFile, out: transfer.Writer, hint: int, block: int) -> None:
+    """Copy *f* into *out* until its end.  Reads sized to *hint* (the listed size) are in flight
+    together with one just past it, which finds the end in the same round trip; beyond the hint
+    (a file that grew, or a server that lied) more reads follow while data keeps coming."""
+    pending: collections.deque[tuple[int, int, asyncio.Future[bytes]]] = collections.deque()
+    offset = 0
     try:
         while True:
-            while (not eof and len(pending) < _depth(block) and (offset < hint or not pending)
-                   and not _failed(task for _, task in pending)):
-                pending.append((offset, asyncio.ensure_future(f.read(block, offset))))
-                offset += block
+            while (len(pending) < _depth(block) and (offset <= hint or not pending)
+                   and not _failed(task for _, _, task in pending)):
+                size = min(block, hint - offset) if offset < hint else block
+                pending.append((offset, size, asyncio.ensure_future(f.read(size, offset))))
+                offset += size
             if not pending:
                 return
-            start, task = pending.popleft()
+            start, size, task = pending.popleft()
             data = await task
+            if not data:
+                return  # the end (every read still pending is past it)
             out.write(data)
             pos = start + len(data)
             if pos > hint:
                 hint = 2 * pos
-            while pos < start + block:  # short: fill the block in order, or it was the end
-                more = await f.read(start + block - pos, pos)
+            while pos < start + size:  # a short read: the rest of this range, in order
+                more = await f.read(start + size - pos, pos)
                 if not more:
-                    eof = True
-                    break
+                    return
                 out.write(more)
                 pos += len(more)
-            if eof:
-                return
     finally:
-        await _abandon(task for _, task in pending)
+        await _abandon(task for _, _, task in pending)
 
 
-async def _write_all(f: asyncssh.SFTPClientFile, src: transfer.Reader) -> None:
-    block = f.write_len or 16384
+async def _write_all(f: asyncssh.SFTPClientFile, src: transfer.Reader, block: int) -> None:
     pending: collections.deque[asyncio.Future[None]] = collections.deque()
     offset = 0
     try:

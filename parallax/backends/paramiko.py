@@ -1007,7 +1007,7 @@ def _open_sftp(conn: _Conn) -> paramiko.SFTPClient:
         raise TransferFailed.at(conn.target, f"cannot start the sftp subsystem: {e}") from None
 
 
-PREFETCH_WINDOW = 8 * 1024 * 1024  # bytes of a download asked for at once (bounds buffering per file)
+PREFETCH_WINDOW = 64 * 1024 * 1024  # bytes of a download asked for at once (bounds buffering per file)
 READ_SIZE = 32768  # paramiko's largest read request
 
 

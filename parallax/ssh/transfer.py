@@ -188,13 +188,20 @@ class LocalRoot:
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
 
-    def resolve(self, path: str) -> str:
-        """*path* with every symlink resolved, or :class:`_Refused` if that leads outside the root."""
+    def resolve(self, path: str, shown: str | None = None) -> str:
+        """*path* with every symlink resolved, or :class:`_Refused` (naming *shown*, default
+        *path*) if that leads outside the root."""
         real = os.path.realpath(path)
         base = self.root.rstrip(os.sep) + os.sep
         if real != self.root and not real.startswith(base):
-            raise _Refused(path, f"refusing to write outside {self.root} (it leads to {real})")
+            raise _Refused(shown or path, f"refusing to write outside {self.root} (it leads to {real})")
         return real
+
+    def child(self, real_parent: str, name: str, shown: str) -> str:
+        """The real path of *name* inside *real_parent* (a resolved, checked directory): one
+        ``lstat`` unless it is a symlink, which is resolved and checked."""
+        path = os.path.join(real_parent, name)
+        return self.resolve(path, shown) if os.path.islink(path) else path
 
     def check_tree(self, top: str) -> None:
         """Refuse if a symlink at or below *top* (an existing local tree) leads outside the root."""
@@ -253,9 +260,9 @@ async def get(fs: RemoteFS, src: str, dst: str, *, target: Target, root: str | N
         if attrs.is_dir:
             if not recursive:
                 raise _Refused(label, "is a directory (set recursive)")
-            await _get_tree(fs, src, dst, attrs, local, preserve, 0)
+            await _get_tree(fs, src, dst, local.resolve(dst), attrs, local, preserve, 0)
         else:
-            await _get_file(fs, src, dst, attrs, local, preserve)
+            await _get_file(fs, src, dst, local.resolve(dst), attrs, local, preserve)
     except _Refused as e:
         raise TransferFailed.at(target, str(e)) from None
 
@@ -267,10 +274,11 @@ def landing_path(src: str, dst: str) -> str:
     return dst
 
 
-async def _get_file(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: LocalRoot, preserve: bool) -> None:
+async def _get_file(fs: RemoteFS, src: str, dst: str, real: str, attrs: Attrs, local: LocalRoot,
+                    preserve: bool) -> None:
+    """Remote file *src* to local *dst*, opened at *real* (its resolved, checked path)."""
     if not attrs.is_file:
         raise _Refused(src, "not a regular file")
-    real = local.resolve(dst)
     try:
         fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as e:
@@ -288,11 +296,11 @@ async def _get_file(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: Local
         os.close(fd)
 
 
-async def _get_tree(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: LocalRoot, preserve: bool,
-                    depth: int) -> None:
+async def _get_tree(fs: RemoteFS, src: str, dst: str, real: str, attrs: Attrs, local: LocalRoot,
+                    preserve: bool, depth: int) -> None:
+    """Remote directory *src* to local *dst* (made at *real*, its resolved, checked path)."""
     if depth >= MAX_DEPTH:
         raise _Refused(src, f"more than {MAX_DEPTH} directory levels")
-    real = local.resolve(dst)
     try:
         os.mkdir(real, 0o700)
     except FileExistsError:
@@ -318,10 +326,11 @@ async def _get_tree(fs: RemoteFS, src: str, dst: str, attrs: Attrs, local: Local
             except OSError as e:
                 raise _refuse(path, e) from None
         target = os.path.join(dst, entry.name)
+        real_target = local.child(real, entry.name, target)
         if child.is_dir:
-            await _get_tree(fs, path, target, child, local, preserve, depth + 1)
+            await _get_tree(fs, path, target, real_target, child, local, preserve, depth + 1)
         else:
-            await _get_file(fs, path, target, child, local, preserve)
+            await _get_file(fs, path, target, real_target, child, local, preserve)
     try:
         fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
