@@ -178,6 +178,17 @@ def test_a_timeout_mid_download_ends_that_host_only(server, backend, tmp_path):
     assert written(tmp_path / "L" / server.hosts[1]) == {"got": b"0123456789abcdef"}
 
 
+@pytest.mark.parametrize("backend", IN_PROCESS)
+def test_in_a_session_a_timed_out_download_leaves_the_connection_usable(server, backend, tmp_path):
+    with parallax.Session(server.hosts[:1], localdir=str(tmp_path / "L"), **lab_opts(server, backend)) as s:
+        first = s.slurp("/huge", "got", timeout=2)[server.hosts[0]]
+        assert isinstance(first, parallax.Timeout), first
+        logins = server.login_count()
+        again = s.run("echo still here")[server.hosts[0]]
+        assert again.stdout == b"still here\n", again
+        assert server.login_count() == logins  # the same connection, not a new one
+
+
 CLIENT = textwrap.dedent("""
     import json, sys
     import parallax
