@@ -16,15 +16,14 @@ CASES = [
     ["h[1-10/2]"],
     ["h[1-3]!h2"],
     ["h[1-3]&h[2-5]"],
-    ["h[1-3]^h[2-5]"],
     ["r[1-2]n[1-3]"],
     ["a[1-3]", "b1", "a2"],
-    ["node[001-003,010]", "node7"],
+    ["node[001-003,010]", "node7", "h[1-3]^h[2-5]"],
     ["127.0.0.[2-5]:2222"],
     ["single"],
     ["h[1-2]!h[1-2]"],
 ]
-IDS = ["range", "union", "step", "exclude", "intersect", "xor", "2d", "args", "pad", "address", "single", "empty"]
+IDS = ["range", "union", "step", "exclude", "intersect", "2d", "args", "pad-xor", "address", "single", "empty"]
 
 
 def cluset(*args: str) -> subprocess.CompletedProcess:

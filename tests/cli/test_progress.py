@@ -71,7 +71,7 @@ def test_no_progress_bytes_in_files(pane, big_lab, tmp_path):
     lab, hosts = big_lab
     out, err = tmp_path / "out", tmp_path / "err"
     # stdout to a file, stderr still the terminal: the line is drawn, on the terminal only.
-    done = pane.start(command(lab, hosts) + f" > {shlex.quote(str(out))}")
+    done = pane.start(command(lab, hosts, cmd="sleep 0.3") + f" > {shlex.quote(str(out))}")
     pane.wait_for(lambda lines: any(LIVE.search(line) for line in lines))
     assert wait_exit(done) == 0
     data = out.read_bytes()
@@ -88,13 +88,13 @@ def test_no_progress_bytes_in_files(pane, big_lab, tmp_path):
 def test_no_live_line_when_asked_or_with_json(pane, lab, tmp_path, flag):
     hosts = tmp_path / "hosts"
     hosts.write_text("\n".join(lab.hosts) + "\n")
-    done = pane.start(command(lab, str(hosts), flag, "-p", "1", cmd="sleep 0.4"))
+    done = pane.start(command(lab, str(hosts), flag, "-p", "2", cmd="sleep 0.4"))
     seen: list[str] = []
     while exit_file(done) is None:
         seen.extend(pane.screen())
         time.sleep(0.05)
     assert exit_file(done) == 0
-    assert not any("parallax:" in x for x in seen)  # 2 s of captures: never the live line
+    assert not any("parallax:" in x for x in seen)  # a second of captures: never the live line
     finished = [x for x in pane.screen() if STATUS.match(x) or x.startswith('{"host"')]
     assert len(finished) == 4
 
@@ -118,7 +118,7 @@ def test_print_lines_go_above_the_live_line(pane, lab, tmp_path):
 def test_library_progress_option(pane, lab):
     program = (
         "import parallax\n"
-        f"r = parallax.run({lab.hosts!r}, 'sleep 0.5', progress=True, limit=1, ssh_key={lab.client_key!r},"
+        f"r = parallax.run({lab.hosts!r}, 'sleep 0.4', progress=True, limit=2, ssh_key={lab.client_key!r},"
         f" known_hosts={lab.known_hosts!r}, default_user={lab.user!r})\n"
         "print('RESULTS', sorted(v.rc for v in r.values()))\n"
     )

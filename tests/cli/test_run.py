@@ -112,7 +112,7 @@ def test_parallax_options_env_applies(lab):
 
 
 def test_par_limits_hosts_at_once(lab, hosts_arg):
-    cmd = "date +%s.%N; sleep 0.3; date +%s.%N"
+    cmd = "date +%s.%N; sleep 0.2; date +%s.%N"
     r = cli("run", *hosts_arg, *lab_flags(lab), "-p", "1", "--inline-stdout", cmd)
     assert r.rc == 0, r.err
     times = [float(x) for x in r.out.splitlines() if not STATUS.match(x)]
