@@ -54,7 +54,7 @@ def command(lab, hosts_file: str, *extra: str, cmd: str = "sleep 0.5") -> str:
 
 def test_live_line_while_running_and_gone_after(pane, big_lab):
     lab, hosts = big_lab
-    done = pane.start(command(lab, hosts))
+    done = pane.start(command(lab, hosts, "--progress"))
     live = pane.wait_for(lambda lines: any(LIVE.search(line) for line in lines))
     (line,) = [line for line in live if LIVE.search(line)]
     assert line == live[max(i for i, text in enumerate(live) if text.strip())]  # the last line drawn

@@ -291,3 +291,22 @@ def test_python_m_parallax_is_the_same_program(lab):
     bad = subprocess.run([sys.executable, "-m", "parallax", "run", "--bogus"], check=False,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr == cli("run", "--bogus").err
+
+
+def test_parallax_outdir_and_backend_env_apply_and_flags_win(lab, tmp_path):
+    host = ["-H", lab.hosts[0], *lab_flags(lab)]
+    env = clean_env(PARALLAX_OUTDIR=str(tmp_path / "env"))
+    assert cli("run", *host, "echo e", env=env).rc == 0
+    assert (tmp_path / "env" / lab.hosts[0]).read_text() == "e\n"
+    assert cli("run", *host, "-o", str(tmp_path / "flag"), "echo f", env=env).rc == 0
+    assert (tmp_path / "flag" / lab.hosts[0]).read_text() == "f\n"
+    assert (tmp_path / "env" / lab.hosts[0]).read_text() == "e\n"  # the flag won
+    env = clean_env(PARALLAX_BACKEND="paramiko")
+    r = cli("run", *host, "-X", "-4", "true", env=env)  # raw ssh arguments: openssh only
+    assert r.rc == 2 and "paramiko" in r.err, r.out + r.err
+    assert cli("run", *host, "-X", "-4", "--backend", "openssh", "true", env=env).rc == 0
+
+
+def test_demo_is_a_subcommand_of_the_installed_command():
+    r = cli("demo", "--help")
+    assert r.rc == 0 and "--host-kind" in r.out
