@@ -465,6 +465,40 @@ def slurp_root(job: GetJob) -> str:
     return os.path.dirname(dst) or os.curdir
 
 
+def prepare_slurp(job: GetJob) -> None:
+    """Create the directories above ``job.dst`` (``<localdir>/<host>/...``) for a slurp, each
+    checked as it is made: never through a symlink leading outside ``<localdir>``.
+
+    What a scheduler calls before :meth:`~parallax.backends.base.Backend.get`
+    (``os.makedirs`` would follow such a symlink and create directories outside).
+    """
+    root = slurp_root(job)
+    try:
+        _make_parents(job.dst, root)
+    except _Refused as e:
+        raise TransferFailed.at(job.target, str(e)) from None
+    except OSError as e:
+        raise TransferFailed.at(job.target, f"{e.filename or job.dst}: {_why(e)}") from None
+
+
+def _make_parents(dst: str, root: str) -> None:
+    os.makedirs(root, exist_ok=True)  # <localdir> itself, as the caller named it
+    base = os.path.abspath(root)
+    rel = os.path.relpath(os.path.dirname(os.path.abspath(dst)), base)
+    if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return  # nothing between the root and dst
+    local = LocalRoot(root)
+    real, shown = local.root, root
+    for part in rel.split(os.sep):
+        shown = os.path.join(shown, part)
+        real = local.child(real, part, shown)
+        try:
+            os.mkdir(real)
+        except FileExistsError:
+            if not os.path.isdir(real):
+                raise _Refused(shown, "Not a directory") from None
+
+
 def check_local_destination(dst: str, root: str, *, recursive: bool) -> str | None:
     """Why copying into local *dst* could write outside *root* (a symlink), or ``None``.
 
@@ -516,6 +550,7 @@ __all__ = [
     "check_local_destination",
     "get",
     "landing_path",
+    "prepare_slurp",
     "put",
     "slurp_root",
     "strip_special_bits",

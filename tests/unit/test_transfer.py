@@ -393,3 +393,35 @@ def test_strip_special_bits_clears_setuid_below_the_path_only_inside_the_root(tm
                                       ("a\x00", False)])
 def test_bad_name(name, ok):
     assert (transfer.bad_name(name) is None) is ok
+
+
+def test_prepare_slurp_creates_the_parents_inside_localdir(tmp_path):
+    job = GetJob(TARGET, "src", os.path.join(str(tmp_path / "L"), "h1", "a", "b", "f"))
+    transfer.prepare_slurp(job)
+    assert (tmp_path / "L" / "h1" / "a" / "b").is_dir() and not (tmp_path / "L" / "h1" / "a" / "b" / "f").exists()
+    transfer.prepare_slurp(job)  # again: nothing to do
+
+
+def test_prepare_slurp_never_creates_directories_outside_through_a_symlink(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "L").mkdir()
+    os.symlink(outside, tmp_path / "L" / "h1")
+    job = GetJob(TARGET, "src", os.path.join(str(tmp_path / "L"), "h1", "sub", "deeper", "f"))
+    with pytest.raises(TransferFailed) as info:
+        transfer.prepare_slurp(job)
+    assert "refusing to write outside" in info.value.msg
+    assert list(outside.iterdir()) == []
+    os.makedirs(tmp_path / "L" / "in")
+    os.unlink(tmp_path / "L" / "h1")
+    os.symlink(tmp_path / "L" / "in", tmp_path / "L" / "h1")  # inside localdir: followed
+    transfer.prepare_slurp(job)
+    assert (tmp_path / "L" / "in" / "sub" / "deeper").is_dir()
+
+
+def test_prepare_slurp_with_a_file_in_the_way_names_it(tmp_path):
+    (tmp_path / "L" / "h1").mkdir(parents=True)
+    (tmp_path / "L" / "h1" / "a").write_bytes(b"")
+    with pytest.raises(TransferFailed) as info:
+        transfer.prepare_slurp(GetJob(TARGET, "src", os.path.join(str(tmp_path / "L"), "h1", "a", "f")))
+    assert info.value.msg.endswith(f"{tmp_path / 'L' / 'h1' / 'a'}: Not a directory")
