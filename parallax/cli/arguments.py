@@ -132,7 +132,8 @@ def _add_output(parser: argparse.ArgumentParser, *, command: bool) -> None:
 
 
 def _common(sub: Any, name: str, help_text: str, usage: str, *, command: bool) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help_text, description=help_text, usage=usage, add_help=False)
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text, usage=usage,
+                                                add_help=False)
     _help(p)
     _add_hosts(p)
     _add_connection(p)
