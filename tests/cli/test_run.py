@@ -246,6 +246,8 @@ def test_parallax_hosts_env_when_no_host_flag(lab, tmp_path):
     f.write_text("\n".join(lab.hosts) + "\n")
     r = cli("run", *lab_flags(lab), "true", env=clean_env(PARALLAX_HOSTS=str(f)))
     assert r.rc == 0 and len(r.statuses()) == 4, r.out + r.err
+    r = cli("run", *lab_flags(lab), "true")  # no hosts at all
+    assert r.rc == 2 and "PARALLAX_HOSTS" in r.err and len(r.err.splitlines()) == 1
 
 
 def test_local_error_is_exit_1(lab, tmp_path):
