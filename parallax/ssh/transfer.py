@@ -39,12 +39,21 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import TransferFailed
-from ..jobs import GetJob, Target
+from ..jobs import Target
+from .localdir import (
+    MODE_MASK,
+    LocalRoot,
+    check_local_destination,
+    landing_path,
+    prepare_slurp,
+    slurp_root,
+    strip_special_bits,
+)
+from .localdir import Refused as _Refused
+from .localdir import reason_of
 
 #: Directory levels followed at most (symlink loops on either side end here; OpenSSH's limit).
 MAX_DEPTH = 64
-#: The permission bits that cross a transfer.
-MODE_MASK = 0o777
 
 
 @dataclass(frozen=True)
@@ -123,23 +132,9 @@ class RemoteFS(Protocol):
         """Create or truncate remote file *remote* with the contents read from *local*."""
 
 
-class _Refused(Exception):
-    """A transfer step refused (already phrased); becomes TransferFailed at the top."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = path, reason
-
-
-def _why(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    return str(e) or type(e).__name__
-
-
 def _refuse(path: str, e: OSError) -> BaseException:
     """A failure about *path*, unless *e* says the connection is gone (raised as it is)."""
-    return e if isinstance(e, ConnectionError) else _Refused(path, _why(e))
+    return e if isinstance(e, ConnectionError) else _Refused(path, reason_of(e))
 
 
 def bad_name(name: str) -> str | None:
@@ -179,40 +174,7 @@ def _times(attrs: Attrs) -> tuple[float, float] | None:
 
 
 # --------------------------------------------------------------------------
-# the local side: confined to a root directory
-
-
-class LocalRoot:
-    """The local directory a slurp may write in; resolves and checks every path it is given."""
-
-    def __init__(self, root: str) -> None:
-        self.root = os.path.realpath(root)
-
-    def resolve(self, path: str, shown: str | None = None) -> str:
-        """*path* with every symlink resolved, or :class:`_Refused` (naming *shown*, default
-        *path*) if that leads outside the root."""
-        real = os.path.realpath(path)
-        base = self.root.rstrip(os.sep) + os.sep
-        if real != self.root and not real.startswith(base):
-            raise _Refused(shown or path, f"refusing to write outside {self.root} (it leads to {real})")
-        return real
-
-    def child(self, real_parent: str, name: str, shown: str) -> str:
-        """The real path of *name* inside *real_parent* (a resolved, checked directory): one
-        ``lstat`` unless it is a symlink, which is resolved and checked."""
-        path = os.path.join(real_parent, name)
-        return self.resolve(path, shown) if os.path.islink(path) else path
-
-    def check_tree(self, top: str) -> None:
-        """Refuse if a symlink at or below *top* (an existing local tree) leads outside the root."""
-        self.resolve(top)
-        if not os.path.isdir(top):
-            return
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-            for name in dirnames + filenames:
-                path = os.path.join(dirpath, name)
-                if os.path.islink(path):
-                    self.resolve(path)
+# the local file being written (paths are checked by parallax.ssh.localdir)
 
 
 class _LocalWriter:
@@ -265,13 +227,6 @@ async def get(fs: RemoteFS, src: str, dst: str, *, target: Target, root: str | N
             await _get_file(fs, src, dst, local.resolve(dst), attrs, local, preserve)
     except _Refused as e:
         raise TransferFailed.at(target, str(e)) from None
-
-
-def landing_path(src: str, dst: str) -> str:
-    """Where remote *src* lands when copied to local *dst*: inside *dst* if that is a directory."""
-    if os.path.isdir(dst):
-        return os.path.join(dst, posixpath.basename(posixpath.normpath(src)))
-    return dst
 
 
 async def _get_file(fs: RemoteFS, src: str, dst: str, real: str, attrs: Attrs, local: LocalRoot,
@@ -438,103 +393,6 @@ async def _put_tree(fs: RemoteFS, src: str, dst: str, st: os.stat_result, preser
         else:
             await _put_file(fs, entry.path, remote, est, preserve)
     await _put_attrs(fs, dst, st, preserve)
-
-
-# --------------------------------------------------------------------------
-# for backends that hand the copy to another program (openssh's scp)
-
-
-def slurp_root(job: GetJob) -> str:
-    """The directory a slurp must not write outside: the job's ``<localdir>``.
-
-    A :class:`GetJob` carries ``dst = <localdir>/<host>/<path>``; this is the
-    part before the host's directory (``job.root`` when the job carries it),
-    else the directory holding ``dst``.
-    """
-    explicit = getattr(job, "root", None)
-    if isinstance(explicit, str) and explicit:
-        return explicit
-    dst, key = job.dst, job.target.key
-    if key and os.sep not in key:
-        marker = os.sep + key + os.sep
-        at = dst.find(marker)
-        if at >= 0:
-            return dst[:at] or os.sep
-        if dst.startswith(key + os.sep):
-            return os.curdir
-    return os.path.dirname(dst) or os.curdir
-
-
-def prepare_slurp(job: GetJob) -> None:
-    """Create the directories above ``job.dst`` (``<localdir>/<host>/...``) for a slurp, each
-    checked as it is made: never through a symlink leading outside ``<localdir>``.
-
-    What a scheduler calls before :meth:`~parallax.backends.base.Backend.get`
-    (``os.makedirs`` would follow such a symlink and create directories outside).
-    """
-    root = slurp_root(job)
-    try:
-        _make_parents(job.dst, root)
-    except _Refused as e:
-        raise TransferFailed.at(job.target, str(e)) from None
-    except OSError as e:
-        raise TransferFailed.at(job.target, f"{e.filename or job.dst}: {_why(e)}") from None
-
-
-def _make_parents(dst: str, root: str) -> None:
-    os.makedirs(root, exist_ok=True)  # <localdir> itself, as the caller named it
-    base = os.path.abspath(root)
-    rel = os.path.relpath(os.path.dirname(os.path.abspath(dst)), base)
-    if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
-        return  # nothing between the root and dst
-    local = LocalRoot(root)
-    real, shown = local.root, root
-    for part in rel.split(os.sep):
-        shown = os.path.join(shown, part)
-        real = local.child(real, part, shown)
-        try:
-            os.mkdir(real)
-        except FileExistsError:
-            if not os.path.isdir(real):
-                raise _Refused(shown, "Not a directory") from None
-
-
-def check_local_destination(dst: str, root: str, *, recursive: bool) -> str | None:
-    """Why copying into local *dst* could write outside *root* (a symlink), or ``None``.
-
-    For a program that writes *dst* itself (scp): checks *dst* and, when
-    *recursive*, every symlink in the existing tree below it.
-    """
-    local = LocalRoot(root)
-    try:
-        if recursive:
-            local.check_tree(dst)
-        else:
-            local.resolve(dst)
-            if os.path.isdir(dst):
-                local.check_tree(dst)  # a file lands in dst/<name>, which may be a symlink
-    except _Refused as e:
-        return str(e)
-    return None
-
-
-def strip_special_bits(top: str, root: str) -> None:
-    """Clear setuid, setgid and sticky bits at and below local *top* (symlinks not followed),
-    for copies made by a program that may keep them (legacy-protocol scp)."""
-    local = LocalRoot(root)
-    paths = [top]
-    if os.path.isdir(top) and not os.path.islink(top):
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-            paths += [os.path.join(dirpath, n) for n in dirnames + filenames]
-    for path in paths:
-        try:
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode) or not st.st_mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
-                continue
-            local.resolve(path)
-            os.chmod(path, stat.S_IMODE(st.st_mode) & MODE_MASK)
-        except (OSError, _Refused):
-            continue
 
 
 __all__ = [
