@@ -117,3 +117,16 @@ def test_a_setuid_file_on_the_host_arrives_without_setuid(ssh_lab, backend, remo
     assert isinstance(r, parallax.SlurpResult), r
     assert stat.S_IMODE(os.stat(os.path.join(r.path, "inner")).st_mode) == 0o750
     assert not os.stat(r.path).st_mode & (stat.S_ISUID | stat.S_ISGID)
+
+
+def test_openssh_legacy_scp_protocol_does_not_bring_setuid_either(ssh_lab, remote, tmp_path):
+    # scp -O (the legacy protocol, through ssh_extra) keeps set-id bits with -p; the backend clears them
+    host = ssh_lab.hosts[0]
+    suid = os.path.join(remote, "suid")
+    shutil.copy("/bin/true", suid)
+    give_to_lab_user(ssh_lab, remote)
+    os.chmod(suid, 0o4755)
+    r = parallax.slurp([host], suid, "suid", localdir=str(tmp_path / "L"), ssh_extra=["-O"],
+                       **lab_opts(ssh_lab, "openssh"))[host]
+    assert isinstance(r, parallax.SlurpResult), r
+    assert stat.S_IMODE(os.stat(r.path).st_mode) == 0o755
