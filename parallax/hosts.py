@@ -420,7 +420,7 @@ def _file_name(path: object) -> str:
         name = os.fsdecode(name)
     if "\x00" in name:
         raise ValueError(f"hosts file {_show(name)}: a path must not contain a NUL character")
-    return name
+    return str(name)
 
 
 def _file_items(path: str | os.PathLike[str]) -> Iterator[tuple[HostSpec, str]]:

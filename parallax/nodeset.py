@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ClusterShell.NodeSet import NodeSet, NodeSetException  # type: ignore[import-untyped]
+from ClusterShell.NodeSet import NodeSet, NodeSetException
 
 #: More names than this from one node set is refused (a typo such as h[1-10000000]).
 MAX_NODES = 100_000

@@ -42,8 +42,8 @@ class Options:
     outdir: str | None = None  # write each host's stdout to <outdir>/<host>
     errdir: str | None = None  # write each host's stderr to <errdir>/<host>
     ssh_key: str | None = None  # identity file
-    ssh_options: list = []  # "Key=Value" ssh options
-    ssh_extra: list = []  # extra raw ssh/scp arguments
+    ssh_options: list[str] = []  # "Key=Value" ssh options
+    ssh_extra: list[str] = []  # extra raw ssh/scp arguments
     verbose = False  # diagnostics on stderr
     quiet = False  # hide per-host failure messages
     print_out = False  # print output as it arrives, prefixed with the host
@@ -67,7 +67,7 @@ class Options:
     host_key_policy: str | None = None  # "strict", "accept-new", "off"; None: ssh's default
     known_hosts: str | None = None  # known_hosts file to check and record keys in
     ssh_config: str | None = None  # ssh_config file; None: ~/.ssh/config
-    env: dict | None = None  # remote environment variables
+    env: dict[str, str] | None = None  # remote environment variables
     retries = 0  # extra attempts after a connection failure (never after a command ran)
     deadline: float | None = None  # overall seconds for the whole call; None: none
     local_shortcut = True  # 1.0: run call/run on this machine's own name without ssh
@@ -175,9 +175,9 @@ class Settings:
     local_shortcut: bool
     max_output: int | None
     persistent_shell: bool
-    on_output: Callable | None
-    on_start: Callable | None
-    on_finish: Callable | None
+    on_output: Callable[[str, str, bytes], Any] | None
+    on_start: Callable[[str], Any] | None
+    on_finish: Callable[[str, Any], Any] | None
     mock: Any
     input_stream: Any = None
     progress: bool = False
@@ -187,7 +187,7 @@ class Settings:
     sudo_password: str | None = field(default=None, repr=False)
     sudo_askpass: bool = False
     cluster: Any = None
-    shard_by: Callable | None = None
+    shard_by: Callable[[str], str] | None = None
     limit_per_worker: int | None = None
     idempotent: bool = False
 

@@ -86,7 +86,7 @@ class AskpassServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tokens: dict[tuple[str | None, str | None], str] = {}
         self._credentials: dict[str, tuple[str | None, str | None]] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def environment(self, password: str | None, passphrase: str | None) -> dict[str, str]:
         """Variables that let an ``ssh`` started now ask for *password* and *passphrase*."""

@@ -97,7 +97,7 @@ def _setenv(name: str, value: str) -> dict[str, str]:
         words = shlex.split(value)
     except ValueError as e:
         raise ValueError(f"ssh option {name}={value!r}: {e}") from None
-    env = {}
+    env: dict[str, str] = {}
     for word in words:
         key, sep, val = word.partition("=")
         if not sep or not _ENV_NAME.match(key):
@@ -248,7 +248,8 @@ class ConfigCache:
             return target.ssh_config
         if self._default_path is _UNSET:
             self._default_path = default_ssh_config()
-        return self._default_path
+        path: str | None = self._default_path
+        return path
 
     def _config(self, path: str) -> Any:
         cfg = self._configs.get(path)
@@ -357,7 +358,7 @@ class ConfigCache:
         else:
             kh_text = cfg.get("userknownhostsfile") or "~/.ssh/known_hosts ~/.ssh/known_hosts2"
         if kh_text is None:
-            known_hosts = [target.known_hosts]
+            known_hosts = [target.known_hosts] if target.known_hosts is not None else []
         elif kh_text.strip().lower() == "none":
             known_hosts = []
         else:

@@ -54,7 +54,7 @@ def _free_port(addresses: list[str]) -> int:
             first = socket.socket()
             socks.append(first)
             first.bind((addresses[0], 0))
-            port = first.getsockname()[1]
+            port: int = first.getsockname()[1]
             for addr in addresses[1:]:
                 s = socket.socket()
                 socks.append(s)
@@ -317,7 +317,9 @@ class EmbeddedSSHHost:
         else:
             wd = tempfile.mkdtemp(prefix="parallax-embedded-ssh-")
         self._state.workdir = self.workdir = wd
-        j = lambda name: os.path.join(wd, name)  # noqa: E731
+        def j(name: str) -> str:
+            return os.path.join(wd, name)
+
         self._host_key = asyncssh.generate_private_key("ssh-ed25519", comment="parallax-embedded-host")
         self.host_key_pub = self._host_key.export_public_key().decode().strip()
         self.client_key, self.wrong_key = j("client_key"), j("wrong_key")
