@@ -26,7 +26,7 @@ import pytest
 
 import parallax
 import parallax.aio
-from parallax.testing.conformance.fixtures import *  # noqa: F401,F403  (fixtures + pytest_generate_tests)
+from parallax.testing.conformance.fixtures import *  # noqa: F403  (fixtures + pytest_generate_tests)
 from parallax.testing.conformance.fixtures import __all__ as _fixture_names
 from parallax.testing.conformance.fixtures import give_to_lab_user
 from parallax.testing.processes import children_of
@@ -55,7 +55,7 @@ def server_address(result: Any) -> str:
     """The server address from a command that printed ``$SSH_CONNECTION``."""
     fields = ok(result).stdout.decode().split()
     assert len(fields) == 4, f"unexpected $SSH_CONNECTION output {result.stdout!r}"
-    return fields[2]
+    return str(fields[2])
 
 
 def write_file(lab: Any, path: str, data: bytes, mode: int = 0o644) -> str:
@@ -100,7 +100,8 @@ def free_port(address: str) -> int:
     """A TCP port on *address* that nothing listens on."""
     with socket.socket() as s:
         s.bind((address, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def other_host_key(directory: str) -> str:
@@ -114,7 +115,7 @@ def other_host_key(directory: str) -> str:
 
 def lab_key_b64(lab: Any) -> str:
     """The base64 part of the lab's host key, as it appears in a known_hosts line."""
-    return lab.host_key_pub.split()[1]
+    return str(lab.host_key_pub.split()[1])
 
 
 def host_entry(lab: Any, address: str) -> str:
@@ -150,7 +151,7 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
 # --- results: types, 1.0 tuple shapes, keys ------------------------------------
 
 
-def test_call_results_unpack_like_1_0_and_keep_keys_as_written(backend_name, lab, opts):
+def test_call_results_unpack_like_1_0_and_keep_keys_as_written(backend_name: Any, lab: Any, opts: Any) -> None:
     hosts = [lab.hosts[0], (lab.addresses[1], lab.port), f"{lab.user}@{lab.addresses[2]}:{lab.port}"]
     keys = [lab.hosts[0], lab.addresses[1], f"{lab.user}@{lab.addresses[2]}:{lab.port}"]
     results = parallax.call(hosts, "echo out; echo err >&2", **opts)
@@ -163,7 +164,7 @@ def test_call_results_unpack_like_1_0_and_keep_keys_as_written(backend_name, lab
         assert (r.host, r.rc, r.stdout, r.stderr) == (key, 0, b"out\n", b"err\n")
 
 
-def test_run_results_unpack_like_1_0(backend_name, lab, opts):
+def test_run_results_unpack_like_1_0(backend_name: Any, lab: Any, opts: Any) -> None:
     results = parallax.run(lab.hosts[:2], "echo hi; echo there >&2; exit 4", **opts)
     assert sorted(results) == sorted(lab.hosts[:2])
     for key, r in results.items():
@@ -173,7 +174,7 @@ def test_run_results_unpack_like_1_0(backend_name, lab, opts):
         assert r.host == key
 
 
-def test_copy_result_unpacks_like_1_0(backend_name, lab, opts, remote_dir, tmp_path):
+def test_copy_result_unpacks_like_1_0(backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any) -> None:
     src = write_file(lab, str(tmp_path / "small.txt"), b"small\n")
     dst = os.path.join(remote_dir, "small.txt")
     results = parallax.copy(lab.hosts[:1], src, dst, **opts)
@@ -187,7 +188,7 @@ def test_copy_result_unpacks_like_1_0(backend_name, lab, opts, remote_dir, tmp_p
         assert f.read() == b"small\n"
 
 
-def test_slurp_result_unpacks_like_1_0(backend_name, lab, opts, remote_dir, tmp_path):
+def test_slurp_result_unpacks_like_1_0(backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any) -> None:
     src = write_file(lab, os.path.join(remote_dir, "remote.txt"), b"remote\n")
     results = parallax.slurp(lab.hosts[:2], src, "got.txt", localdir=str(tmp_path), **opts)
     assert sorted(results) == sorted(lab.hosts[:2])
@@ -205,14 +206,14 @@ def test_slurp_result_unpacks_like_1_0(backend_name, lab, opts, remote_dir, tmp_
 # --- stdin, large and binary output -----------------------------------------------
 
 
-def test_input_stream_bytes_reaches_every_host(backend_name, lab, opts):
+def test_input_stream_bytes_reaches_every_host(backend_name: Any, lab: Any, opts: Any) -> None:
     payload = ALL_BYTES * 4096  # 1 MiB, every byte value
     results = parallax.call(lab.hosts[:2], "cat", input_stream=payload, **opts)
     for r in results.values():
         assert ok(r).stdout == payload
 
 
-def test_input_stream_file_object_reaches_every_host(backend_name, lab, opts, tmp_path):
+def test_input_stream_file_object_reaches_every_host(backend_name: Any, lab: Any, opts: Any, tmp_path: Any) -> None:
     path = tmp_path / "stdin.bin"
     payload = b"line one\nline two\n" + ALL_BYTES
     path.write_bytes(payload)
@@ -222,12 +223,12 @@ def test_input_stream_file_object_reaches_every_host(backend_name, lab, opts, tm
         assert ok(r).stdout == payload + b"EOF\n"
 
 
-def test_no_input_stream_means_empty_stdin(backend_name, lab, opts):
+def test_no_input_stream_means_empty_stdin(backend_name: Any, lab: Any, opts: Any) -> None:
     r = ok(only(parallax.call(lab.hosts[:1], "wc -c", **opts)))
     assert r.stdout.strip() == b"0"
 
 
-def test_large_output_arrives_complete(backend_name, lab, opts):
+def test_large_output_arrives_complete(backend_name: Any, lab: Any, opts: Any) -> None:
     size = 10 * MIB
     r = ok(only(parallax.call(lab.hosts[:1], f"head -c {size} /dev/zero; head -c {MIB} /dev/zero >&2", **opts)))
     assert len(r.stdout) == size
@@ -235,7 +236,7 @@ def test_large_output_arrives_complete(backend_name, lab, opts):
     assert len(r.stderr) == MIB
 
 
-def test_binary_output_round_trips_all_byte_values(backend_name, lab, opts, remote_dir):
+def test_binary_output_round_trips_all_byte_values(backend_name: Any, lab: Any, opts: Any, remote_dir: Any) -> None:
     data = ALL_BYTES + bytes(reversed(ALL_BYTES)) + b"\r\n\x00\xff"
     path = write_file(lab, os.path.join(remote_dir, "bytes.bin"), data)
     q = shlex.quote(path)
@@ -247,7 +248,7 @@ def test_binary_output_round_trips_all_byte_values(backend_name, lab, opts, remo
 # --- exit statuses ---------------------------------------------------------------
 
 
-def test_call_nonzero_exit_is_command_failed(backend_name, lab, opts):
+def test_call_nonzero_exit_is_command_failed(backend_name: Any, lab: Any, opts: Any) -> None:
     results = parallax.call(lab.hosts[:2], "echo partial; echo 'it broke' >&2; exit 3", **opts)
     for key, err in results.items():
         assert isinstance(err, parallax.CommandFailed), repr(err)
@@ -259,12 +260,12 @@ def test_call_nonzero_exit_is_command_failed(backend_name, lab, opts):
         assert err.stdout == b"partial\n"
 
 
-def test_run_nonzero_exit_is_a_result(backend_name, lab, opts):
+def test_run_nonzero_exit_is_a_result(backend_name: Any, lab: Any, opts: Any) -> None:
     r = ok(only(parallax.run(lab.hosts[:1], "echo 'it broke' >&2; exit 3", **opts)))
     assert (r.rc, r.stderr) == (3, b"it broke\n")
 
 
-def test_remote_exit_255_is_a_result_in_run(backend_name, lab, opts):
+def test_remote_exit_255_is_a_result_in_run(backend_name: Any, lab: Any, opts: Any) -> None:
     r = only(parallax.run(lab.hosts[:1], "echo bye >&2; exit 255", **opts))
     assert not isinstance(r, parallax.TransportError), f"remote exit 255 taken for an SSH failure: {r!r}"
     r = ok(r)
@@ -274,7 +275,7 @@ def test_remote_exit_255_is_a_result_in_run(backend_name, lab, opts):
 # --- connection failures ---------------------------------------------------------------
 
 
-def test_connection_refused_does_not_hide_other_hosts(backend_name, lab, opts):
+def test_connection_refused_does_not_hide_other_hosts(backend_name: Any, lab: Any, opts: Any) -> None:
     dead = f"{lab.addresses[3]}:{free_port(lab.addresses[3])}"
     results = parallax.call([dead, lab.hosts[0]], "echo alive", **opts)
     err = results[dead]
@@ -284,7 +285,7 @@ def test_connection_refused_does_not_hide_other_hosts(backend_name, lab, opts):
     assert ok(results[lab.hosts[0]]).stdout == b"alive\n"
 
 
-def test_wrong_key_is_authentication_failed(backend_name, lab, opts):
+def test_wrong_key_is_authentication_failed(backend_name: Any, lab: Any, opts: Any) -> None:
     results = parallax.call(lab.hosts[:2], "true", **{**opts, "ssh_key": lab.wrong_key})
     for key, err in results.items():
         assert isinstance(err, parallax.AuthenticationFailed), repr(err)
@@ -292,7 +293,9 @@ def test_wrong_key_is_authentication_failed(backend_name, lab, opts):
         assert lab.addresses[0] in str(err) or lab.addresses[1] in str(err)
 
 
-def test_passphrase_protected_key_is_unlocked_by_password(backend_name, lab, opts, tmp_path, monkeypatch):
+def test_passphrase_protected_key_is_unlocked_by_password(
+        backend_name: Any, lab: Any, opts: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only the locked key may log in
     key = str(tmp_path / "locked_key")
     with open(lab.client_key, "rb") as src, open(key, "wb") as dst:
@@ -310,7 +313,7 @@ def test_passphrase_protected_key_is_unlocked_by_password(backend_name, lab, opt
 # --- host keys ---------------------------------------------------------------------------
 
 
-def test_unknown_host_key_is_refused_under_strict(backend_name, lab, opts, tmp_path):
+def test_unknown_host_key_is_refused_under_strict(backend_name: Any, lab: Any, opts: Any, tmp_path: Any) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("")
     results = parallax.call(lab.hosts[:1], "true", **{**opts, "known_hosts": str(known)})
@@ -320,7 +323,9 @@ def test_unknown_host_key_is_refused_under_strict(backend_name, lab, opts, tmp_p
     assert known.read_text() == ""
 
 
-def test_accept_new_records_the_key_and_strict_then_accepts_it(backend_name, lab, opts, tmp_path):
+def test_accept_new_records_the_key_and_strict_then_accepts_it(
+        backend_name: Any, lab: Any, opts: Any, tmp_path: Any
+) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("")
     kw = {**opts, "known_hosts": str(known)}
@@ -332,7 +337,7 @@ def test_accept_new_records_the_key_and_strict_then_accepts_it(backend_name, lab
 
 
 @pytest.mark.parametrize("policy", ["strict", "accept-new"])
-def test_changed_host_key_is_refused(backend_name, lab, opts, tmp_path, policy):
+def test_changed_host_key_is_refused(backend_name: Any, lab: Any, opts: Any, tmp_path: Any, policy: Any) -> None:
     known = tmp_path / "known_hosts"
     known.write_text(f"{host_entry(lab, lab.addresses[0])} {other_host_key(str(tmp_path))}\n")
     before = known.read_text()
@@ -343,7 +348,9 @@ def test_changed_host_key_is_refused(backend_name, lab, opts, tmp_path, policy):
 
 
 @pytest.mark.parametrize("recorded", ["unknown", "changed"])
-def test_host_key_policy_off_accepts_any_key(backend_name, lab, opts, tmp_path, recorded):
+def test_host_key_policy_off_accepts_any_key(
+        backend_name: Any, lab: Any, opts: Any, tmp_path: Any, recorded: Any
+) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("" if recorded == "unknown" else
                      f"{host_entry(lab, lab.addresses[0])} {other_host_key(str(tmp_path))}\n")
@@ -351,7 +358,7 @@ def test_host_key_policy_off_accepts_any_key(backend_name, lab, opts, tmp_path, 
     assert ok(r).stdout == b"in\n"
 
 
-def test_host_key_policy_off_records_nothing(backend_name, lab, opts, tmp_path):
+def test_host_key_policy_off_records_nothing(backend_name: Any, lab: Any, opts: Any, tmp_path: Any) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("")
     r = only(parallax.call(lab.hosts[:1], "true", **{**opts, "known_hosts": str(known), "host_key_policy": "off"}))
@@ -362,7 +369,7 @@ def test_host_key_policy_off_records_nothing(backend_name, lab, opts, tmp_path):
 # --- timeout and cancellation ----------------------------------------------------------
 
 
-def test_timeout_hits_only_the_slow_host(backend_name, lab, opts):
+def test_timeout_hits_only_the_slow_host(backend_name: Any, lab: Any, opts: Any) -> None:
     slow, fast = lab.hosts[0], lab.hosts[1]
     command = f'case "$SSH_CONNECTION" in *" {lab.addresses[0]} "*) sleep 10;; esac; echo done'
     start = time.monotonic()
@@ -373,7 +380,9 @@ def test_timeout_hits_only_the_slow_host(backend_name, lab, opts):
     assert elapsed < 8, f"call took {elapsed:.1f} s with timeout=1"
 
 
-def test_cancellation_leaves_no_thread_or_process(backend_name, lab, opts, backend_capabilities, request):
+def test_cancellation_leaves_no_thread_or_process(
+        backend_name: Any, lab: Any, opts: Any, backend_capabilities: Any, request: Any
+) -> None:
     token = f"30.{uuid.uuid4().int % 10**6:06d}"  # sleep accepts fractions: a unique, findable command
     threads_before = set(threading.enumerate())
     children_before = children_of_this_process()
@@ -400,7 +409,9 @@ def test_cancellation_leaves_no_thread_or_process(backend_name, lab, opts, backe
 
         assert wait_until(lambda: set(threading.enumerate()) <= threads_before, 3), (
             f"threads left behind: {sorted(t.name for t in set(threading.enumerate()) - threads_before)}")
-        leftover = lambda: children_of_this_process() - children_before - processes_with(token)  # noqa: E731
+        def leftover() -> set[int]:
+            return children_of_this_process() - children_before - processes_with(token)
+
         assert wait_until(lambda: not leftover(), 3), f"child processes left behind: {sorted(leftover())}"
 
         claimed = "remote-kill" in backend_capabilities
@@ -423,7 +434,8 @@ STREAM_COMMANDS = ["echo out; echo err >&2; exit 3", "printf 'no newline'", "pri
 
 
 def test_persistent_shell_matches_one_channel_per_command_and_survives_a_timeout(
-        backend_name, lab, opts, backend_capabilities):
+        backend_name: Any, lab: Any, opts: Any, backend_capabilities: Any
+) -> None:
     if "stream" not in backend_capabilities:
         with pytest.raises(ValueError, match=f"persistent_shell: the {backend_name} backend"):
             parallax.Session(lab.hosts[:1], persistent_shell=True, **opts)
@@ -453,7 +465,9 @@ def test_persistent_shell_matches_one_channel_per_command_and_survives_a_timeout
 # --- copy and slurp ----------------------------------------------------------------------
 
 
-def test_copy_file_keeps_content_and_mode(backend_name, lab, opts, remote_dir, tmp_path):
+def test_copy_file_keeps_content_and_mode(
+        backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any
+) -> None:
     data = os.urandom(256 * 1024) + ALL_BYTES
     src = write_file(lab, str(tmp_path / "payload.bin"), data, mode=0o754)
     dst = os.path.join(remote_dir, "payload.bin")
@@ -463,7 +477,9 @@ def test_copy_file_keeps_content_and_mode(backend_name, lab, opts, remote_dir, t
     assert stat.S_IMODE(os.stat(dst).st_mode) == 0o754
 
 
-def test_copy_to_an_unwritable_path_is_a_transfer_failure(backend_name, lab, opts, remote_dir, tmp_path):
+def test_copy_to_an_unwritable_path_is_a_transfer_failure(
+        backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any
+) -> None:
     src = write_file(lab, str(tmp_path / "f.txt"), b"x\n")
     denied = f"/proc/parallax-denied-{os.getpid()}.txt"  # nobody can create files in /proc
     res = parallax.copy(lab.hosts[:2], src, denied, **opts)
@@ -477,7 +493,9 @@ def test_copy_to_an_unwritable_path_is_a_transfer_failure(backend_name, lab, opt
     assert isinstance(only(res), parallax.TransferFailed), res
 
 
-def test_copy_directory_recursive_creates_dst(backend_name, lab, opts, remote_dir, tmp_path):
+def test_copy_directory_recursive_creates_dst(
+        backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any
+) -> None:
     src = str(tmp_path / "tree")
     files = make_tree(src)
     dst = os.path.join(remote_dir, "copied")
@@ -485,14 +503,18 @@ def test_copy_directory_recursive_creates_dst(backend_name, lab, opts, remote_di
     assert_tree(dst, files)
 
 
-def test_copy_directory_recursive_into_existing_dir(backend_name, lab, opts, remote_dir, tmp_path):
+def test_copy_directory_recursive_into_existing_dir(
+        backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any
+) -> None:
     src = str(tmp_path / "tree")
     files = make_tree(src)
     ok(only(parallax.copy(lab.hosts[:1], src, remote_dir, recursive=True, **opts)))
     assert_tree(os.path.join(remote_dir, "tree"), files)
 
 
-def test_slurp_file_into_per_host_directories(backend_name, lab, opts, remote_dir, tmp_path):
+def test_slurp_file_into_per_host_directories(
+        backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any
+) -> None:
     data = os.urandom(100_000)
     src = write_file(lab, os.path.join(remote_dir, "log.bin"), data, mode=0o640)
     results = parallax.slurp(lab.hosts[:2], src, os.path.join("logs", "log.bin"), localdir=str(tmp_path), **opts)
@@ -504,7 +526,7 @@ def test_slurp_file_into_per_host_directories(backend_name, lab, opts, remote_di
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
 
 
-def test_slurp_directory_recursive(backend_name, lab, opts, remote_dir, tmp_path):
+def test_slurp_directory_recursive(backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any) -> None:
     src = os.path.join(remote_dir, "tree")
     files = make_tree(src)
     give_to_lab_user(lab, src)
@@ -519,7 +541,7 @@ def test_slurp_directory_recursive(backend_name, lab, opts, remote_dir, tmp_path
 ODD_NAME = "it's a name*with [glob] chars.txt"
 
 
-def test_slurp_remote_path_is_literal(backend_name, lab, opts, remote_dir, tmp_path):
+def test_slurp_remote_path_is_literal(backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any) -> None:
     src = write_file(lab, os.path.join(remote_dir, ODD_NAME), b"the real one\n")
     write_file(lab, os.path.join(remote_dir, "it's a name-decoy-with g chars.txt"), b"decoy\n")
     r = ok(only(parallax.slurp(lab.hosts[:1], src, "odd.txt", localdir=str(tmp_path), **opts)))
@@ -527,7 +549,7 @@ def test_slurp_remote_path_is_literal(backend_name, lab, opts, remote_dir, tmp_p
         assert f.read() == b"the real one\n"
 
 
-def test_copy_to_remote_path_is_literal(backend_name, lab, opts, remote_dir, tmp_path):
+def test_copy_to_remote_path_is_literal(backend_name: Any, lab: Any, opts: Any, remote_dir: Any, tmp_path: Any) -> None:
     src = write_file(lab, str(tmp_path / "plain.txt"), b"literal\n")
     dst = os.path.join(remote_dir, ODD_NAME)
     ok(only(parallax.copy(lab.hosts[:1], src, dst, **opts)))
@@ -547,7 +569,7 @@ def _alias_block(lab: Any, alias: str, address: str, *extra: str) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def test_ssh_config_alias(backend_name, lab, tmp_path):
+def test_ssh_config_alias(backend_name: Any, lab: Any, tmp_path: Any) -> None:
     config = tmp_path / "ssh_config"
     config.write_text(_alias_block(lab, "myalias", lab.addresses[1]))
     results = parallax.call(["myalias"], 'echo "$SSH_CONNECTION"', backend=backend_name,
@@ -556,7 +578,7 @@ def test_ssh_config_alias(backend_name, lab, tmp_path):
     assert server_address(results["myalias"]) == lab.addresses[1]
 
 
-def test_ssh_config_proxyjump(backend_name, lab, tmp_path):
+def test_ssh_config_proxyjump(backend_name: Any, lab: Any, tmp_path: Any) -> None:
     config = tmp_path / "ssh_config"
     config.write_text(_alias_block(lab, "jump", lab.addresses[0])
                       + _alias_block(lab, "behind", lab.addresses[2], "ProxyJump jump"))
@@ -568,14 +590,14 @@ def test_ssh_config_proxyjump(backend_name, lab, tmp_path):
     assert lab.connection_count() - before == 2, "expected one connection to the jump host and one through it"
 
 
-def test_env_is_visible_remotely(backend_name, lab, opts):
+def test_env_is_visible_remotely(backend_name: Any, lab: Any, opts: Any) -> None:
     results = parallax.call(lab.hosts[:2], 'printf "%s|" "$PARALLAX_TEST"', env={"PARALLAX_TEST": "x y"}, **opts)
     for r in results.values():
         assert ok(r).stdout == b"x y|"
 
 
 @pytest.mark.parametrize("option", ["SetEnv", "Port+User"])
-def test_ssh_option_is_honoured_or_refused_up_front(backend_name, lab, opts, option):
+def test_ssh_option_is_honoured_or_refused_up_front(backend_name: Any, lab: Any, opts: Any, option: Any) -> None:
     if option == "SetEnv":
         hosts, ssh_options, expect = lab.hosts[:1], ["SetEnv=PARALLAX_OPT=42"], b"42\n"
         kw = opts
@@ -616,7 +638,9 @@ def _replace_key(path: str, old_b64: str, new_key: str) -> None:
         f.write("\n".join(out) + "\n")
 
 
-def test_accept_new_creates_a_missing_known_hosts_directory_and_pins_the_key(backend_name, lab, opts, tmp_path):
+def test_accept_new_creates_a_missing_known_hosts_directory_and_pins_the_key(
+        backend_name: Any, lab: Any, opts: Any, tmp_path: Any
+) -> None:
     known = tmp_path / "nodir" / "sub" / "known_hosts"
     kw = {**opts, "known_hosts": str(known), "host_key_policy": "accept-new"}
     r = ok(only(parallax.call(lab.hosts[:1], "echo first", **kw)))
@@ -635,7 +659,9 @@ def test_accept_new_creates_a_missing_known_hosts_directory_and_pins_the_key(bac
     assert known.read_text() == changed
 
 
-def test_accept_new_with_an_unwritable_known_hosts_fails_clearly(backend_name, lab, opts, tmp_path):
+def test_accept_new_with_an_unwritable_known_hosts_fails_clearly(
+        backend_name: Any, lab: Any, opts: Any, tmp_path: Any
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory\n")
     known = blocker / "known_hosts"
@@ -665,7 +691,9 @@ def _known_name(field: str, candidates: list[str]) -> str:
     return field.strip("[").split("]")[0]
 
 
-def test_accept_new_records_one_line_per_key_when_many_hosts_connect_at_once(backend_name, lab, opts, tmp_path):
+def test_accept_new_records_one_line_per_key_when_many_hosts_connect_at_once(
+        backend_name: Any, lab: Any, opts: Any, tmp_path: Any
+) -> None:
     count = 60
     aliases = [f"kh{n:03d}" for n in range(count)]
     config = tmp_path / "ssh_config"
@@ -693,7 +721,9 @@ def test_accept_new_records_one_line_per_key_when_many_hosts_connect_at_once(bac
 # --- a timeout in a session ends only its own command (issue 9, reliability 7) --------------
 
 
-def test_a_timeout_in_a_session_ends_only_its_own_command(backend_name, lab, opts, backend_capabilities):
+def test_a_timeout_in_a_session_ends_only_its_own_command(
+        backend_name: Any, lab: Any, opts: Any, backend_capabilities: Any
+) -> None:
     # (persistent_shell, stdin of the timed-out command): with stdin it takes one channel
     modes: list[tuple[bool, bytes | None]] = [(False, None)]
     if "stream" in backend_capabilities:
@@ -728,7 +758,9 @@ def test_a_timeout_in_a_session_ends_only_its_own_command(backend_name, lab, opt
                 pass
 
 
-def test_check_authenticates_without_opening_a_session(backend_name, lab, opts, backend_capabilities, tmp_path):
+def test_check_authenticates_without_opening_a_session(
+        backend_name: Any, lab: Any, opts: Any, backend_capabilities: Any, tmp_path: Any
+) -> None:
     dead = f"{lab.addresses[0]}:{free_port(lab.addresses[0])}"
     if "check" not in backend_capabilities:
         results = parallax.check(lab.hosts[:1], **opts)
@@ -751,7 +783,7 @@ def test_check_authenticates_without_opening_a_session(backend_name, lab, opts, 
     assert isinstance(only(unknown), parallax.HostKeyUnknown)
 
 
-def test_per_host_settings_win_over_the_call(backend_name, lab, opts, tmp_path):
+def test_per_host_settings_win_over_the_call(backend_name: Any, lab: Any, opts: Any, tmp_path: Any) -> None:
     wrong = tmp_path / "wrong_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
     address = lab.addresses[0]
