@@ -6,8 +6,10 @@ Status lines are pssh's, word for word::
     [2] 12:34:57 [FAILURE] web2 Exited with error code 3
 
 With ``-i`` the host's stdout follows its line, then its stderr after
-``Stderr: `` (pssh writes both exactly as received).  The printers are the
-library's ``on_finish`` callback, so each line appears as its host ends.
+``Stderr: `` (pssh writes both exactly as received).  On a terminal the
+markers are coloured as pssh colours them (drawn with rich, which also
+honours ``NO_COLOR`` and ``TERM=dumb``).  The printers are the library's
+``on_finish`` callback, so each line appears as its host ends.
 """
 
 from __future__ import annotations
@@ -52,23 +54,55 @@ class StatusPrinter:
         self.inline = inline
         self.inline_stdout = inline_stdout
         self.count = 0
+        self.console = _terminal_console()
+
+    def _line(self, *parts: tuple[str, str]) -> None:
+        """One status line from ``(text, style)`` parts; styled only on a terminal."""
+        if self.console is not None:
+            from rich.text import Text
+
+            sys.stdout.flush()
+            self.console.print(Text.assemble(*parts))
+            self.console.file.flush()
+        else:
+            _out().write(("".join(text for text, _ in parts) + "\n").encode("utf-8", "replace"))
 
     def __call__(self, host: str, outcome: Any) -> None:
         self.count += 1
         stamp = time.strftime("%H:%M:%S")
         failure = failure_text(outcome)
+        head = ((f"[{self.count}]", "bold cyan"), (f" {stamp} ", ""))
         if failure is None:
-            line = f"[{self.count}] {stamp} [SUCCESS] {host}{_check_detail(outcome)}\n"
+            self._line(*head, ("[SUCCESS]", "bold green"), (f" {host}{_check_detail(outcome)}", ""))
         else:
-            line = f"[{self.count}] {stamp} [FAILURE] {host} {failure}\n"
+            self._line(*head, ("[FAILURE]", "bold red"), (f" {host} ", ""), (failure, "bold red"))
         out = _out()
-        out.write(line.encode("utf-8", "replace"))
         stdout, stderr = _streams(outcome)
         if (self.inline or self.inline_stdout) and stdout:
             out.write(stdout)
+            out.flush()
         if self.inline and stderr:
-            out.write(b"Stderr: " + stderr)
+            if self.console is not None:
+                from rich.text import Text
+
+                self.console.print(Text("Stderr: ", style="red"), end="")
+                self.console.file.flush()
+                out.write(stderr)
+            else:
+                out.write(b"Stderr: " + stderr)
         out.flush()
+
+
+def _terminal_console() -> Any:
+    """A rich console on stdout when it is a terminal (pssh colours only there), else ``None``."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    from rich.console import Console
+
+    return Console(file=sys.stdout, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def _check_detail(outcome: Any) -> str:

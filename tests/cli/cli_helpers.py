@@ -95,8 +95,10 @@ class Pane:
         """Press one key (tmux's name for it, e.g. ``C-c``)."""
         subprocess.run([*self.tmux, "send-keys", "-t", "t", name], check=True, timeout=30)
 
-    def screen(self) -> list[str]:
-        out = subprocess.run([*self.tmux, "capture-pane", "-p", "-t", "t"], capture_output=True, text=True,
+    def screen(self, escapes: bool = False) -> list[str]:
+        """The visible lines; with *escapes*, with the colours as escape sequences."""
+        flags = ["-p", "-e"] if escapes else ["-p"]
+        out = subprocess.run([*self.tmux, "capture-pane", *flags, "-t", "t"], capture_output=True, text=True,
                              check=True, timeout=30).stdout
         return out.splitlines()
 

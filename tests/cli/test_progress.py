@@ -65,6 +65,8 @@ def test_live_line_while_running_and_gone_after(pane, big_lab):
     shown = [x for x in after if x.strip() and not re.match(r"bash-[\d.]+[#$]( |$)", x)]  # not the prompt
     assert shown and all(STATUS.match(x) for x in shown), shown  # no status line broken by the live line
     assert len({STATUS.match(x).group(1) for x in shown}) == len(shown)
+    coloured = [x for x in pane.screen(escapes=True) if "[SUCCESS]" in x]
+    assert coloured and all("\x1b[" in x for x in coloured)  # on a terminal, coloured as pssh does
 
 
 def test_no_progress_bytes_in_files(pane, big_lab, tmp_path):
