@@ -43,7 +43,7 @@ import socket
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 import asyncssh
 from asyncssh.config import SSHClientConfig, SSHConfig
@@ -846,7 +846,7 @@ class AsyncSSHBackend(Backend):
 
         return await self._with_connection(target, opener, refused)
 
-    async def _transfer(self, target: Target, action: Callable[["_SFTPFS"], Awaitable[None]]) -> None:
+    async def _transfer(self, target: Target, action: Callable[[_SFTPFS], Awaitable[None]]) -> None:
         """Run a :mod:`parallax.ssh.transfer` walk over an SFTP session; a lost connection is
         ``ConnectionFailed`` (per-path failures are already ``TransferFailed``)."""
         sftp = await self._sftp(target)
@@ -974,7 +974,7 @@ async def _read_all(f: asyncssh.SFTPClientFile, out: transfer.Writer, hint: int,
             if pos > hint:
                 hint = 2 * pos
             while pos < start + size:  # a short read: the rest of this range, in order
-                more = await f.read(start + size - pos, pos)
+                more = cast(bytes, await f.read(start + size - pos, pos))  # opened binary
                 if not more:
                     return
                 out.write(more)
@@ -984,7 +984,7 @@ async def _read_all(f: asyncssh.SFTPClientFile, out: transfer.Writer, hint: int,
 
 
 async def _write_all(f: asyncssh.SFTPClientFile, src: transfer.Reader, block: int) -> None:
-    pending: collections.deque[asyncio.Future[None]] = collections.deque()
+    pending: collections.deque[asyncio.Future[int]] = collections.deque()
     offset = 0
     try:
         while True:

@@ -356,7 +356,7 @@ async def _put_file(fs: RemoteFS, src: str, dst: str, st: os.stat_result, preser
     if not stat.S_ISREG(st.st_mode):
         raise _Refused(src, "not a regular file")
     try:
-        f = open(src, "rb")  # noqa: SIM115 (closed below, after the remote side is done)
+        f = open(src, "rb")  # closed below, after the remote side is done
     except OSError as e:
         raise _refuse(src, e) from None
     try:

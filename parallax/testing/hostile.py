@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import stat
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Union
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncssh
 
@@ -68,11 +69,11 @@ class HostileFile:
 class HostileDir:
     """A directory listed with *mode*; its *entries* may have any name at all."""
 
-    entries: dict[str, "Node"] = field(default_factory=dict)
+    entries: dict[str, Node] = field(default_factory=dict)
     mode: int = 0o755
 
 
-Node = Union[HostileFile, HostileDir]
+Node = HostileFile | HostileDir
 
 
 def _attrs(node: Node) -> asyncssh.SFTPAttrs:
@@ -198,7 +199,7 @@ class HostileSSHHost(EmbeddedSSHHost):
     def _factory(self, chan: Any) -> _HostileSFTP:
         local = chan.get_extra_info("sockname") or ("", 0)
         index = 0
-        for i, (addr, port) in enumerate(zip(self.addresses, self.ports)):
+        for i, (addr, port) in enumerate(zip(self.addresses, self.ports, strict=True)):
             if (addr, port) == (local[0], local[1]):
                 index = i
                 break

@@ -57,7 +57,8 @@ def tree(hostile: bool) -> HostileDir:
     })
     drop = HostileFile(b"0123456789abcdef", length=64 << 20, drop_at=(2 << 20) if hostile else None)
     huge = HostileFile(b"0123456789abcdef", length=(8 << 30) if hostile else 16)
-    return HostileDir({"names": names, "dots": dots, "dotfile": dotfile, "modes": modes, "sizes": sizes, "drop": drop, "huge": huge})
+    return HostileDir({"names": names, "dots": dots, "dotfile": dotfile, "modes": modes, "sizes": sizes,
+                       "drop": drop, "huge": huge})
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +221,8 @@ def test_paramiko_prefetch_thread_failures_are_kept_off_stderr():
     from parallax.backends import paramiko as backend
 
     # paramiko starts its read-ahead thread with target=SFTPFile._prefetch_thread and no name
-    assert callable(getattr(paramiko.SFTPFile, "_prefetch_thread", None)), "paramiko changed: see _quiet_prefetch_threads"
+    assert callable(getattr(paramiko.SFTPFile, "_prefetch_thread", None)), \
+        "paramiko changed: see parallax.backends.paramiko._quiet_prefetch_threads"
 
     class Probe:
         def _prefetch_thread(self) -> None:

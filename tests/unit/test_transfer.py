@@ -53,7 +53,7 @@ class FakeFS:
             raise OSError(errno.ELOOP, "Too many levels of symbolic links")
         node: Any = self.root
         parts = [p for p in path.split("/") if p and p != "."]
-        for i, part in enumerate(parts):
+        for part in parts:
             if isinstance(node, Link):
                 node = self._walk(node.target, True, depth + 1)
             if not isinstance(node, Dir) or part not in node.entries:
