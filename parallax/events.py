@@ -215,7 +215,9 @@ class EventBus:
         for consumer in consumers or ():
             self.pm.register(consumer)
         self.progress: Any = None
-        if settings.progress:  # ``total``: the call's job count, for done/total and the ETA
+        # ``total``: the call's job count, for done/total and the ETA.  Verbose diagnostics are
+        # written to stderr at any moment, so they replace the live line rather than tear it.
+        if settings.progress and not settings.verbose:
             from .progress import ProgressDisplay
 
             self.progress = ProgressDisplay(total, clear_on_output=settings.print_out or settings.on_output is not None)
