@@ -60,13 +60,20 @@ KILL_REMOTE_TIMEOUT = 5.0  # seconds for the connection that ends a cancelled re
 KILL_CONNECT_TIMEOUT = 1  # seconds (whole, as ssh takes them) for it to connect and see the banner
 # How long a multiplexed session that ended without a status waits to see whether its master died.
 MASTER_EXIT_GRACE = 0.5
-# $1 $2: the cancelled session's client address and port, as sshd wrote them in SSH_CONNECTION.
-# Scanned twice, 0.3 s apart: a command whose exec request was still on its way when the client
-# was killed may start a moment after the first scan.
+# $1 $2: the cancelled session's client address and port, as sshd wrote them in SSH_CONNECTION;
+# $3 (when not empty): a line of the cancelled command, for sessions multiplexed over one
+# ControlMaster, which all share its SSH_CONNECTION: only processes whose command line holds
+# it are ours.  Each match's process group (sshd makes every session one) gets TERM, except
+# this script's own.  Scanned twice, 0.3 s apart: a command whose exec request was still on
+# its way when the client was killed may start a moment after the first scan.
 _KILL_SCRIPT = (
-    'for i in 1 2; do pids=$(grep -l -a -F -e "SSH_CONNECTION=$1 $2 " /proc/[0-9]*/environ 2>/dev/null'
-    " | sed -e 's|^/proc/||' -e 's|/environ$||'); "
-    '[ -n "$pids" ] && kill -TERM $pids 2>/dev/null; [ $i = 2 ] || sleep 0.3; done; exit 0'
+    'me=$(cut -d" " -f5 /proc/$$/stat); for i in 1 2; do '
+    'for f in $(grep -l -a -F -e "SSH_CONNECTION=$1 $2 " /proc/[0-9]*/environ 2>/dev/null); do '
+    'd=${f%/environ}; '
+    '[ -z "$3" ] || grep -q -a -z -F -e "$3" "$d/cmdline" 2>/dev/null || continue; '
+    'g=$(cut -d" " -f5 "$d/stat" 2>/dev/null) || continue; '
+    '[ "$g" = "$me" ] || [ "$g" -le 1 ] || kill -TERM "-$g" 2>/dev/null; '
+    'done; [ $i = 2 ] || sleep 0.3; done; exit 0'
 )
 # The verbosity every command's ssh runs at, whatever LogLevel the caller asked for: how it
 # ended is read from the private -E log (a remote exit 255 is not an SSH failure, a dropped
@@ -350,7 +357,7 @@ class OpenSSHBackend(Backend):
                 # ending it takes another connection, which must not hold up the caller's
                 # timeout or deadline: it runs in the background, awaited by close().
                 if client and client[0] and (control or "Authenticated to " in _read(log_path)):
-                    self._background(self._kill_remote(target, control, client[0]))
+                    self._background(self._kill_remote(target, control, client[0], job.command))
                 raise
             if rc == 255:
                 log = _read(log_path)
@@ -397,7 +404,8 @@ class OpenSSHBackend(Backend):
         self._streams.add(stream)
         return stream
 
-    async def _kill_remote(self, target: Target, control: str | None, client: tuple[str, int]) -> None:
+    async def _kill_remote(self, target: Target, control: str | None, client: tuple[str, int],
+                           job_command: str | None = None) -> None:
         """End a cancelled command on the host: the OpenSSH client cannot signal it.
 
         A second connection sends TERM to every process whose environment
@@ -406,7 +414,9 @@ class OpenSSHBackend(Backend):
         :meth:`_background`); failures are only logged.
         """
         ip, port = client
-        command = f"sh -c {shlex.quote(_KILL_SCRIPT)} parallax-kill {shlex.quote(ip)} {port}"
+        lines = [ln for ln in (job_command or "").splitlines() if ln.strip()] if control else []
+        command = (f"sh -c {shlex.quote(_KILL_SCRIPT)} parallax-kill {shlex.quote(ip)} {port} "
+                   f"{shlex.quote(lines[0] if lines else '')}")
         log_path = self._next_log()
         try:
             argv = self.ssh_argv(target, command, log_path, control)
@@ -436,10 +446,10 @@ class OpenSSHBackend(Backend):
         # scp follows symlinks on the local side: refuse one leading outside <localdir> first, and
         # clear setuid/setgid bits afterwards (SFTP-mode scp masks them; legacy -O keeps them).
         root = transfer.slurp_root(job)
-        refused = transfer.check_local_destination(job.dst, root, recursive=job.recursive)
+        landed = transfer.landing_path(job.src, job.dst)
+        refused = transfer.check_local_destination(landed, root, recursive=job.recursive)
         if refused is not None:
             raise TransferFailed.at(job.target, refused)
-        landed = transfer.landing_path(job.src, job.dst)
         remote = self._remote(job.target, _GLOB.sub(r"\\\1", job.src))
         control = await self._control(job.target)
         argv = self.scp_argv(job.target, [remote], os.path.abspath(job.dst), job.recursive, control)

@@ -19,11 +19,18 @@ KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 
 
 class _Protocol(asyncio.SubprocessProtocol):
-    """Output of a child to the sink; *done* is set once it exited and its pipes closed."""
+    """Output of a child to the sink; *done* is set once it exited and its pipes closed,
+    *gone* as soon as it exited (its pipes may live on: an ``ssh`` multiplexed over a
+    ControlMaster hands them to the master, which keeps them until it notices)."""
 
     def __init__(self, sink: OutputSink, done: asyncio.Future) -> None:
         self.sink = sink
         self.done = done
+        self.gone: asyncio.Future = done.get_loop().create_future()
+
+    def process_exited(self) -> None:
+        if not self.gone.done():
+            self.gone.set_result(None)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd == 1:
@@ -96,7 +103,8 @@ async def run_process(
     (to note what it was connected to), then the child's group is killed.
     """
     done: asyncio.Future = asyncio.get_running_loop().create_future()
-    transport = await _spawn(_Protocol(sink, done), argv, stdin is not None, env)
+    proto = _Protocol(sink, done)
+    transport = await _spawn(proto, argv, stdin is not None, env)
     pid = transport.get_pid()
     try:
         if stdin is not None:
@@ -115,7 +123,7 @@ async def run_process(
                 before_kill(pid)
             except Exception:
                 pass
-        await _end_group(pid, done, (signal.SIGTERM, signal.SIGKILL), through_cancel=True)
+        await _end_group(pid, proto.gone, (signal.SIGTERM, signal.SIGKILL), through_cancel=True)
         raise
     finally:
         transport.close()
