@@ -133,20 +133,16 @@ def _make_parents(dst: str, root: str) -> None:
                 raise Refused(shown, "Not a directory") from None
 
 
-def check_local_destination(dst: str, root: str, *, recursive: bool) -> str | None:
-    """Why copying into local *dst* could write outside *root* (a symlink), or ``None``.
-
-    For a program that writes *dst* itself (scp): checks *dst* and, when
-    *recursive*, every symlink in the existing tree below it.
-    """
+def check_local_destination(landed: str, root: str, *, recursive: bool) -> str | None:
+    """Why a program copying to local *landed* (see :func:`landing_path`) could write outside
+    *root* through a symlink, or ``None``: *landed* itself, and when *recursive* every symlink
+    in the existing tree below it (scp follows them all)."""
     local = LocalRoot(root)
     try:
         if recursive:
-            local.check_tree(dst)
+            local.check_tree(landed)
         else:
-            local.resolve(dst)
-            if os.path.isdir(dst):
-                local.check_tree(dst)  # a file lands in dst/<name>, which may be a symlink
+            local.resolve(landed)
     except Refused as e:
         return str(e)
     return None

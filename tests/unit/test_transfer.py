@@ -368,7 +368,8 @@ def test_check_local_destination_finds_a_symlink_leading_outside(tmp_path):
     (root / "h1" / "tree").mkdir(parents=True)
     assert transfer.check_local_destination(str(root / "h1" / "f"), str(root), recursive=False) is None
     os.symlink("/etc", root / "h1" / "tree" / "deep")
-    assert transfer.check_local_destination(str(root / "h1" / "tree"), str(root), recursive=False) is not None
+    assert transfer.check_local_destination(str(root / "h1" / "tree"), str(root), recursive=False) is None
+    assert transfer.check_local_destination(str(root / "h1" / "tree" / "deep"), str(root), recursive=False)
     why = transfer.check_local_destination(str(root / "h1"), str(root), recursive=True)
     assert why is not None and "deep" in why and "/etc" in why
 
