@@ -392,15 +392,6 @@ def _signal_status(name: str) -> int:
         return 255
 
 
-def _remote_path(path: str) -> str:
-    """SFTP paths are relative to the login directory: ``~/x`` -> ``x``."""
-    if path == "~":
-        return "."
-    if path.startswith("~/"):
-        return path[2:] or "."
-    return path
-
-
 def _copy_error(exc: Error) -> Error:
     new = type(exc)(exc.msg)
     new.__cause__ = exc.__cause__
@@ -864,11 +855,11 @@ class AsyncSSHBackend(Backend):
 
     async def put(self, job: PutJob, sink: OutputSink) -> None:
         await self._transfer(job.target, lambda fs: transfer.put(
-            fs, job.src, _remote_path(job.dst), target=job.target, recursive=job.recursive))
+            fs, job.src, transfer.sftp_path(job.dst), target=job.target, recursive=job.recursive))
 
     async def get(self, job: GetJob, sink: OutputSink) -> None:
         await self._transfer(job.target, lambda fs: transfer.get(
-            fs, _remote_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
+            fs, transfer.sftp_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
             recursive=job.recursive, label=job.src))
 
 

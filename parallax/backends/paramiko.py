@@ -327,15 +327,6 @@ def _map_error(e: BaseException, target: Target, *, via: str | None = None) -> E
     return TransportError.at(target, f"{type(e).__name__}: {e}{where}")
 
 
-def _remote_path(path: str) -> str:
-    """SFTP paths are relative to the login directory; ``~/x`` means ``x``."""
-    if path == "~":
-        return "."
-    if path.startswith("~/"):
-        return path[2:].lstrip("/") or "."
-    return path
-
-
 class ParamikoBackend(Backend):
     """SSH through paramiko: pooled transports, blocking calls in a thread pool."""
 
@@ -775,11 +766,11 @@ class ParamikoBackend(Backend):
     # --- file transfer -------------------------------------------------
     async def put(self, job: PutJob, sink: OutputSink) -> None:
         await self._sftp(job.target, lambda fs: transfer.put(
-            fs, job.src, _remote_path(job.dst), target=job.target, recursive=job.recursive))
+            fs, job.src, transfer.sftp_path(job.dst), target=job.target, recursive=job.recursive))
 
     async def get(self, job: GetJob, sink: OutputSink) -> None:
         await self._sftp(job.target, lambda fs: transfer.get(
-            fs, _remote_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
+            fs, transfer.sftp_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
             recursive=job.recursive, label=job.src))
 
     async def _sftp(self, target: Target, walk: Callable[[_SFTPFS], Awaitable[None]]) -> None:

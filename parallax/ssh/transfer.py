@@ -137,6 +137,16 @@ def _refuse(path: str, e: OSError) -> BaseException:
     return e if isinstance(e, ConnectionError) else _Refused(path, reason_of(e))
 
 
+def sftp_path(path: str) -> str:
+    """A caller's remote path as SFTP takes it: SFTP paths are relative to the login directory,
+    so ``~`` is ``.`` and ``~/x`` (also ``~//x``, as OpenSSH reads it) is ``x``."""
+    if path == "~":
+        return "."
+    if path.startswith("~/"):
+        return path[2:].lstrip("/") or "."
+    return path
+
+
 def bad_name(name: str) -> str | None:
     """Why *name* (from a server's listing) is not a single path component, or ``None``."""
     if not name:
@@ -410,6 +420,7 @@ __all__ = [
     "landing_path",
     "prepare_slurp",
     "put",
+    "sftp_path",
     "slurp_root",
     "strip_special_bits",
 ]

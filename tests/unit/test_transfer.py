@@ -426,3 +426,9 @@ def test_prepare_slurp_with_a_file_in_the_way_names_it(tmp_path):
     with pytest.raises(TransferFailed) as info:
         transfer.prepare_slurp(GetJob(TARGET, "src", os.path.join(str(tmp_path / "L"), "h1", "a", "f")))
     assert info.value.msg.endswith(f"{tmp_path / 'L' / 'h1' / 'a'}: Not a directory")
+
+
+@pytest.mark.parametrize("path, sftp", [("~", "."), ("~/", "."), ("~/x", "x"), ("~//x", "x"), ("x", "x"),
+                                        ("/abs/x", "/abs/x"), ("~user/x", "~user/x")])
+def test_sftp_path_is_relative_to_the_login_directory(path, sftp):
+    assert transfer.sftp_path(path) == sftp
