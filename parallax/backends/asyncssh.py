@@ -954,6 +954,7 @@ async def _read_all(f: asyncssh.SFTPClientFile, out: transfer.Writer, hint: int,
                 size = min(block, hint - offset) if offset < hint else block
                 pending.append((offset, size, asyncio.ensure_future(f.read(size, offset))))
                 offset += size
+                await asyncio.sleep(0)  # let it send: on a dead connection the next one then fails fast
             if not pending:
                 return
             start, size, task = pending.popleft()
@@ -984,6 +985,7 @@ async def _write_all(f: asyncssh.SFTPClientFile, src: transfer.Reader, block: in
                 break
             pending.append(asyncio.ensure_future(f.write(data, offset)))
             offset += len(data)
+            await asyncio.sleep(0)  # as in _read_all
             if len(pending) >= _depth(block) or _failed(pending):
                 await pending.popleft()
         while pending:

@@ -210,8 +210,7 @@ def test_a_dropped_connection_is_a_result_without_a_traceback(server, backend, t
     kinds = json.loads(proc.stdout)
     assert kinds[server.hosts[1]] == "SlurpResult"
     assert issubclass(getattr(parallax, kinds[server.hosts[0]]), parallax.ConnectionFailed), kinds
-    for marker in ("Traceback", "Exception in thread", "exception was never retrieved", "Exception ignored"):
-        assert marker not in proc.stderr, proc.stderr
+    assert proc.stderr == ""  # no traceback, no "Task exception was never retrieved", no asyncio warning
 
 
 def test_paramiko_prefetch_thread_failures_are_kept_off_stderr():
