@@ -7,7 +7,6 @@ failures onto these classes so that callers can handle them uniformly.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, TypeVar
 
 E = TypeVar("E", bound="Error")
@@ -74,7 +73,11 @@ class Error(Exception):
     def for_job(self: E, job: Any) -> E:
         """This failure as *job*'s result: a copy carrying the job and its key, so
         that one error raised to several waiters (a shared connect) stays as raised."""
-        new = copy.copy(self)
+        # Not copy.copy: libraries may register reducers for exceptions (distributed installs
+        # tblib's), and a copy must never share this error's attributes.
+        new = type(self).__new__(type(self), *self.args)
+        new.__dict__.update(self.__dict__)
+        new.__cause__, new.__suppress_context__ = self.__cause__, self.__suppress_context__
         new.task = job
         new.host = getattr(job, "key", self.host)
         return new
