@@ -872,6 +872,12 @@ _SFTP_TYPES = {asyncssh.FILEXFER_TYPE_REGULAR: stat.S_IFREG, asyncssh.FILEXFER_T
                asyncssh.FILEXFER_TYPE_SYMLINK: stat.S_IFLNK}
 
 
+def _os_error(e: asyncssh.SFTPError) -> OSError:
+    """A failure about one path, as the transfer walk takes it."""
+    code = next((n for cls, n in _SFTP_ERRNO if isinstance(e, cls)), errno.EIO)
+    return OSError(code, e.reason or type(e).__name__)
+
+
 def _attrs(a: asyncssh.SFTPAttrs) -> transfer.Attrs:
     mode = a.permissions or 0
     if not stat.S_IFMT(mode):
@@ -898,14 +904,20 @@ class _SFTPFS:
         except _SFTP_LOST:
             raise
         except asyncssh.SFTPError as e:
-            code = next((n for cls, n in _SFTP_ERRNO if isinstance(e, cls)), errno.EIO)
-            raise OSError(code, e.reason or type(e).__name__) from None
+            raise _os_error(e) from None
 
     async def stat(self, path: str) -> transfer.Attrs:
         return _attrs(await self._call(self._sftp.stat(path)))
 
     async def listdir(self, path: str) -> list[transfer.Entry]:
-        names = await self._call(self._sftp.readdir(path))
+        try:
+            names = await self._sftp.readdir(path)
+        except _SFTP_LOST:
+            raise
+        except asyncssh.SFTPError as e:
+            if isinstance(e, asyncssh.SFTPBadMessage) and "decode" in (e.reason or ""):
+                raise OSError(errno.EILSEQ, transfer.NOT_UTF8) from None  # as the paramiko adapter says
+            raise _os_error(e) from None
         return [transfer.Entry(n.filename if isinstance(n.filename, str) else
                                n.filename.decode("utf-8", "surrogateescape"), _attrs(n.attrs)) for n in names]
 

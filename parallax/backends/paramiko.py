@@ -1039,7 +1039,7 @@ def _listdir(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttribut
     try:
         return sftp.listdir_attr(path)
     except UnicodeDecodeError:
-        raise OSError(errno.EILSEQ, "the server listed a file name that is not UTF-8") from None
+        raise OSError(errno.EILSEQ, transfer.NOT_UTF8) from None
 
 
 def _download(sftp: paramiko.SFTPClient, remote: str, out: transfer.Writer, hint: int) -> None:

@@ -137,6 +137,10 @@ def _refuse(path: str, e: OSError) -> BaseException:
     return e if isinstance(e, ConnectionError) else _Refused(path, reason_of(e))
 
 
+#: Why a listing fails whose names do not decode (both SFTP libraries decode names as UTF-8).
+NOT_UTF8 = "the server listed a file name that is not UTF-8"
+
+
 def sftp_path(path: str) -> str:
     """A caller's remote path as SFTP takes it: SFTP paths are relative to the login directory,
     so ``~`` is ``.`` and ``~/x`` (also ``~//x``, as OpenSSH reads it) is ``x``."""
@@ -408,6 +412,7 @@ async def _put_tree(fs: RemoteFS, src: str, dst: str, st: os.stat_result, preser
 __all__ = [
     "MAX_DEPTH",
     "MODE_MASK",
+    "NOT_UTF8",
     "Attrs",
     "Entry",
     "LocalRoot",

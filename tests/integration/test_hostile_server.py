@@ -55,10 +55,11 @@ def tree(hostile: bool) -> HostileDir:
         "long": HostileFile(b"0123456789", size=2**40 if hostile else None),  # listed as 1 TiB
         "zero": HostileFile(ZERO, size=0 if hostile else None),
     })
+    latin = HostileDir({"good": HostileFile(b"good"), **({"caf\udce9": HostileFile(b"latin-1")} if hostile else {})})
     drop = HostileFile(b"0123456789abcdef", length=64 << 20, drop_at=(2 << 20) if hostile else None)
     huge = HostileFile(b"0123456789abcdef", length=(8 << 30) if hostile else 16)
     return HostileDir({"names": names, "dots": dots, "dotfile": dotfile, "modes": modes, "sizes": sizes,
-                       "drop": drop, "huge": huge})
+                       "latin": latin, "drop": drop, "huge": huge})
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,22 @@ def test_an_empty_or_nul_name_is_refused(server, backend, case, why, tmp_path):
     assert f"/names/{case}: the server listed {why}" in bad.msg
     assert isinstance(res[server.hosts[1]], parallax.SlurpResult)
     assert b"pwned" not in written(tmp_path).values()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_name_that_is_not_utf8(server, backend, tmp_path):
+    # a valid POSIX name; scp copies it as bytes, the SFTP libraries cannot decode it: a clear failure
+    res = slurp(server, backend, "/latin", tmp_path / "L", recursive=True)
+    assert isinstance(res[server.hosts[1]], parallax.SlurpResult)
+    bad = res[server.hosts[0]]
+    if backend == "openssh":
+        assert isinstance(bad, parallax.SlurpResult), bad
+        got = os.path.join(os.fsencode(tmp_path / "L" / server.hosts[0] / "got"), b"caf\xe9")
+        with open(got, "rb") as f:
+            assert f.read() == b"latin-1"
+    else:
+        assert isinstance(bad, parallax.TransferFailed), bad
+        assert bad.msg.endswith("/latin: the server listed a file name that is not UTF-8"), bad.msg
 
 
 @pytest.mark.parametrize("case", ["empty", "nul"])
