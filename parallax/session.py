@@ -162,7 +162,7 @@ class AsyncSession:
             sharded: dict[str, Any] = await execute_sharded(list(jobs), settings)
             return sharded
         ensure_fd_limit(min(settings.limit, max(len(jobs), 1)), len(self.targets) if self.persistent else 0)
-        bus = EventBus(settings)
+        bus = EventBus(settings, total=len(jobs))
         try:
             with verbose_logging() if settings.verbose else contextlib.nullcontext():
                 return await Scheduler(self.backend, settings, bus, local=self._local).execute(jobs)

@@ -59,6 +59,7 @@ def test_live_line_while_running_and_gone_after(pane, big_lab):
     (line,) = [line for line in live if LIVE.search(line)]
     assert line == live[max(i for i, text in enumerate(live) if text.strip())]  # the last line drawn
     assert int(re.search(r"(\d+) running", line).group(1)) <= 20
+    assert re.search(r"\d+/100 done", line), line  # the total is known: done/total (ETA once some are done)
     assert wait_exit(done) == 0
     after = pane.wait_for(lambda lines: any(STATUS.match(x) and x.startswith("[100] ") for x in lines))
     assert not any("parallax:" in x for x in after), after  # erased, not left behind
