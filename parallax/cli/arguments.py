@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = _common(sub, "run", "run a command on every host (pssh)", "parallax run [OPTIONS] COMMAND...", command=True)
     run.add_argument("-I", "--send-input", dest="send_input", action="store_true",
                      help="read standard input and send it to every host's command")
+    run.add_argument("--sudo", action="store_true", default=None,
+                     help="run the command through sudo; prompts once for the sudo password (never on argv)")
+    run.add_argument("--sudo-user", metavar="USER", help="with --sudo: run as USER instead of root")
     run.add_argument("command", nargs=argparse.REMAINDER, help="the remote command (its words are joined by spaces)")
 
     copy = _common(sub, "copy", "copy local files to every host (pscp)",

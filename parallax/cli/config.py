@@ -60,6 +60,11 @@ def library_options(args: argparse.Namespace) -> dict[str, Any]:
     opts["quiet"] = not args.verbose
     if getattr(args, "send_input", False):
         opts["input_stream"] = sys.stdin.buffer
+    if getattr(args, "sudo", None) or getattr(args, "sudo_user", None):
+        # The password is asked for once, on the terminal, at the first host that needs it.
+        opts.update(sudo=True, sudo_askpass=True)
+        if args.sudo_user:
+            opts["sudo_user"] = args.sudo_user
     if hasattr(args, "recursive"):
         opts["recursive"] = bool(args.recursive)
     if getattr(args, "localdir", None) is not None:

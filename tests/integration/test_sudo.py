@@ -217,3 +217,37 @@ def _secret_in_files(root: str) -> list[str]:
             except OSError:
                 pass
     return found
+
+
+def test_the_command_line_sudo_flag_prompts_once_and_runs_as_root(lab, tmp_path):
+    """``parallax run --sudo`` in a real terminal: the password is typed at the prompt, never on argv."""
+    import shlex
+
+    exe = shutil.which("parallax")
+    assert exe, "the parallax console script is not installed"
+    hosts = " ".join(lab.hosts)
+    out = tmp_path / "out.txt"
+    argv = [exe, "run", "-H", hosts, "-l", lab.user, "-i", "--no-progress", "-O", f"IdentityFile={lab.client_key}",
+            "-O", f"UserKnownHostsFile={lab.known_hosts}", "-O", "IdentitiesOnly=yes", "--sudo", "--", "id", "-u"]
+    session = f"parallax-sudo-{uuid.uuid4().hex[:8]}"
+    line = shlex.join(argv) + f" > {shlex.quote(str(out))} 2>&1; echo EXIT=$? >> {shlex.quote(str(out))}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50"], check=True)
+    try:
+        subprocess.run(["tmux", "send-keys", "-t", session, line, "Enter"], check=True)
+        deadline = time.monotonic() + 30
+        while "sudo password" not in subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                                    capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, "no sudo password prompt"
+            time.sleep(0.1)
+        assert _secret_in_proc() == []
+        subprocess.run(["tmux", "send-keys", "-t", session, "-l", SUDO_PASSWORD], check=True)
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        while "EXIT=" not in (out.read_text() if out.exists() else ""):
+            assert time.monotonic() < deadline, "the run did not end"
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    text = out.read_text()
+    assert "EXIT=0" in text, text
+    assert text.count("[SUCCESS]") == 2 and text.count("\n0\n") == 2, text  # id -u: root on both hosts
+    assert SUDO_PASSWORD not in text
