@@ -49,7 +49,7 @@ import asyncssh
 from asyncssh.config import SSHClientConfig, SSHConfig
 
 from ..account import default_ssh_config, expand_home, local_user, passwd_home
-from .sshconfig import refuse_match_exec
+from .match_exec import refuse_match_exec
 from ..errors import (
     AuthenticationFailed,
     BadInput,
@@ -549,7 +549,8 @@ class AsyncSSHBackend(Backend):
         target = conf.target
         passphrase = target.key_passphrase  # unlocks keys only; never sent as a password
         if conf.required_key and not os.path.exists(conf.required_key):
-            raise BadInput(f"ssh_key {conf.required_key!r} does not exist", host=target.key)
+            # as ssh and the other backends report it: the identity cannot be offered, so authentication fails
+            raise AuthenticationFailed.at(target, f"identity file {conf.required_key} not found")
         if conf.explicit_keys:
             paths, ignore_encrypted = conf.key_files, False
         else:

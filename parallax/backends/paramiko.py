@@ -230,6 +230,7 @@ class _Conn:
     key: Target  # pool key
     jump: _Conn | None = None
     auth: str = "unknown"  # the authentication method that worked (for check)
+    password_ok: bool = True  # False after a changed host key was let through (StrictHostKeyChecking=no)
 
 
 @dataclasses.dataclass
@@ -528,6 +529,11 @@ class ParamikoBackend(Backend):
         same_type = [b for kt, b in known if kt == keytype]
         if blob in same_type:
             return
+        if same_type and hc.policy == "no":  # OpenSSH's StrictHostKeyChecking=no: go on, record nothing,
+            conn.password_ok = False  # but never send a password to a host whose key changed
+            log.info("%s: host key changed (%s %s); StrictHostKeyChecking=no lets it through without password "
+                     "authentication", conn.target.label, keytype, key.fingerprint)
+            return
         if same_type:
             try:
                 old = paramiko.PKey.from_type_string(keytype, base64.b64decode(same_type[0])).fingerprint
@@ -537,7 +543,7 @@ class ParamikoBackend(Backend):
                 conn.target, f"{hc.host_key_name} offered {keytype} {key.fingerprint}, "
                 f"known_hosts has {old}"
             )
-        if hc.policy == "accept-new" and hc.known_hosts:
+        if hc.policy in ("accept-new", "no") and hc.known_hosts:
             try:
                 self._known.record(hc.known_hosts[0], hc.host_key_name, keytype, blob)
             except OSError as e:  # a key accept-new cannot pin is not accepted
@@ -605,11 +611,11 @@ class ParamikoBackend(Backend):
                 finally:
                     if agent is not None:
                         agent.close()
-            if hc.default_identities:
+            if hc.default_identities:  # OpenSSH's defaults, those that exist
                 defaults = (os.path.join(self._configs.home, ".ssh", name) for name in DEFAULT_IDENTITIES)
                 if offer_files(p for p in defaults if os.path.isfile(p)):
                     return
-        if target.password is not None and hc.password_auth and t.is_active():
+        if target.password is not None and hc.password_auth and conn.password_ok and t.is_active():
             try:
                 t.auth_password(user, target.password)
                 conn.auth = "password"

@@ -175,7 +175,7 @@ def test_wrong_key_is_an_authentication_failure(ssh_lab: SSHLab):
 def test_missing_key_file_is_named(ssh_lab: SSHLab, tmp_path):
     missing = str(tmp_path / "nokey")
     error = parallax.run(ssh_lab.hosts[:1], "true", **kw(ssh_lab, ssh_key=missing))[ssh_lab.hosts[0]]
-    assert isinstance(error, BadInput) and missing in str(error)
+    assert isinstance(error, AuthenticationFailed) and missing in str(error)  # as on every backend
 
 
 def test_connect_timeout_against_a_silent_listener(ssh_lab: SSHLab):

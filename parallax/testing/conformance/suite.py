@@ -590,6 +590,43 @@ def test_ssh_config_proxyjump(backend_name: Any, lab: Any, tmp_path: Any) -> Non
     assert lab.connection_count() - before == 2, "expected one connection to the jump host and one through it"
 
 
+def test_ssh_config_include_is_honoured(backend_name: Any, lab: Any, tmp_path: Any) -> None:
+    included = tmp_path / "conf.d" / "lab.conf"
+    included.parent.mkdir()
+    included.write_text(_alias_block(lab, "included-alias", lab.addresses[1]))
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Include {config_value(str(tmp_path / 'conf.d' / '*.conf'))}\n")
+    results = parallax.call(["included-alias"], 'echo "$SSH_CONNECTION"', backend=backend_name,
+                            host_key_policy="strict", ssh_config=str(config), timeout=30)
+    assert server_address(results["included-alias"]) == lab.addresses[1]
+
+
+def test_strict_host_key_checking_no_accepts_and_records_as_openssh(
+        backend_name: Any, lab: Any, opts: Any, tmp_path: Any
+) -> None:
+    """OpenSSH's StrictHostKeyChecking=no: an unknown key is accepted *and recorded* (not parallax's off)."""
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    settings = {**opts, "known_hosts": str(known), "ssh_options": ["StrictHostKeyChecking=no"]}
+    settings.pop("host_key_policy")
+    ok(only(parallax.run(lab.hosts[:1], "true", **settings)))
+    assert lab_key_b64(lab) in known.read_text()
+
+
+def test_a_missing_identity_file_is_an_authentication_failure(
+        backend_name: Any, lab: Any, opts: Any, tmp_path: Any
+) -> None:
+    result = only(parallax.run(lab.hosts[:1], "true", **{**opts, "ssh_key": str(tmp_path / "no-such-key")}))
+    assert isinstance(result, parallax.AuthenticationFailed), repr(result)
+
+
+def test_connection_refused_says_refused(backend_name: Any, lab: Any, opts: Any) -> None:
+    dead = f"{lab.addresses[0]}:{free_port(lab.addresses[0])}"
+    result = only(parallax.run([dead], "true", **opts))
+    assert isinstance(result, parallax.ConnectionFailed) and "refused" in result.msg.lower(), result.msg
+    assert "\r" not in result.msg
+
+
 def test_env_is_visible_remotely(backend_name: Any, lab: Any, opts: Any) -> None:
     results = parallax.call(lab.hosts[:2], 'printf "%s|" "$PARALLAX_TEST"', env={"PARALLAX_TEST": "x y"}, **opts)
     for r in results.values():
