@@ -99,12 +99,14 @@ class PutJob:
 
 @dataclass(frozen=True)
 class GetJob:
-    """Copy remote ``src`` to the local path ``dst`` (``<localdir>/<host>/<dst>``)."""
+    """Copy remote ``src`` to the local path ``dst`` (``<localdir>/<host>/<dst>``); nothing
+    may be written outside ``root`` (``<localdir>``)."""
 
     target: Target
     src: str
     dst: str
     recursive: bool = False
+    root: str = ""
 
     @property
     def key(self) -> str:

@@ -144,7 +144,8 @@ def plan_get(targets: list[Target], src: str, dst: str, settings: Settings) -> l
     if ".." in posixpath.normpath(dst.replace(os.sep, "/")).split("/"):
         raise ValueError(f"slurp: destination {dst!r} must stay inside the host's directory")
     return [
-        GetJob(target=t, src=src, dst=slurp_path(settings.localdir, t.key, dst), recursive=settings.recursive)
+        GetJob(target=t, src=src, dst=slurp_path(settings.localdir, t.key, dst), recursive=settings.recursive,
+               root=settings.localdir or os.curdir)
         for t in targets
     ]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import Counter, deque
 from typing import Any
@@ -23,6 +22,7 @@ from .jobs import CheckJob, CommandJob, GetJob, Job, PutJob
 from .options import Settings
 from .planner import local_source_problem
 from .results import CallResult, CheckResult, CopyResult, SlurpResult
+from .ssh.localdir import prepare_slurp
 
 log = logging.getLogger("parallax")
 
@@ -181,9 +181,7 @@ class Scheduler:
             auth = await self.backend.check(job, sink)
             return CheckResult(host=job.key, auth=auth, connect_time=time.monotonic() - start)
         if isinstance(job, GetJob):
-            parent = os.path.dirname(job.dst)
-            if parent:
-                os.makedirs(parent, exist_ok=True)
+            prepare_slurp(job)  # <localdir>/<host>/...: never through a symlink leading outside <localdir>
             await self.backend.get(job, sink)
             return 0
         raise TypeError(f"unknown job type {type(job).__name__}")

@@ -130,3 +130,18 @@ def test_openssh_legacy_scp_protocol_does_not_bring_setuid_either(ssh_lab, remot
                        **lab_opts(ssh_lab, "openssh"))[host]
     assert isinstance(r, parallax.SlurpResult), r
     assert stat.S_IMODE(os.stat(r.path).st_mode) == 0o755
+
+
+def test_no_directory_is_created_outside_localdir_before_the_backend_runs(tmp_path):
+    """The scheduler makes <localdir>/<host>/sub checked step by step, not with os.makedirs."""
+    from parallax.backends.mock import MockBackend
+
+    local, outside = tmp_path / "local", tmp_path / "outside"
+    local.mkdir()
+    outside.mkdir()
+    (local / "h1").symlink_to(outside)
+    backend = MockBackend(files={"h1": {"/f": b"x"}})
+    result = parallax.slurp(["h1"], "/f", "sub/f", localdir=str(local), backend=backend)["h1"]
+    assert isinstance(result, parallax.TransferFailed), result
+    assert list(outside.iterdir()) == []  # not even an empty sub/
+    assert [kind for _, kind, _ in backend.hosts.calls] == []  # refused before the backend was asked
