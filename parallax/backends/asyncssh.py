@@ -37,19 +37,16 @@ import dataclasses
 import errno
 import logging
 import os
-import shlex
 import signal
 import socket
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar, cast
+from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable
 
 import asyncssh
-from asyncssh.config import SSHClientConfig, SSHConfig
 
-from ..account import default_ssh_config, expand_home, local_user, passwd_home
-from .match_exec import refuse_match_exec
 from ..errors import (
     AuthenticationFailed,
     BadInput,
@@ -66,6 +63,8 @@ from ..errors import (
 )
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
+from ..ssh.config import USER_CONFIG, ConfigError, ConfigResolver
+from ..ssh.policy import HostKeyPolicy
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import record_host_key, unrecordable
 
@@ -73,55 +72,21 @@ log = logging.getLogger("parallax")
 T = TypeVar("T")
 
 CLOSE_GRACE = 1.0  # seconds to wait for a cancelled channel to close
-DEFAULT_KEY_NAMES = ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa")
-GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 
-# ssh option (lower case) -> (canonical name as asyncssh's config parser stores it, kind)
-_OPTIONS: dict[str, tuple[str, str]] = {
-    "user": ("User", "str"),
-    "port": ("Port", "port"),
-    "hostname": ("Hostname", "str"),
-    "identityfile": ("IdentityFile", "append"),
-    "identitiesonly": ("IdentitiesOnly", "bool"),
-    "identityagent": ("IdentityAgent", "none_str"),
-    "stricthostkeychecking": ("StrictHostKeyChecking", "policy"),
-    "userknownhostsfile": ("UserKnownHostsFile", "list"),
-    "globalknownhostsfile": ("GlobalKnownHostsFile", "list"),
-    "hostkeyalias": ("HostKeyAlias", "none_str"),
-    "connecttimeout": ("ConnectTimeout", "seconds"),
-    "proxyjump": ("ProxyJump", "none_str"),
-    "batchmode": ("BatchMode", "bool"),  # accepted: this backend never prompts
-    "loglevel": ("LogLevel", "str"),  # accepted: parallax logs quietly whatever the level (crmsh sets it)
-    "compression": ("Compression", "bool"),
-    "serveraliveinterval": ("ServerAliveInterval", "seconds"),
-    "serveralivecountmax": ("ServerAliveCountMax", "count"),
-    "tcpkeepalive": ("TCPKeepAlive", "bool"),
-    "addressfamily": ("AddressFamily", "family"),
-    "passwordauthentication": ("PasswordAuthentication", "bool"),
-    "pubkeyauthentication": ("PubkeyAuthentication", "bool"),
-    "kbdinteractiveauthentication": ("KbdInteractiveAuthentication", "bool"),
-    "preferredauthentications": ("PreferredAuthentications", "str"),
-    "kexalgorithms": ("KexAlgorithms", "str"),
-    "ciphers": ("Ciphers", "str"),
-    "macs": ("MACs", "str"),
-    "hostkeyalgorithms": ("HostKeyAlgorithms", "str"),
-    "setenv": ("SetEnv", "setenv"),
-    "sendenv": ("SendEnv", "appendlist"),
-}
+#: Lower-case ssh option names this backend honours in ``ssh_options`` (values checked by the shared resolver).
+SUPPORTED_OPTIONS = frozenset({
+    "user", "port", "hostname", "identityfile", "identitiesonly", "identityagent", "stricthostkeychecking",
+    "userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "connecttimeout", "proxyjump",
+    "batchmode",  # accepted: this backend never prompts
+    "loglevel",  # accepted: parallax logs quietly whatever the level (crmsh sets it)
+    "compression", "serveraliveinterval", "serveralivecountmax", "tcpkeepalive", "addressfamily",
+    "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication", "preferredauthentications",
+    "kexalgorithms", "ciphers", "macs", "hostkeyalgorithms", "setenv", "sendenv",
+})
 
-_POLICIES = {"yes": "strict", "ask": "strict", "accept-new": "accept-new", "no": "no", "off": "no"}
-_TRUE = {"yes", "true"}
-_FALSE = {"no", "false"}
+_POLICY_NAMES = {HostKeyPolicy.STRICT: "strict", HostKeyPolicy.ACCEPT_NEW: "accept-new", HostKeyPolicy.NO: "no",
+                 HostKeyPolicy.OFF: "off"}
 _FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
-
-
-class _ClientConfig(SSHClientConfig):
-    """asyncssh's ssh_config parser, also keeping ``StrictHostKeyChecking``."""
-
-    _handlers = {
-        **SSHClientConfig._handlers,
-        "stricthostkeychecking": ("StrictHostKeyChecking", SSHConfig._set_string),
-    }
 
 
 def _fast_ciphers() -> list[str]:
@@ -137,77 +102,6 @@ def _fast_ciphers() -> list[str]:
     algs = [a.decode() for a in get_encryption_algs()]
     first = [a for a in ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") if a in algs]
     return first + [a for a in algs if a not in first]
-
-
-def parse_ssh_options(target: Target) -> dict[str, Any]:
-    """``target.ssh_options`` as typed values keyed like asyncssh's config (first wins)."""
-    out: dict[str, Any] = {}
-    for key, value in target.ssh_options:
-        spec = _OPTIONS.get(key.lower())
-        if spec is None:
-            continue  # check_target refuses these before anything runs
-        name, kind = spec
-
-        def bad(expected: str) -> BadInput:
-            return BadInput(f"ssh option {key}={value!r}: expected {expected}", host=target.key)
-
-        low = value.strip().lower()
-        if kind == "append":
-            if low != "none":
-                out.setdefault(name, []).append(expand_home(value))
-            continue
-        if kind == "appendlist":
-            out.setdefault(name, []).extend(value.split())
-            continue
-        if name in out:
-            continue
-        if kind == "bool":
-            if low not in _TRUE | _FALSE:
-                raise bad("yes or no")
-            out[name] = low in _TRUE
-        elif kind == "port":
-            if not low.isdigit() or not 1 <= int(low) <= 65535:
-                raise bad("a port number 1..65535")
-            out[name] = int(low)
-        elif kind in ("seconds", "count"):
-            try:
-                number = float(low) if kind == "seconds" else int(low)
-            except ValueError:
-                raise bad("a number" if kind == "seconds" else "an integer") from None
-            if number < 0:
-                raise bad("a non-negative number")
-            out[name] = number
-        elif kind == "policy":
-            if low not in _POLICIES:
-                raise bad("yes, no, ask, accept-new or off")
-            out[name] = low
-        elif kind == "family":
-            if low not in _FAMILIES:
-                raise bad("any, inet or inet6")
-            out[name] = _FAMILIES[low]
-        elif kind == "list":
-            out[name] = [] if low == "none" else [expand_home(p) for p in value.split()]
-        elif kind == "setenv":
-            try:
-                words = shlex.split(value)
-            except ValueError:
-                raise bad("NAME=value pairs") from None
-            if not all("=" in w and not w.startswith("=") for w in words):
-                raise bad("NAME=value pairs")
-            out[name] = words
-        elif kind == "none_str":
-            out[name] = None if low == "none" else value
-        else:
-            out[name] = value
-    return out
-
-
-def _load_config(path: str, host: str, user: Any, port: Any) -> SSHClientConfig:
-    args = (local_user(), user, host, port)
-    try:
-        return _ClientConfig.load(None, [path], False, False, False, *args)
-    except TypeError:  # asyncssh < 2.15: load(last_config, paths, reload, *args)
-        return _ClientConfig.load(None, [path], False, *args)  # type: ignore[call-arg]
 
 
 def _lenient_algs(value: str | None, possible: Callable[[], list[bytes]]) -> str | None:
@@ -294,13 +188,13 @@ class _Conf:
 class _Pooled:
     conn: asyncssh.SSHClientConnection
     jumps: list[asyncssh.SSHClientConnection]
-    client: "_Client"
+    client: _Client
 
 
 class _Client(asyncssh.SSHClient):
     """Applies the host key policy and tells the pool when the connection dies."""
 
-    def __init__(self, backend: "AsyncSSHBackend", conf: _Conf, known: Any, pool_key: Target | None) -> None:
+    def __init__(self, backend: AsyncSSHBackend, conf: _Conf, known: Any, pool_key: Target | None) -> None:
         self.backend = backend
         self.conf = conf
         self.known = known
@@ -403,15 +297,14 @@ class AsyncSSHBackend(Backend):
 
     name = "asyncssh"
     capabilities = frozenset({"remote-kill", "stream", "check"})
-    supported_options = frozenset(_OPTIONS)
+    supported_options = SUPPORTED_OPTIONS
 
     def __init__(self, settings: object = None) -> None:
         self.settings = settings
         self._pool: dict[Target, asyncio.Future] = {}
-        self._default_config = default_ssh_config()  # once, not per host
+        self._resolvers: dict[str | None, ConfigResolver] = {}
         self._waiting: dict[Target, int] = {}
         self._confs: dict[tuple, _Conf] = {}
-        self._configs: dict[tuple, SSHClientConfig] = {}
         self._keys: dict[tuple, list] = {}
         self._known: dict[tuple, Any] = {}
         self._recorded: set[tuple[str, str, bytes]] = set()
@@ -424,7 +317,7 @@ class AsyncSSHBackend(Backend):
             raise UnsupportedOption(
                 f"ssh_extra {list(target.ssh_extra)!r} (raw OpenSSH arguments) is not supported by the "
                 f"{self.name} backend; use ssh_options", host=target.key)
-        parse_ssh_options(target)
+        self._conf(target)  # the shared resolver checks the options and the config file
 
     def _conf(self, target: Target) -> _Conf:
         key = (target.connection, target.env)
@@ -433,115 +326,65 @@ class AsyncSSHBackend(Backend):
             conf = self._confs[key] = self._build_conf(target)
         return conf
 
-    def _config(self, path: str, host: str, user: Any, port: Any, target: Target) -> SSHClientConfig:
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            raise BadInput(f"ssh_config file {path!r} cannot be read: {e.strerror}", host=target.key) from None
-        key = (path, st.st_mtime_ns, st.st_size, host, user, port)
-        cfg = self._configs.get(key)
-        if cfg is None:
-            try:  # asyncssh's loader would run a Match exec command (also in an Include'd file)
-                refuse_match_exec(path, follow_include=True)
-            except BadInput as e:
-                raise BadInput(str(e), host=target.key) from None
+    def _resolver(self, target: Target) -> ConfigResolver:
+        path = target.ssh_config
+        found = self._resolvers.get(path)
+        if found is None:
             try:
-                cfg = self._configs[key] = _load_config(path, host, user, port)
-            except (ValueError, OSError) as e:
-                raise BadInput(f"ssh_config file {path!r}: {e}", host=target.key) from None
-        return cfg
+                found = self._resolvers[path] = ConfigResolver(path if path is not None else USER_CONFIG)
+            except ConfigError as e:
+                raise BadInput(f"ssh_config: {e}", host=target.key) from None
+        return found
 
     def _build_conf(self, target: Target) -> _Conf:
-        opts = parse_ssh_options(target)
-        if target.ssh_config is not None and not os.path.exists(target.ssh_config):
-            raise BadInput(f"ssh_config file {target.ssh_config!r} does not exist", host=target.key)
-        path = target.ssh_config if target.ssh_config is not None else self._default_config
-        user_hint = target.user or opts.get("User") or ()
-        port_hint = target.port or opts.get("Port") or ()
-        cfg: dict[str, Any] = {}
-        if path:
-            cfg = self._config(path, target.host, user_hint, port_hint, target)._options
-
-        def pick(name: str, default: Any = None) -> Any:
-            return opts[name] if name in opts else cfg.get(name, default)
-
-        host = opts.get("Hostname") or cfg.get("Hostname") or target.host
-        port = int(target.port or opts.get("Port") or cfg.get("Port") or 22)
-        user = target.user or opts.get("User") or cfg.get("User") or local_user()
-
-        files = ([target.ssh_key] if target.ssh_key else []) + list(opts.get("IdentityFile", []))
-        files += [expand_home(p) for p in cfg.get("IdentityFile", [])]
-        identities_only = bool(pick("IdentitiesOnly", False))
-        agent: Any = pick("IdentityAgent", ())
-        if identities_only or agent is None:
-            agent_path = None
-        elif agent == ():
-            agent_path = os.environ.get("SSH_AUTH_SOCK") or None
-        else:
-            agent_path = expand_home(str(agent)) if agent.upper() != "SSH_AUTH_SOCK" else os.environ.get("SSH_AUTH_SOCK")
-
-        if "StrictHostKeyChecking" in opts:
-            policy = _POLICIES[opts["StrictHostKeyChecking"]]
-        elif target.host_key_policy:
-            policy = target.host_key_policy
-        else:
-            policy = _POLICIES.get(str(cfg.get("StrictHostKeyChecking") or "yes").lower(), "strict")
-
-        if "UserKnownHostsFile" in opts:
-            user_files = list(opts["UserKnownHostsFile"])
-        elif target.known_hosts:
-            user_files = [target.known_hosts]
-        elif "UserKnownHostsFile" in cfg:
-            user_files = [expand_home(p) for p in cfg["UserKnownHostsFile"]]
-        else:
-            ssh_dir = os.path.join(passwd_home(), ".ssh")
-            user_files = [os.path.join(ssh_dir, "known_hosts"), os.path.join(ssh_dir, "known_hosts2")]
-        global_files = pick("GlobalKnownHostsFile", list(GLOBAL_KNOWN_HOSTS))
-        user_files = [p for p in user_files if p != "/dev/null"]
-        known_files = tuple(user_files + [expand_home(p) for p in global_files if p != "/dev/null"])
-
-        jump = pick("ProxyJump")
-        jumps = tuple(h for h in str(jump).split(",") if h.strip()) if jump else ()
-
-        timeout = pick("ConnectTimeout")
-        connect_timeout = float(timeout) if timeout else target.connect_timeout
-
-        env: dict[str, str] = {}
-        for pair in list(opts.get("SetEnv", [])) + [f"{k}={v}" for k, v in target.env] + list(cfg.get("SetEnv", [])):
-            name, _, value = pair.partition("=")
-            env.setdefault(name, value)
-        send_env = tuple(opts.get("SendEnv", [])) + tuple(cfg.get("SendEnv", []))
-
+        """The target through the shared resolver (:mod:`parallax.ssh.config`), as asyncssh's arguments."""
+        options: list[tuple[str, str]] = list(target.ssh_options)
+        if target.known_hosts is not None and target.host_key_policy != "off":
+            options.append(("UserKnownHostsFile", target.known_hosts))  # after ssh_options, as on ssh's argv
+        try:
+            hc = self._resolver(target).resolve(
+                target.host, user=target.user, port=target.port,
+                identity_files=[target.ssh_key] if target.ssh_key else [],
+                ssh_options=options, host_key_policy=target.host_key_policy)
+        except ConfigError as e:
+            raise BadInput(str(e), host=target.key) from None
+        jumps = tuple(str(hop) for hop in hc.proxy_jump)
+        user_files = [p for p in hc.user_known_hosts_files if p != "/dev/null"]
+        known_files = tuple(user_files + [p for p in hc.global_known_hosts_files if p != "/dev/null"])
+        env = hc.environment()
+        env.update(dict(target.env))
         kwargs: dict[str, Any] = {
             "gss_kex": False, "gss_auth": False,
             "x509_trusted_certs": None, "x509_trusted_cert_paths": [],
-            "compression_algs": "zlib@openssh.com,zlib,none" if pick("Compression") else "none",
+            "compression_algs": "zlib@openssh.com,zlib,none" if hc.compression else "none",
+            "password_auth": hc.password_authentication, "public_key_auth": hc.pubkey_authentication,
+            "kbdint_auth": hc.kbd_interactive_authentication, "family": _FAMILIES[hc.address_family],
+            "tcp_keepalive": hc.tcp_keep_alive,
         }
-        for name, arg, kind in (("KexAlgorithms", "kex_algs", "kex"), ("Ciphers", "encryption_algs", "enc"),
-                                ("MACs", "mac_algs", "mac"), ("HostKeyAlgorithms", "server_host_key_algs", "key")):
-            value = opts.get(name) or _lenient_algs(cfg.get(name), _possible(kind))
-            if value:
-                kwargs[arg] = value
+        for value, arg, kind in ((hc.kex_algorithms, "kex_algs", "kex"), (hc.ciphers, "encryption_algs", "enc"),
+                                 (hc.macs, "mac_algs", "mac"), (hc.host_key_algorithms, "server_host_key_algs", "key")):
+            algs = _lenient_algs(value, _possible(kind))
+            if algs:
+                kwargs[arg] = algs
         kwargs.setdefault("encryption_algs", _fast_ciphers())
-        for name, arg in (("ServerAliveInterval", "keepalive_interval"), ("ServerAliveCountMax", "keepalive_count_max"),
-                          ("PasswordAuthentication", "password_auth"), ("PubkeyAuthentication", "public_key_auth"),
-                          ("KbdInteractiveAuthentication", "kbdint_auth"), ("PreferredAuthentications", "preferred_auth"),
-                          ("AddressFamily", "family"), ("TCPKeepAlive", "tcp_keepalive")):
-            value = pick(name)
-            if value is not None:
-                kwargs[arg] = value
-        if cfg.get("BindAddress"):
-            kwargs["local_addr"] = (cfg["BindAddress"], 0)
-        if cfg.get("ProxyCommand") and not jumps:
-            kwargs["proxy_command"] = cfg["ProxyCommand"]
-
+        if hc.server_alive_interval:
+            kwargs["keepalive_interval"] = hc.server_alive_interval
+            kwargs["keepalive_count_max"] = hc.server_alive_count_max
+        if hc.preferred_authentications:
+            kwargs["preferred_auth"] = ",".join(hc.preferred_authentications)
+        if hc.bind_address:
+            kwargs["local_addr"] = (hc.bind_address, 0)
+        if hc.proxy_command and not jumps:
+            kwargs["proxy_command"] = hc.proxy_command
         return _Conf(
-            target=target, host=host, port=port, user=user,
-            key_files=tuple(files), required_key=target.ssh_key, explicit_keys=bool(files),
-            agent_path=agent_path, policy=policy, known_hosts_files=known_files,
+            target=target, host=hc.hostname, port=hc.port, user=hc.user,
+            key_files=hc.identity_files, required_key=target.ssh_key, explicit_keys=not hc.default_identities,
+            agent_path=None if hc.identities_only else hc.agent_socket(),
+            policy=_POLICY_NAMES[hc.host_key_policy], known_hosts_files=known_files,
             record_file=user_files[0] if user_files else None,
-            host_key_alias=pick("HostKeyAlias"), jumps=jumps, connect_timeout=connect_timeout,
-            env=env, send_env=send_env, kwargs=kwargs,
+            host_key_alias=hc.host_key_alias, jumps=jumps,
+            connect_timeout=float(hc.connect_timeout) if hc.connect_timeout else target.connect_timeout,
+            env=env, send_env=(), kwargs=kwargs,
         )
 
     # --- cached keys and known_hosts -----------------------------------------
@@ -554,8 +397,7 @@ class AsyncSSHBackend(Backend):
         if conf.explicit_keys:
             paths, ignore_encrypted = conf.key_files, False
         else:
-            ssh_dir = os.path.join(passwd_home(), ".ssh")
-            paths, ignore_encrypted = tuple(os.path.join(ssh_dir, n) for n in DEFAULT_KEY_NAMES), passphrase is None
+            paths, ignore_encrypted = conf.key_files, passphrase is None  # OpenSSH's defaults
         keys: list = []
         for path in paths:
             cache_key = (path, passphrase, ignore_encrypted)
@@ -1040,4 +882,4 @@ async def _close_all(conns: Any) -> None:
             pass
 
 
-__all__ = ["AsyncSSHBackend", "parse_ssh_options", "parse_jump"]
+__all__ = ["SUPPORTED_OPTIONS", "AsyncSSHBackend", "parse_jump"]

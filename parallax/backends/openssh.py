@@ -181,6 +181,12 @@ class OpenSSHBackend(Backend):
         self._streams: set[_Stream] = set()
         self._cleanups: set[asyncio.Task] = set()
 
+    def check_target(self, target: Target) -> None:
+        """A named ssh_config that does not exist is refused before anything runs (as on every backend)."""
+        super().check_target(target)
+        if target.ssh_config is not None and not os.path.exists(target.ssh_config):
+            raise BadInput(f"ssh_config file {target.ssh_config!r} does not exist", host=target.key)
+
     # --- private files -------------------------------------------------
     def _workdir(self) -> str:
         """A private 0700 directory for logs, configs and control sockets.

@@ -55,8 +55,9 @@ def error_of(call) -> BadInput:
 
 CONTROL = {
     "paramiko": "import paramiko, sys; paramiko.SSHConfig.from_path(sys.argv[1]).lookup('victim')",
-    "asyncssh": "import sys; from parallax.backends.asyncssh import _load_config; "
-                "_load_config(sys.argv[1], 'victim', (), ())",
+    # asyncssh's own config loader (a module of asyncssh parallax no longer uses), called as asyncssh calls it
+    "asyncssh": "import sys, getpass; from asyncssh.config import SSHClientConfig; "
+                "SSHClientConfig.load(None, [sys.argv[1]], False, False, False, getpass.getuser(), (), 'victim', ())",
 }
 
 

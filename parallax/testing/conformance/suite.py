@@ -613,6 +613,14 @@ def test_strict_host_key_checking_no_accepts_and_records_as_openssh(
     assert lab_key_b64(lab) in known.read_text()
 
 
+def test_a_missing_ssh_config_file_is_refused_before_anything_runs(
+        backend_name: Any, lab: Any, opts: Any, tmp_path: Any
+) -> None:
+    missing = str(tmp_path / "no-such-config")
+    with pytest.raises(parallax.BadInput, match="no-such-config"):
+        parallax.run(lab.hosts[:1], "true", **{**opts, "ssh_config": missing})
+
+
 def test_a_missing_identity_file_is_an_authentication_failure(
         backend_name: Any, lab: Any, opts: Any, tmp_path: Any
 ) -> None:
