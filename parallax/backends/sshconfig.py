@@ -138,7 +138,8 @@ class ConfigCache:
             global_known_hosts=hc.global_known_hosts_files,
             host_key_name=hc.host_key_name,
             policy=_POLICY_NAMES[hc.host_key_policy],
-            connect_timeout=target.connect_timeout or (float(hc.connect_timeout) if hc.connect_timeout else None),
+            # as the openssh backend: ssh_options and the ssh config win over connect_timeout=
+            connect_timeout=float(hc.connect_timeout) if hc.connect_timeout else target.connect_timeout,
             proxy_jump=format_jump(hc.proxy_jump) if hc.proxy_jump else None,
             compression=hc.compression,
             keepalive=hc.server_alive_interval,
