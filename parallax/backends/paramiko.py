@@ -950,6 +950,9 @@ def _close_transport(t: paramiko.Transport) -> None:
             pass
     try:
         t.close()
+        # A transport closed mid-handshake leaves the packetizer's handshake-timeout
+        # threading.Timer running until it fires (connect_timeout later): cancel it.
+        t.packetizer.complete_handshake()
     except Exception:  # closing a half-built transport must not mask the real error
         log.debug("closing transport failed", exc_info=True)
 

@@ -24,7 +24,8 @@ import pytest
 
 from helpers import lab_opts
 
-TRIALS = 3  # per backend and mode; seeded, so a failure replays
+#: per backend and mode; seeded, so a failure replays (PARALLAX_SIGINT_TRIALS=N to soak)
+TRIALS = int(os.environ.get("PARALLAX_SIGINT_TRIALS", "3"))
 MAX_DELAY = 1.5  # seconds: SIGINT lands while connecting, starting or running
 SETTLE = 3.0  # seconds a TERMed remote command may take to disappear
 
@@ -42,11 +43,13 @@ CHILD = textwrap.dedent('''
     def tmp():  # TMPDIR is private to this trial
         return set(os.listdir(tempfile.gettempdir()))
 
-    def arm():
-        threading.Timer(cfg["delay"], os.kill, (os.getpid(), signal.SIGINT)).start()
-        time.sleep(0.01)  # the timer thread is running
+    timers = []
 
-    before = {"threads": threading.active_count() + 1, "fds": fds(), "tmp": tmp()}
+    def arm():
+        timers.append(threading.Timer(cfg["delay"], os.kill, (os.getpid(), signal.SIGINT)))
+        timers[0].start()
+
+    before = {"threads": threading.active_count(), "fds": fds(), "tmp": tmp()}
     interrupted = False
     try:
         if cfg["mode"] == "call":
@@ -59,10 +62,16 @@ CHILD = textwrap.dedent('''
                 s.call(command)
     except KeyboardInterrupt:
         interrupted = True
-    time.sleep(0.05)  # the timer thread ends
+    for t in timers:  # ours, not a leftover
+        t.join(5)
+    # A thread that is ending (a closed transport's reader) gets up to 1 s to go.
+    deadline = time.monotonic() + 1.0
+    while threading.active_count() > before["threads"] and time.monotonic() < deadline:
+        time.sleep(0.02)
     after = {"threads": threading.active_count(), "fds": fds(), "tmp": tmp()}
-    print(json.dumps({"interrupted": interrupted, "threads": after["threads"] - before["threads"] + 1,
-                      "fds": after["fds"] - before["fds"], "tmp": sorted(after["tmp"] - before["tmp"])}))
+    print(json.dumps({"interrupted": interrupted, "threads": after["threads"] - before["threads"],
+                      "fds": after["fds"] - before["fds"], "tmp": sorted(after["tmp"] - before["tmp"]),
+                      "names": sorted(f"{t.name}:{type(t).__module__}.{type(t).__name__}" for t in threading.enumerate())}))
 ''')
 
 
@@ -128,8 +137,10 @@ def test_sigint_at_a_random_moment_leaves_nothing(lab, backend, mode):
         problems = {k: v for k, v in {"remote": len(left["remote"]), "local ssh": len(left["local"]),
                                       "threads": report["threads"], "fds": report["fds"],
                                       "tmp": report["tmp"]}.items() if v}
+        if problems.get("threads"):
+            problems["thread names"] = report["names"]
         if not report["interrupted"]:
             problems["not interrupted"] = True
         if problems:
-            failures.append((delay, problems))
+            failures.append((delay, problems, {k: v for k, v in left.items() if v}))
     assert not failures, failures
