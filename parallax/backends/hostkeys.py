@@ -6,23 +6,22 @@ changed key on the next call.  So the file's directory is created (0700)
 and the file itself (0600) before anything connects, and a file that cannot
 be written is an error naming the path, never a quiet warning.
 
-Appends are serialised by a lock inside this process and ``flock`` across
-processes, each line is written with a single ``write`` on an ``O_APPEND``
-descriptor, and a line already present is not written again (so 200 hosts
+Appends go through :func:`parallax.ssh.hostkeys.record_host_key`: a lock
+per file inside this process and ``flock`` across processes, one ``write``
+per line, and a key already present is not written again (so 200 hosts
 accepted at once leave exactly one line per key).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shlex
-import threading
 
 from ..errors import BadInput
 from ..jobs import Target
+from ..ssh.hostkeys import HostKey
+from ..ssh.hostkeys import record_host_key as shared_record
 
-_LOCK = threading.Lock()
 _PREPARED: set[str] = set()
 
 
@@ -55,46 +54,20 @@ def _make_dirs(directory: str) -> None:
             raise
 
 
-def _lines(data: bytes) -> set[bytes]:
-    """The known_hosts entries of *data* as ``b"name type blob"`` (comments and options kept out)."""
-    found = set()
-    for raw in data.splitlines():
-        fields = raw.split()
-        if len(fields) >= 3 and not raw.lstrip().startswith(b"#"):
-            found.add(b" ".join(fields[:3]))
-    return found
-
-
 def record_host_key(path: str, name: str, keytype: str, blob: str) -> bool:
-    """Append ``name keytype blob`` to *path* unless that entry is already there.
+    """Append ``name keytype blob`` to *path* unless that entry is already there (the
+    appending itself is :func:`parallax.ssh.hostkeys.record_host_key`, shared by every backend).
 
     Returns whether a line was written.  Safe against concurrent callers in
-    this process (a lock) and in others (``flock`` on the file).  Raises
-    ``OSError`` when the file cannot be written.
+    this process and in others (``flock``).  Raises ``OSError`` when the file
+    cannot be written.
     """
     path = prepare_record_file(path)
-    entry = f"{name} {keytype} {blob}".encode()
-    with _LOCK:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.lseek(fd, 0, os.SEEK_SET)
-            chunks = []
-            while True:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            data = b"".join(chunks)
-            if entry in _lines(data):
-                return False
-            line = entry + b"\n"
-            if data and not data.endswith(b"\n"):
-                line = b"\n" + line
-            os.write(fd, line)
-            return True
-        finally:
-            os.close(fd)  # releases the flock
+    try:
+        key = HostKey.from_parts(keytype, blob)
+    except ValueError as e:
+        raise OSError(f"{path}: cannot record a malformed {keytype} key: {e}") from None
+    return shared_record(path, name, key)
 
 
 def unrecordable(path: str, target: Target, e: OSError) -> BadInput:
@@ -125,4 +98,4 @@ def prepare_openssh_record_file(target: Target) -> None:
         # the policy comes from the ssh config (maybe accept-new): prepared as far as possible
 
 
-__all__ = ["prepare_record_file", "record_host_key", "prepare_openssh_record_file", "unrecordable"]
+__all__ = ["prepare_openssh_record_file", "prepare_record_file", "record_host_key", "unrecordable"]

@@ -8,16 +8,25 @@ known_hosts file named through ``ssh_options`` instead of ``known_hosts=``.
 
 from __future__ import annotations
 
+import base64
 import multiprocessing
 import os
 import stat
+import struct
 import threading
 
 import parallax
 from parallax.backends.hostkeys import record_host_key
 from helpers import lab_opts
 
-KEYS = [(f"[10.0.0.{n}]:22", "ssh-ed25519", f"AAAAC3NzaC1lZDI1NTE5AAAAI{n:020d}") for n in range(40)]
+def _blob(n: int) -> str:
+    """A well-formed ssh-ed25519 public key blob (base64) for the number *n*."""
+    kind = b"ssh-ed25519"
+    raw = struct.pack(">I", len(kind)) + kind + struct.pack(">I", 32) + n.to_bytes(32, "big")
+    return base64.b64encode(raw).decode()
+
+
+KEYS = [(f"[10.0.0.{n}]:22", "ssh-ed25519", _blob(n)) for n in range(40)]
 
 
 def _record_all(path: str) -> None:
@@ -48,10 +57,11 @@ def test_recorder_writes_each_key_once_under_threads_and_processes(tmp_path):
 
 def test_recorder_keeps_a_file_without_final_newline_intact(tmp_path):
     path = tmp_path / "known_hosts"
-    path.write_text("old ssh-ed25519 AAAAold")
-    assert record_host_key(str(path), "new", "ssh-ed25519", "AAAAnew")
-    assert not record_host_key(str(path), "new", "ssh-ed25519", "AAAAnew")
-    assert path.read_text() == "old ssh-ed25519 AAAAold\nnew ssh-ed25519 AAAAnew\n"
+    old, new = _blob(1), _blob(2)
+    path.write_text(f"old ssh-ed25519 {old}")
+    assert record_host_key(str(path), "new", "ssh-ed25519", new)
+    assert not record_host_key(str(path), "new", "ssh-ed25519", new)
+    assert path.read_text() == f"old ssh-ed25519 {old}\nnew ssh-ed25519 {new}\n"
 
 
 def test_openssh_creates_the_directory_of_a_known_hosts_file_given_as_ssh_option(ssh_lab, tmp_path):
