@@ -82,7 +82,7 @@ def _local_identity() -> tuple[tuple[str, ...], str]:
     return tuple(n for n in {name, name.split(".")[0]} if n), local_user()
 
 
-def _read_input(stream: Any) -> bytes | None:
+def read_input(stream: Any) -> bytes | None:
     """``input_stream`` (file object, bytes or str) read once for every host."""
     if stream is None:
         return None
@@ -176,7 +176,7 @@ class AsyncSession:
             settings = self._with_sudo_password(settings)
         names, user = _local_identity() if settings.local_shortcut else ((), None)
         jobs = plan_commands(self._targets_for(hosts), cmdline, settings, check=_check,
-                             stdin=_read_input(settings.input_stream), local_names=names, local_user=user)
+                             stdin=read_input(settings.input_stream), local_names=names, local_user=user)
         results = await self._execute(jobs, settings)
         return mark_sudo_refusals(results) if settings.sudo else results
 

@@ -18,23 +18,12 @@ import time
 import warnings
 from typing import Any
 
+from .session import read_input
+
 __all__ = ["Task"]
 
 DEPRECATION = ("parallax.task.Task and parallax.manager.Manager are Parallax 1.0's internals, kept for "
                "compatibility; use parallax.run() or parallax.Session instead")
-
-
-def _input_bytes(stdin: Any) -> bytes | None:
-    """1.0 took bytes (or str); a file object is read once, as ``input_stream`` is."""
-    if stdin is None:
-        return None
-    if isinstance(stdin, (bytes, bytearray, memoryview)):
-        return bytes(stdin)
-    if isinstance(stdin, str):
-        return stdin.encode()
-    binary = getattr(stdin, "buffer", None)
-    data = (binary or stdin).read()
-    return data.encode() if isinstance(data, str) else bytes(data)
 
 
 class Task:
@@ -78,7 +67,7 @@ class Task:
             self.pretty_host = f"{user}@{self.pretty_host}"
         if port:
             self.pretty_host = f"{self.pretty_host}:{port}"
-        self.inputbuffer = _input_bytes(stdin)
+        self.inputbuffer = read_input(stdin)
         self.verbose = bool(verbose)
         self.quiet = bool(quiet)
         self.print_out = bool(print_out)
