@@ -72,6 +72,7 @@ log = logging.getLogger("parallax")
 T = TypeVar("T")
 
 CLOSE_GRACE = 1.0  # seconds to wait for a cancelled channel to close
+CANCEL_GRACE = 0.2  # seconds a cancelled command waits for its channel's close to be confirmed
 
 #: Lower-case ssh option names this backend honours in ``ssh_options`` (values checked by the shared resolver).
 SUPPORTED_OPTIONS = frozenset({
@@ -636,8 +637,8 @@ class AsyncSSHBackend(Backend):
             except Exception:
                 pass
             chan.close()
-            try:
-                await asyncio.wait_for(asyncio.shield(done), CLOSE_GRACE)
+            try:  # briefly: a frozen server never confirms, and a timeout must end on time
+                await asyncio.wait_for(asyncio.shield(done), CANCEL_GRACE)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
             raise
