@@ -34,6 +34,7 @@ import base64
 import concurrent.futures
 import dataclasses
 import errno
+import functools
 import fnmatch
 import hashlib
 import hmac
@@ -64,6 +65,7 @@ from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import record_host_key, unrecordable
+from .paramiko_signal import send_signal
 from .sshconfig import (
     DEFAULT_IDENTITIES,
     SUPPORTED_OPTIONS,
@@ -111,11 +113,14 @@ class _KeyStore:
     @staticmethod
     def _load(path: str, passphrase: str | None) -> tuple[paramiko.PKey | None, str | None]:
         try:
-            return paramiko.PKey.from_path(path, passphrase.encode() if passphrase is not None else None), None
+            # cryptography wants bytes; paramiko's annotation says str
+            password = passphrase.encode() if passphrase is not None else None
+            return paramiko.PKey.from_path(path, password), None  # type: ignore[arg-type]
         except FileNotFoundError:
             return None, f"identity file {path} not found"
         except (TypeError, paramiko.PasswordRequiredException) as e:
-            if passphrase is None and ("password" in str(e).lower() or isinstance(e, paramiko.PasswordRequiredException)):
+            encrypted = "password" in str(e).lower() or isinstance(e, paramiko.PasswordRequiredException)
+            if passphrase is None and encrypted:
                 return None, _ENCRYPTED
             return None, f"identity file {path} could not be loaded: {e}"
         except ValueError as e:
@@ -235,7 +240,7 @@ class _Conn:
 
 @dataclasses.dataclass
 class _Pending:
-    task: asyncio.Task
+    task: asyncio.Task[_Conn]
     waiters: int = 0
 
 
@@ -305,11 +310,11 @@ def _map_error(e: BaseException, target: Target, *, via: str | None = None) -> E
     if isinstance(e, (socket.timeout, TimeoutError)):
         return Timeout.at(target, f"{_why(e)}{where}")
     if isinstance(e, paramiko.BadHostKeyException):
-        return HostKeyChanged.at(target, e)
+        return HostKeyChanged.at(target, str(e))
     if isinstance(e, paramiko.AuthenticationException):
         if "timeout" in str(e).lower():
-            return Timeout.at(target, e)
-        return AuthenticationFailed.at(target, e)
+            return Timeout.at(target, str(e))
+        return AuthenticationFailed.at(target, str(e))
     if isinstance(e, paramiko.ChannelException):
         return ConnectionFailed.at(target, f"{e.text or e}{where}")
     if isinstance(e, paramiko.SSHException):
@@ -339,7 +344,7 @@ class ParamikoBackend(Backend):
         limit = getattr(settings, "limit", None)
         self._workers = max(8, limit + 8) if isinstance(limit, int) and limit > 0 else DEFAULT_WORKERS
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._futures: set[concurrent.futures.Future] = set()
+        self._futures: set[concurrent.futures.Future[Any]] = set()
         self._configs = ConfigCache()
         self._keys = _KeyStore()
         self._known = _KnownHosts()
@@ -360,9 +365,10 @@ class ParamikoBackend(Backend):
         self._configs.check(target)
 
     # --- threads -------------------------------------------------------
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
         if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="parallax-paramiko")
+            self._executor = concurrent.futures.ThreadPoolExecutor(self._workers,
+                                                                   thread_name_prefix="parallax-paramiko")
         cf = self._executor.submit(fn, *args)
         self._futures.add(cf)
         cf.add_done_callback(self._futures.discard)
@@ -396,9 +402,9 @@ class ParamikoBackend(Backend):
             self._discard(conn)
         pend = self._pending.get(key)
         if pend is None:
-            pend = _Pending(asyncio.ensure_future(self._connect(target, key, chain + (key,))))
+            pend = _Pending(asyncio.ensure_future(self._connect(target, key, (*chain, key))))
             self._pending[key] = pend
-            pend.task.add_done_callback(lambda task, key=key, pend=pend: self._connected(key, pend, task))
+            pend.task.add_done_callback(functools.partial(self._connected, key, pend))
         pend.waiters += 1
         try:
             conn = await asyncio.shield(pend.task)
@@ -412,9 +418,10 @@ class ParamikoBackend(Backend):
             pend.waiters -= 1
             raise _copy_error(e) from None
         pend.waiters -= 1
+        assert conn is not None
         return conn, False
 
-    def _connected(self, key: Target, pend: _Pending, task: asyncio.Task) -> None:
+    def _connected(self, key: Target, pend: _Pending, task: asyncio.Task[_Conn]) -> None:
         if self._pending.get(key) is pend:
             del self._pending[key]
         if not task.cancelled() and task.exception() is None:
@@ -425,7 +432,7 @@ class ParamikoBackend(Backend):
         jump = None
         if hc.proxy_jump:
             jump, _ = await self._acquire(self._configs.jump_target(target, hc), chain)
-            sock = await self._tunnel(jump, hc, target)
+            sock: socket.socket | paramiko.Channel = await self._tunnel(jump, hc, target)
         else:
             sock = await self._tcp(hc, target)
         try:
@@ -510,7 +517,7 @@ class ParamikoBackend(Backend):
             t.banner_timeout = t.auth_timeout = hc.connect_timeout
         known: list[tuple[str, str]] = []
         if hc.policy != "off":
-            known = self._known.lookup(hc.known_hosts + hc.global_known_hosts, hc.host_key_name)
+            known = self._known.lookup([*hc.known_hosts, *hc.global_known_hosts], hc.host_key_name)
             _prefer_key_types(t, [kt for kt, _ in known])
         t.start_client(timeout=hc.connect_timeout)
         if not t.initial_kex_done:  # start_client returns quietly when its timeout runs out
@@ -623,7 +630,8 @@ class ParamikoBackend(Backend):
                 allowed = list(e.allowed_types)
                 if "keyboard-interactive" in allowed:
                     try:
-                        t.auth_interactive(user, lambda title, instr, prompts: [target.password] * len(prompts))
+                        secret = target.password
+                        t.auth_interactive(user, lambda title, instr, prompts: [secret] * len(prompts))
                         conn.auth = "keyboard-interactive"
                     except paramiko.AuthenticationException:
                         pass
@@ -655,7 +663,7 @@ class ParamikoBackend(Backend):
         for attempt in range(2):
             conn, reused = await self._acquire(target)
             try:
-                return conn, await self._blocking(opener, conn, abort=lambda c=conn: self._discard(c))
+                return conn, await self._blocking(opener, conn, abort=functools.partial(self._discard, conn))
             except Error:
                 raise
             except Exception as e:
@@ -687,7 +695,7 @@ class ParamikoBackend(Backend):
         target = job.target
         conn, chan = await self._session(target, lambda c: self._open_exec(c, job.command))
         loop = asyncio.get_running_loop()
-        done: asyncio.Future = loop.create_future()
+        done: asyncio.Future[None] = loop.create_future()
         wakeup = _Wakeup()
         chan.in_buffer.set_event(wakeup)
         chan.in_stderr_buffer.set_event(wakeup)
@@ -717,7 +725,7 @@ class ParamikoBackend(Backend):
                 done.set_exception(e)
 
         loop.add_reader(wakeup.fileno(), pump)
-        feeder: concurrent.futures.Future | None = None
+        feeder: concurrent.futures.Future[Any] | None = None
         try:
             if job.stdin:
                 feeder = self._submit(_feed_stdin, chan, job.stdin)
@@ -734,7 +742,7 @@ class ParamikoBackend(Backend):
                     self._discard(conn)
                     raise ConnectionLost(f"Connection to {target.label} lost before the command's exit status arrived")
                 rc = 255
-            return rc
+            return int(rc)
         except asyncio.CancelledError:
             # End this command only: TERM it, close its channel; the connection (and the
             # host's other commands on it, in a session) stay unless it is already dead.
@@ -756,7 +764,7 @@ class ParamikoBackend(Backend):
         (the short wait lets the request reach the server before the connection is torn down)."""
         if chan.closed or chan.exit_status_ready():
             return
-        if _send_signal(chan, "TERM"):
+        if send_signal(chan, "TERM"):
             cf = self._submit(chan.status_event.wait, SIGNAL_GRACE)
             await _settle(cf)
 
@@ -841,8 +849,8 @@ class _Stream:
         self.loop = loop
         self.ended = False
         self.wakeup = _Wakeup()
-        chan.in_buffer.set_event(self.wakeup)
-        chan.in_stderr_buffer.set_event(self.wakeup)
+        chan.in_buffer.set_event(self.wakeup)  # type: ignore[arg-type]  # _Wakeup is a duck-typed Event
+        chan.in_stderr_buffer.set_event(self.wakeup)  # type: ignore[arg-type]
         loop.add_reader(self.wakeup.fileno(), self._pump)
         self._pump()
 
@@ -882,7 +890,7 @@ class _Stream:
             raise BrokenPipeError(str(e) or "the channel is closed") from e
 
     def signal(self, name: str) -> None:
-        _send_signal(self.chan, name)
+        send_signal(self.chan, name)
 
     def close(self) -> None:
         self._end(None)
@@ -896,26 +904,11 @@ def _end_channel(chan: paramiko.Channel) -> None:
     (a stdin feeder, an exit status wait)."""
     if not chan.closed:
         if not chan.exit_status_ready():
-            _send_signal(chan, "TERM")
+            send_signal(chan, "TERM")
         try:
             chan.close()
         except Exception:  # a transport that died meanwhile
             log.debug("closing a cancelled channel failed", exc_info=True)
-
-
-def _send_signal(chan: paramiko.Channel, name: str) -> bool:
-    """Send the RFC 4254 "signal" request, which paramiko has no public call for."""
-    try:
-        m = paramiko.Message()
-        m.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
-        m.add_int(chan.remote_chanid)
-        m.add_string("signal")
-        m.add_boolean(False)
-        m.add_string(name)
-        chan.transport._send_user_message(m)
-    except Exception:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------
@@ -931,7 +924,7 @@ def _feed_stdin(chan: paramiko.Channel, data: bytes) -> None:
         pass  # the command exited (or the channel closed) without reading all of it
 
 
-async def _settle(cf: concurrent.futures.Future) -> None:
+async def _settle(cf: concurrent.futures.Future[Any]) -> None:
     """Wait (bounded) for a worker thread to finish after its transport was closed."""
     if not cf.done():
         wrapped = asyncio.wrap_future(cf)
