@@ -233,10 +233,10 @@ class _Client(asyncssh.SSHClient):
         self.backend._connection_lost(self)
 
 
-class _Session(asyncssh.SSHClientSession):
+class _Session(asyncssh.SSHClientSession[bytes]):
     """Streams a command's output straight into the sink."""
 
-    def __init__(self, sink: OutputSink, done: asyncio.Future | None = None) -> None:
+    def __init__(self, sink: OutputSink, done: asyncio.Future[Exception | None] | None = None) -> None:
         self.sink = sink
         self.done = done
 
@@ -302,12 +302,12 @@ class AsyncSSHBackend(Backend):
 
     def __init__(self, settings: object = None) -> None:
         self.settings = settings
-        self._pool: dict[Target, asyncio.Future] = {}
+        self._pool: dict[Target, asyncio.Future[_Pooled]] = {}
         self._resolvers: dict[str | None, ConfigResolver] = {}
         self._waiting: dict[Target, int] = {}
-        self._confs: dict[tuple, _Conf] = {}
-        self._keys: dict[tuple, list] = {}
-        self._known: dict[tuple, Any] = {}
+        self._confs: dict[tuple[Target, tuple[tuple[str, str], ...]], _Conf] = {}
+        self._keys: dict[tuple[str, str | None, bool], list[Any]] = {}
+        self._known: dict[tuple[tuple[str, int, int], ...], Any] = {}
         self._recorded: set[tuple[str, str, bytes]] = set()
 
     # --- checks and settings ------------------------------------------------
@@ -389,7 +389,7 @@ class AsyncSSHBackend(Backend):
         )
 
     # --- cached keys and known_hosts -----------------------------------------
-    def _client_keys(self, conf: _Conf) -> list:
+    def _client_keys(self, conf: _Conf) -> list[Any]:
         target = conf.target
         passphrase = target.key_passphrase  # unlocks keys only; never sent as a password
         if conf.required_key and not os.path.exists(conf.required_key):
@@ -399,7 +399,7 @@ class AsyncSSHBackend(Backend):
             paths, ignore_encrypted = conf.key_files, False
         else:
             paths, ignore_encrypted = conf.key_files, passphrase is None  # OpenSSH's defaults
-        keys: list = []
+        keys: list[Any] = []
         for path in paths:
             cache_key = (path, passphrase, ignore_encrypted)
             loaded = self._keys.get(cache_key)
@@ -437,9 +437,11 @@ class AsyncSSHBackend(Backend):
         known = self._known.get(key)
         if known is None:
             try:
-                known = asyncssh.read_known_hosts([p for p, _, _ in stamps]) if stamps else asyncssh.import_known_hosts("")
+                paths = [p for p, _, _ in stamps]
+                known = asyncssh.read_known_hosts(paths) if paths else asyncssh.import_known_hosts("")
             except (OSError, ValueError) as e:
-                raise BadInput(f"known_hosts for {conf.target.label} cannot be read: {e}", host=conf.target.key) from None
+                raise BadInput(f"known_hosts for {conf.target.label} cannot be read: {e}",
+                               host=conf.target.key) from None
             self._known[key] = known
         return known
 
@@ -506,7 +508,7 @@ class AsyncSSHBackend(Backend):
 
     async def _connect(self, target: Target, pool_key: Target) -> _Pooled:
         conf = self._conf(target)
-        jumps: list = []
+        jumps: list[Any] = []
         try:
             tunnel = None
             for hop in conf.jumps:
@@ -567,13 +569,15 @@ class AsyncSSHBackend(Backend):
                     raise refused(e) from e
                 await self._drop(target, pooled)
                 if fresh or attempt:
-                    raise ConnectionFailed.at(target, e) from e
+                    raise ConnectionFailed.at(target, str(e)) from e
                 log.debug("%s: pooled connection is dead (%s); reconnecting", target.key, e)
         raise AssertionError("unreachable")
 
     def _connection_lost(self, client: _Client) -> None:
         key = client.pool_key
-        task = self._pool.get(key) if key is not None else None
+        if key is None:
+            return
+        task = self._pool.get(key)
         if task is not None and task.done() and not task.cancelled() and task.exception() is None \
                 and task.result().client is client:
             pooled = self._pool.pop(key).result()
@@ -596,7 +600,7 @@ class AsyncSSHBackend(Backend):
         task = self._pool.pop(target.connection, None)
         await self._discard(task)
 
-    async def _discard(self, task: asyncio.Future | None) -> None:
+    async def _discard(self, task: asyncio.Future[_Pooled] | None) -> None:
         if task is None:
             return
         if not task.done():
@@ -614,7 +618,7 @@ class AsyncSSHBackend(Backend):
     async def run(self, job: CommandJob, sink: OutputSink) -> int:
         target = job.target
         conf = self._conf(target)
-        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
         async def opener(conn: Any) -> Any:
             chan, _ = await conn.create_session(
@@ -643,10 +647,10 @@ class AsyncSSHBackend(Backend):
                 pass
             raise
         if exc is not None:
-            raise ConnectionLost.at(target, exc)
+            raise ConnectionLost.at(target, str(exc) or type(exc).__name__)
         status = chan.get_exit_status()
         if status is not None and status >= 0:
-            return status
+            return int(status)
         exit_signal = chan.get_exit_signal()
         return _signal_status(exit_signal[0]) if exit_signal else 255
 
@@ -662,7 +666,8 @@ class AsyncSSHBackend(Backend):
             _, session = await conn.create_session(
                 lambda: _StreamSession(sink), command, env=conf.env or (), send_env=conf.send_env or (),
                 request_pty=False, encoding=None)
-            return session
+            stream: _StreamSession = session
+            return stream
 
         def refused(e: Exception) -> Error:
             return TransportError.at(target, f"cannot open a session: {e}")
