@@ -111,7 +111,7 @@ def main() -> int:
         report["ok"] = True
     except CheckFailed as e:
         report["error"] = f"WRONG RESULT: {e}"
-    except BaseException as e:  # noqa: BLE001 - every failure is reported, never hidden
+    except BaseException as e:
         tb = traceback.format_exc().strip().splitlines()
         report["error"] = f"{type(e).__name__}: {str(e)[:1500]}"
         report["traceback"] = "\n".join(tb[-25:])

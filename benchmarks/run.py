@@ -440,7 +440,8 @@ class Runner:
             self._kill(self.current)
 
 
-HOST_KEY_REFUSAL = re.compile(r"host.?key|known.?host|not trusted|mismatch|verif|identification has changed", re.IGNORECASE)
+HOST_KEY_REFUSAL = re.compile(r"host.?key|known.?host|not trusted|mismatch|verif|identification has changed",
+                              re.IGNORECASE)
 
 
 def wrong_known_hosts(lab: Lab, workdir: str) -> str:
@@ -675,7 +676,7 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
             if not c.peer and s and s.get("first") and s.get("repeat_mean"):
                 ratio_lines.append(f"- {c.label}: {s['first'] / s['repeat_mean']:.1f}× "
                                    f"({s['first']:.3f} s / {s['repeat_mean']:.3f} s)")
-    lines += ratio_lines + [""]
+    lines += [*ratio_lines, ""]
 
     for wl in wls:
         if wl.name not in summary:
@@ -739,7 +740,7 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
                                    "call does, see W1 and W5; skipped to keep the full run under 15 minutes)")
             lines += [""] + [f"- {r}" for r in reasons]
         if notes:
-            lines += [""] + notes
+            lines += ["", *notes]
         lines.append("")
     lines += ["## Machine activity during the runs", ""]
     la = meta.get("loadavg", {})

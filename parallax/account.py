@@ -42,4 +42,4 @@ def default_ssh_config() -> str | None:
     return path if os.path.exists(path) else None
 
 
-__all__ = ["local_account", "local_user", "passwd_home", "expand_home", "default_ssh_config"]
+__all__ = ["default_ssh_config", "expand_home", "local_account", "local_user", "passwd_home"]

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 log = logging.getLogger("parallax")
 _lock = threading.Lock()

@@ -15,7 +15,8 @@ import os
 import warnings
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from .hosts import name_problem, safe_repr
 from .sudo import check_user as check_sudo_user
@@ -42,8 +43,8 @@ class Options:
     outdir: str | None = None  # write each host's stdout to <outdir>/<host>
     errdir: str | None = None  # write each host's stderr to <errdir>/<host>
     ssh_key: str | None = None  # identity file
-    ssh_options: list[str] = []  # "Key=Value" ssh options
-    ssh_extra: list[str] = []  # extra raw ssh/scp arguments
+    ssh_options: list[str] = []  # noqa: RUF012 (1.0's class attribute; __init__ gives each instance its own)
+    ssh_extra: list[str] = []  # noqa: RUF012 (as ssh_options)
     verbose = False  # diagnostics on stderr
     quiet = False  # hide per-host failure messages
     print_out = False  # print output as it arrives, prefixed with the host
@@ -108,7 +109,7 @@ class Options:
                           for k, v in sorted(vars(self).items()))
         return f"Options({items})"
 
-    def updated(self, **kwargs: Any) -> "Options":
+    def updated(self, **kwargs: Any) -> Options:
         """A copy with *kwargs* applied (unknown names are a ``TypeError``)."""
         new = copy.copy(self)
         for name, value in kwargs.items():
@@ -453,4 +454,4 @@ def resolve(opts: Options | None = None, environ: Mapping[str, str] | None = Non
     )
 
 
-__all__ = ["Options", "Settings", "resolve", "parse_ssh_option", "DEFAULT_PARALLELISM", "DEFAULT_TIMEOUT"]
+__all__ = ["DEFAULT_PARALLELISM", "DEFAULT_TIMEOUT", "Options", "Settings", "parse_ssh_option", "resolve"]

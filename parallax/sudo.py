@@ -100,4 +100,4 @@ def mark_refusals(results: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
-__all__ = ["wrap", "check_user", "refused", "mark_refusals", "REFUSED", "NEEDS_PASSWORD"]
+__all__ = ["NEEDS_PASSWORD", "REFUSED", "check_user", "mark_refusals", "refused", "wrap"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from .sshd import SSHLab, can_start_sshd
 
-__all__ = ["SSHLab", "can_start_sshd", "EmbeddedSSHHost"]
+__all__ = ["EmbeddedSSHHost", "SSHLab", "can_start_sshd"]
 
 
 def __getattr__(name: str) -> Any:

@@ -143,7 +143,7 @@ def _cleanup(state: _State) -> None:
 class _Server(asyncssh.SSHServer):
     """Per-connection policy: public key of ``user`` only; counts connections."""
 
-    def __init__(self, host: "EmbeddedSSHHost", state: _State) -> None:
+    def __init__(self, host: EmbeddedSSHHost, state: _State) -> None:
         self.host = host
         self.state = state
         self.conn: Any = None
@@ -265,7 +265,7 @@ class EmbeddedSSHHost:
         return ["ssh", "-F", "/dev/null", "-p", str(port), "-l", self.user, "-i", key or self.client_key,
                 *(f"-o{o}" for o in self._client_options()), *options, "--", address, *command]
 
-    def start(self) -> "EmbeddedSSHHost":
+    def start(self) -> EmbeddedSSHHost:
         """Generate keys and files, start the server thread; returns self."""
         if self._stopped:
             raise RuntimeError("this EmbeddedSSHHost was stopped; create a new one")
@@ -291,7 +291,7 @@ class EmbeddedSSHHost:
         self._stopped = True
         self._finalizer()
 
-    def __enter__(self) -> "EmbeddedSSHHost":
+    def __enter__(self) -> EmbeddedSSHHost:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -323,7 +323,8 @@ class EmbeddedSSHHost:
         self._host_key = asyncssh.generate_private_key("ssh-ed25519", comment="parallax-embedded-host")
         self.host_key_pub = self._host_key.export_public_key().decode().strip()
         self.client_key, self.wrong_key = j("client_key"), j("wrong_key")
-        for path, comment in ((self.client_key, "parallax-embedded-client"), (self.wrong_key, "parallax-embedded-wrong")):
+        for path, comment in ((self.client_key, "parallax-embedded-client"),
+                              (self.wrong_key, "parallax-embedded-wrong")):
             key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
             key.write_private_key(path)
             os.chmod(path, 0o600)

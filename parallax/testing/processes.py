@@ -58,4 +58,4 @@ def processes_with(text: str) -> dict[int, str]:
     return found
 
 
-__all__ = ["process_table", "children_of", "command_line", "processes_with"]
+__all__ = ["children_of", "command_line", "process_table", "processes_with"]

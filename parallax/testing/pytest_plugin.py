@@ -18,13 +18,14 @@ they fail loudly (a CI machine is expected to run them).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator, NoReturn
+from typing import Any, NoReturn
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from parallax.testing.sshd import SSHLab, can_start_sshd
 
-__all__ = ["ssh_lab", "make_ssh_lab"]
+__all__ = ["make_ssh_lab", "ssh_lab"]
 
 
 def _unavailable(reason: str) -> NoReturn:

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from parallax.testing.conformance.fixtures import parametrize_backends
-from parallax.testing.conformance.suite import *  # noqa: F401,F403  (the tests and their fixtures)
+from parallax.testing.conformance.suite import *  # noqa: F403  (the tests and their fixtures)
 
 #: (backend, host kind) pairs the project runs the suite for.
 COMBINATIONS = [

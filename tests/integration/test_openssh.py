@@ -161,7 +161,8 @@ def test_remote_exit_255_is_the_commands_status(ssh_lab):
 def test_ssh_warnings_never_reach_the_hosts_stderr(ssh_lab, tmp_path):
     kh = tmp_path / "known_hosts"
     kh.write_text("")
-    res = parallax.run(ssh_lab.hosts[:1], "echo hi", **lab_opts(ssh_lab, known_hosts=str(kh), host_key_policy="accept-new"))
+    res = parallax.run(ssh_lab.hosts[:1], "echo hi",
+                       **lab_opts(ssh_lab, known_hosts=str(kh), host_key_policy="accept-new"))
     r = res[ssh_lab.hosts[0]]
     assert not isinstance(r, parallax.Error), r
     assert r.stderr == b""  # "Warning: Permanently added ..." went to ssh's log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import shutil
@@ -362,7 +363,7 @@ def test_pool_reuse_disconnect_and_dead_transport(ssh_lab: SSHLab):
         return counts
 
     counts = asyncio.run(scenario())
-    assert [b - a for a, b in zip(counts, counts[1:])] == [1, 1, 1]
+    assert [b - a for a, b in itertools.pairwise(counts)] == [1, 1, 1]
     assert not extra_threads(before)
 
 
@@ -514,8 +515,8 @@ def test_proxy_jump(ssh_lab: SSHLab, tmp_path):
         time.sleep(0.05)
     assert lab.log_text().count(f"on 127.0.0.2 port {lab.port}") == before + 1
     # ProxyJump given as an option, to an address of the lab, works too.
-    res = parallax.call([lab.hosts[3]], 'echo "$SSH_CONNECTION"', ssh_options=[f"ProxyJump={lab.user}@127.0.0.2:{lab.port}"],
-                        **kw(lab))
+    res = parallax.call([lab.hosts[3]], 'echo "$SSH_CONNECTION"',
+                        ssh_options=[f"ProxyJump={lab.user}@127.0.0.2:{lab.port}"], **kw(lab))
     assert res[lab.hosts[3]].stdout.decode().split()[2] == "127.0.0.5"
     res = parallax.run(["loop1"], "true", backend="paramiko", ssh_config=cfg, timeout=10)
     assert isinstance(res["loop1"], BadInput) and "loop" in str(res["loop1"])

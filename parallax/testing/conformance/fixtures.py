@@ -27,7 +27,8 @@ import re
 import shutil
 import tempfile
 import uuid
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -46,18 +47,18 @@ CAPABILITIES = {
 }
 
 __all__ = [
-    "pytest_generate_tests",
-    "parametrize_backends",
-    "selected_backends",
-    "selected_host",
+    "CAPABILITIES",
+    "LabPool",
     "backend_capabilities",
     "conformance_host",
     "conformance_labs",
     "lab",
     "opts",
+    "parametrize_backends",
+    "pytest_generate_tests",
     "remote_dir",
-    "LabPool",
-    "CAPABILITIES",
+    "selected_backends",
+    "selected_host",
 ]
 
 _DONE = "_parallax_conformance_parametrized"
