@@ -119,7 +119,7 @@ def test_a_host_that_never_sends_a_banner_times_out_on_time(ssh_lab, backend, li
 def test_a_frozen_sshd_is_a_timeout(make_ssh_lab, backend):
     lab = make_ssh_lab(hosts=1)
     stop = threading.Event()
-    mark = f"1.{token()}"
+    mark = f"2.{token()}"  # a 2.5 s command: the freeze lands well before it ends, even under load
 
     def freeze_soon() -> None:
         wait_started(f"sleep {mark}")
