@@ -32,6 +32,7 @@ def test_wheel_has_license_typing_marker_and_entry_points(dist: str) -> None:
     meta = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: BSD-3-Clause" in meta
     assert "Classifier: Programming Language :: Python :: 3.11" in meta
+    assert "Project-URL: " in meta
     entry_points = wheel.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "parallax = parallax.cli:main" in entry_points  # the console script
     assert "[pytest11]" in entry_points and "parallax.testing.pytest_plugin" in entry_points
