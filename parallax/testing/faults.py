@@ -132,9 +132,9 @@ class FaultLab:
 
     def __init__(self, hosts: int = 3, *, rtt: float = 0.0, loss: float = 0.0, blackholed: int = 4,
                  seed: int | None = None, extra_config: str = "") -> None:
-        if not 1 <= hosts <= 120:
+        if isinstance(hosts, bool) or not isinstance(hosts, int) or not 1 <= hosts <= 120:
             raise ValueError(f"hosts must be 1..120, not {hosts!r}")
-        if not 0 <= blackholed <= 120:
+        if isinstance(blackholed, bool) or not isinstance(blackholed, int) or not 0 <= blackholed <= 120:
             raise ValueError(f"blackholed must be 0..120, not {blackholed!r}")
         self._check_link(rtt, loss)
         self.n_hosts = hosts
@@ -150,9 +150,12 @@ class FaultLab:
 
     @staticmethod
     def _check_link(rtt: float, loss: float) -> None:
-        if not isinstance(rtt, (int, float)) or not 0 <= rtt <= 10:
+        for name, value in (("rtt", rtt), ("loss", loss)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+        if not 0 <= rtt <= 10:
             raise ValueError(f"rtt must be 0..10 seconds, not {rtt!r}")
-        if not isinstance(loss, (int, float)) or not 0 <= loss < 1:
+        if not 0 <= loss < 1:
             raise ValueError(f"loss must be in [0, 1), not {loss!r}")
 
     # -- lifecycle ----------------------------------------------------------

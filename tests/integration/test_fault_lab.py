@@ -76,6 +76,27 @@ def test_a_blackholed_address_never_answers(fault_lab):
         socket.create_connection((fault_lab.blackholed_addresses[0], fault_lab.port), timeout=0.5)
 
 
+def test_the_link_can_be_changed_while_it_runs(fault_lab):
+    addr = fault_lab.addresses[5]
+    try:
+        fault_lab.configure(blackhole=[addr])
+        with pytest.raises(OSError):
+            socket.create_connection((addr, fault_lab.port), timeout=0.5)
+        with socket.create_connection((fault_lab.addresses[6], fault_lab.port), timeout=10):
+            pass  # the others still answer
+    finally:
+        fault_lab.configure(blackhole=fault_lab.blackholed_addresses)
+    with socket.create_connection((addr, fault_lab.port), timeout=10):
+        pass
+
+
+@pytest.mark.parametrize("kw, name, error", [({"loss": 1.5}, "loss", ValueError), ({"rtt": -1}, "rtt", ValueError),
+                                             ({"hosts": 0}, "hosts", ValueError), ({"rtt": "50ms"}, "rtt", TypeError)])
+def test_bad_link_settings_are_refused_by_name(kw, name, error):
+    with pytest.raises(error, match=name):
+        FaultLab(**kw)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_lossy_slow_link_loses_no_result(fault_lab, backend):
     cpu0 = fault_lab.forwarder_cpu()
