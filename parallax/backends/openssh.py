@@ -179,7 +179,7 @@ class OpenSSHBackend(Backend):
         self._lock = threading.Lock()
         self._seq = 0
         self._streams: set[_Stream] = set()
-        self._cleanups: set[asyncio.Task] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     def check_target(self, target: Target) -> None:
         """A named ssh_config that does not exist is refused before anything runs (as on every backend)."""
@@ -294,7 +294,8 @@ class OpenSSHBackend(Backend):
         and an unattended master would refuse every session.
         """
         common = self._common(target, "-p", for_scp=False)
-        return [self.ssh, "-E", log_path, *_MASTER_VERBOSITY, *common, "-o", f"ControlPath={control}", "-o", "ControlMaster=yes",
+        return [self.ssh, "-E", log_path, *_MASTER_VERBOSITY, *common, "-o", f"ControlPath={control}",
+                "-o", "ControlMaster=yes",
                 "-o", "ControlPersist=no", "-N", "-T", "--", target.host]
 
     def scp_argv(self, target: Target, sources: Iterable[str], dest: str, recursive: bool,
@@ -569,7 +570,7 @@ class _Stream:
         #: ``kill`` on its process group (sshd makes every session a group,
         #: and signals the whole group for a signal request).
         self.remote_pid: int | None = None
-        self._signals: set[asyncio.Task] = set()
+        self._signals: set[asyncio.Task[None]] = set()
 
     async def start(self, command: str) -> None:
         argv = self.backend.ssh_argv(self.target, command, self.log_path, self.control)

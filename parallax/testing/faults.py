@@ -43,7 +43,8 @@ import subprocess
 import sys
 import threading
 import weakref
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 from .processes import command_line
 from .sshd import SSHLab
@@ -103,7 +104,7 @@ class _LabState:
 
     def __init__(self) -> None:
         self.namespace: str | None = None
-        self.forwarder: subprocess.Popen | None = None
+        self.forwarder: subprocess.Popen[str] | None = None
         self.lab: SSHLab | None = None
 
 
@@ -160,7 +161,7 @@ class FaultLab:
 
     # -- lifecycle ----------------------------------------------------------
 
-    def start(self) -> "FaultLab":
+    def start(self) -> FaultLab:
         """Create the namespace, the link and the sshd; on any failure remove what was made."""
         ok, reason = can_build_link()
         if not ok:
@@ -212,7 +213,7 @@ class FaultLab:
         """Stop sshd and the forwarder, remove the namespace (idempotent)."""
         self._finalizer()
 
-    def __enter__(self) -> "FaultLab":
+    def __enter__(self) -> FaultLab:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -326,7 +327,7 @@ class SilentHost:
             conn.close()
         self._held.clear()
 
-    def __enter__(self) -> "SilentHost":
+    def __enter__(self) -> SilentHost:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -337,7 +338,7 @@ class SilentHost:
 def frozen(lab: Any) -> Iterator[list[int]]:
     """SIGSTOP every sshd process of *lab* (an SSHLab or FaultLab) for the block:
     connections stay open and nothing answers.  Yields the stopped pids."""
-    sshlab = lab.lab if isinstance(lab, FaultLab) else lab
+    sshlab = lab._lab() if isinstance(lab, FaultLab) else lab
     pids = sshlab.pids()
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -353,7 +354,7 @@ def frozen(lab: Any) -> Iterator[list[int]]:
 def kill_sessions(lab: Any) -> int:
     """Kill the per-connection sshd processes of *lab*: every open connection drops
     (the listener stays, so new connections work).  Returns how many were killed."""
-    sshlab = lab.lab if isinstance(lab, FaultLab) else lab
+    sshlab = lab._lab() if isinstance(lab, FaultLab) else lab
     killed = 0
     for pid in sshlab.pids():
         cmd = command_line(pid)

@@ -151,7 +151,8 @@ def test_a_frozen_sshd_is_a_timeout(make_ssh_lab, backend):
     t.start()
     try:
         t0 = time.monotonic()
-        r = only(parallax.call(lab.hosts, f"echo started; sleep {mark}; echo done", **lab_opts(lab, backend, timeout=3)))
+        r = only(parallax.call(lab.hosts, f"echo started; sleep {mark}; echo done",
+                               **lab_opts(lab, backend, timeout=3)))
         elapsed = time.monotonic() - t0
     finally:
         stop.set()

@@ -71,7 +71,7 @@ CHILD = textwrap.dedent('''
     after = {"threads": threading.active_count(), "fds": fds(), "tmp": tmp()}
     print(json.dumps({"interrupted": interrupted, "threads": after["threads"] - before["threads"],
                       "fds": after["fds"] - before["fds"], "tmp": sorted(after["tmp"] - before["tmp"]),
-                      "names": sorted(f"{t.name}:{type(t).__module__}.{type(t).__name__}" for t in threading.enumerate())}))
+                      "names": sorted(f"{t.name}:{type(t).__name__}" for t in threading.enumerate())}))
 ''')
 
 
