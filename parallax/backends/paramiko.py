@@ -33,7 +33,6 @@ import asyncio
 import base64
 import concurrent.futures
 import dataclasses
-import errno
 import functools
 import fnmatch
 import hashlib
@@ -65,6 +64,9 @@ from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import record_host_key, unrecordable
+from .paramiko_channel import ChannelReader, ChannelStream, end_channel, feed_stdin
+from .paramiko_errors import map_error, why
+from .paramiko_sftp import SFTPFS, open_sftp
 from .paramiko_signal import send_signal
 from .sshconfig import (
     DEFAULT_IDENTITIES,
@@ -244,93 +246,7 @@ class _Pending:
     waiters: int = 0
 
 
-class _Wakeup:
-    """Stands in for the ``threading.Event`` of a channel's buffers: every ``set`` writes a byte.
 
-    The event loop watches the pipe, drains it, then reads the buffers, so
-    data fed after the drain always leaves another byte behind (no lost
-    wake-ups, one pipe for stdout and stderr).  ``clear`` is a no-op.
-    """
-
-    def __init__(self) -> None:
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._r, False)
-        os.set_blocking(self._w, False)
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def fileno(self) -> int:
-        return self._r
-
-    def set(self) -> None:
-        with self._lock:
-            if not self._closed:
-                try:
-                    os.write(self._w, b"*")
-                except BlockingIOError:
-                    pass  # the pipe is full, hence readable: the loop will look
-
-    def clear(self) -> None:
-        pass
-
-    def drain(self) -> None:
-        try:
-            while os.read(self._r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                os.close(self._r)
-                os.close(self._w)
-
-
-def _why(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    text = str(e)
-    return text or type(e).__name__
-
-
-def _copy_error(e: Error) -> Error:
-    """A fresh instance for one waiter (the scheduler annotates errors per job)."""
-    return type(e)(e.msg)
-
-
-def _map_error(e: BaseException, target: Target, *, via: str | None = None) -> Error:
-    """Map a paramiko/socket failure while connecting onto the shared classes."""
-    if isinstance(e, Error):
-        return e
-    where = f" (via {via})" if via else ""
-    if isinstance(e, socket.gaierror):
-        return NameResolutionFailed.at(target, _why(e))
-    if isinstance(e, (socket.timeout, TimeoutError)):
-        return Timeout.at(target, f"{_why(e)}{where}")
-    if isinstance(e, paramiko.BadHostKeyException):
-        return HostKeyChanged.at(target, str(e))
-    if isinstance(e, paramiko.AuthenticationException):
-        if "timeout" in str(e).lower():
-            return Timeout.at(target, str(e))
-        return AuthenticationFailed.at(target, str(e))
-    if isinstance(e, paramiko.ChannelException):
-        return ConnectionFailed.at(target, f"{e.text or e}{where}")
-    if isinstance(e, paramiko.SSHException):
-        text = str(e)
-        low = text.lower()
-        if "timed out" in low or "timeout" in low or isinstance(e.__context__, (socket.timeout, TimeoutError)):
-            return Timeout.at(target, f"{text}{where}")
-        if ("banner" in low or "not active" in low or "no existing session" in low or "closed" in low
-                or "reset" in low or "eof" in low):
-            return ConnectionFailed.at(target, f"{text}{where}")
-        return TransportError.at(target, f"{text}{where}")
-    if isinstance(e, EOFError):
-        return ConnectionFailed.at(target, f"connection closed by remote host{where}")
-    if isinstance(e, OSError):
-        return ConnectionFailed.at(target, f"{_why(e)}{where}")
-    return TransportError.at(target, f"{type(e).__name__}: {e}{where}")
 
 
 class ParamikoBackend(Backend):
@@ -414,9 +330,9 @@ class ParamikoBackend(Backend):
                 pend.task.cancel()
                 await asyncio.wait({pend.task}, timeout=SETTLE_TIMEOUT)
             raise
-        except Error as e:
+        except Error:
             pend.waiters -= 1
-            raise _copy_error(e) from None
+            raise
         pend.waiters -= 1
         assert conn is not None
         return conn, False
@@ -439,7 +355,7 @@ class ParamikoBackend(Backend):
             transport = paramiko.Transport(sock)
         except BaseException as e:
             sock.close()
-            raise _map_error(e, target) from None
+            raise map_error(e, target) from None
         self._transports.add(transport)
         _prefer_gcm(transport)
         conn = _Conn(transport, hc, target, key, jump)
@@ -448,7 +364,7 @@ class ParamikoBackend(Backend):
         except BaseException as e:
             _close_transport(transport)
             if isinstance(e, Exception):
-                raise _map_error(e, target, via=hc.proxy_jump) from None
+                raise map_error(e, target, via=hc.proxy_jump) from None
             raise
         return conn
 
@@ -460,7 +376,7 @@ class ParamikoBackend(Backend):
             try:
                 infos = await self._blocking(socket.getaddrinfo, hc.hostname, hc.port, 0, socket.SOCK_STREAM)
             except socket.gaierror as e:
-                raise NameResolutionFailed.at(target, _why(e)) from None
+                raise NameResolutionFailed.at(target, why(e)) from None
         last: OSError | None = None
         for family, kind, proto, _, addr in infos:
             sock = socket.socket(family, kind, proto)
@@ -480,7 +396,7 @@ class ParamikoBackend(Backend):
                 sock.close()
                 raise
         # asyncio's text is "Connect call failed (...)"; say what OpenSSH says ("Connection refused").
-        detail = (os.strerror(last.errno) if last.errno else _why(last)) if last else "no address"
+        detail = (os.strerror(last.errno) if last.errno else why(last)) if last else "no address"
         raise ConnectionFailed.at(target, f"connect to {hc.hostname} port {hc.port}: {detail}")
 
     async def _tunnel(self, jump: _Conn, hc: HostConfig, target: Target) -> paramiko.Channel:
@@ -505,7 +421,7 @@ class ParamikoBackend(Backend):
             abandoned.set()
             raise
         except Exception as e:
-            raise _map_error(e, target, via=hc.proxy_jump) from None
+            raise map_error(e, target, via=hc.proxy_jump) from None
 
     def _handshake(self, conn: _Conn) -> None:
         """SSH handshake, host key check and authentication (in a worker thread)."""
@@ -607,7 +523,7 @@ class ParamikoBackend(Backend):
                 try:
                     agent = paramiko.Agent()
                 except Exception as e:  # a stale SSH_AUTH_SOCK must not stop other methods
-                    notes.append(f"ssh agent unavailable: {_why(e)}")
+                    notes.append(f"ssh agent unavailable: {why(e)}")
                     agent = None
                 try:
                     for key in agent.get_keys() if agent is not None else ():
@@ -670,12 +586,12 @@ class ParamikoBackend(Backend):
                 if conn.transport.is_active():
                     if isinstance(e, paramiko.ChannelException):  # e.g. MaxSessions reached
                         raise TransportError.at(target, f"cannot open a session: {e.text}") from None
-                    raise _map_error(e, target) from None
+                    raise map_error(e, target) from None
                 self._discard(conn)
                 if reused and attempt == 0:
                     log.debug("%s: pooled connection was dead; reconnecting", target.label)
                     continue
-                raise _map_error(e, target) from None
+                raise map_error(e, target) from None
         raise AssertionError("unreachable")
 
     # --- commands ------------------------------------------------------
@@ -694,46 +610,16 @@ class ParamikoBackend(Backend):
     async def run(self, job: CommandJob, sink: OutputSink) -> int:
         target = job.target
         conn, chan = await self._session(target, lambda c: self._open_exec(c, job.command))
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        wakeup = _Wakeup()
-        chan.in_buffer.set_event(wakeup)
-        chan.in_stderr_buffer.set_event(wakeup)
-
-        def pump() -> None:
-            if done.done():
-                return
-            wakeup.drain()
-            try:
-                for _ in range(16):
-                    eof = chan.eof_received or chan.closed  # read before the buffers: data precedes EOF
-                    busy = False
-                    if chan.recv_ready():
-                        sink.stdout(chan.recv(CHUNK))
-                        busy = True
-                    if chan.recv_stderr_ready():
-                        sink.stderr(chan.recv_stderr(CHUNK))
-                        busy = True
-                    if not busy:
-                        if eof:
-                            loop.remove_reader(wakeup.fileno())
-                            done.set_result(None)
-                        return
-                loop.call_soon(pump)  # more is buffered: let other hosts' work run first
-            except Exception as e:  # a failing sink must not wedge the loop
-                loop.remove_reader(wakeup.fileno())
-                done.set_exception(e)
-
-        loop.add_reader(wakeup.fileno(), pump)
+        reader = ChannelReader(chan, sink, asyncio.get_running_loop())
         feeder: concurrent.futures.Future[Any] | None = None
         try:
             if job.stdin:
-                feeder = self._submit(_feed_stdin, chan, job.stdin)
+                feeder = self._submit(feed_stdin, chan, job.stdin)
             else:
-                _feed_stdin(chan, b"")
-            await done
+                feed_stdin(chan, b"")
+            await reader.done
             if not chan.exit_status_ready():
-                await self._blocking(chan.status_event.wait, abort=lambda: _end_channel(chan))
+                await self._blocking(chan.status_event.wait, abort=lambda: end_channel(chan))
             rc = chan.exit_status
             if feeder is not None:
                 await _settle(feeder)
@@ -747,17 +633,16 @@ class ParamikoBackend(Backend):
             # End this command only: TERM it, close its channel; the connection (and the
             # host's other commands on it, in a session) stay unless it is already dead.
             await self._terminate_remote(chan)
-            _end_channel(chan)
+            end_channel(chan)
             if not conn.transport.is_active():
                 self._discard(conn)
             if feeder is not None:
                 await _settle(feeder)
             raise
         finally:
-            loop.remove_reader(wakeup.fileno())
+            reader.close()
             if not chan.closed:
                 chan.close()
-            wakeup.close()
 
     async def _terminate_remote(self, chan: paramiko.Channel) -> None:
         """Ask sshd to send TERM to the cancelled command, and give it a moment to land
@@ -775,7 +660,7 @@ class ParamikoBackend(Backend):
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
         conn, chan = await self._session(target, lambda c: self._open_exec(c, command))
-        return _Stream(conn, chan, sink, asyncio.get_running_loop())
+        return ChannelStream(chan, conn.transport, sink, asyncio.get_running_loop())
 
     # --- file transfer -------------------------------------------------
     async def put(self, job: PutJob, sink: OutputSink) -> None:
@@ -787,12 +672,12 @@ class ParamikoBackend(Backend):
             fs, transfer.sftp_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
             recursive=job.recursive, label=job.src))
 
-    async def _sftp(self, target: Target, walk: Callable[[_SFTPFS], Awaitable[None]]) -> None:
+    async def _sftp(self, target: Target, walk: Callable[[SFTPFS], Awaitable[None]]) -> None:
         """Run a :mod:`parallax.ssh.transfer` walk over an SFTP session on the pooled transport;
         each SFTP call is one blocking call in the pool, a dropped transport ``ConnectionFailed``."""
-        conn, sftp = await self._session(target, _open_sftp)
+        conn, sftp = await self._session(target, lambda c: open_sftp(c.transport, c.target))
         # cancelled: closing the SFTP channel wakes the thread; the connection stays (a session's other work)
-        fs = _SFTPFS(sftp, lambda fn, *args: self._blocking(fn, *args, abort=sftp.close))
+        fs = SFTPFS(sftp, lambda fn, *args: self._blocking(fn, *args, abort=sftp.close))
         try:
             await walk(fs)
         except TransferFailed as e:
@@ -802,8 +687,8 @@ class ParamikoBackend(Backend):
             raise
         except (paramiko.SSHException, EOFError, OSError) as e:
             if not conn.transport.is_active():
-                raise ConnectionFailed(f"Connection to {target.label} lost during the transfer: {_why(e)}") from None
-            raise TransferFailed.at(target, _why(e)) from None
+                raise ConnectionFailed(f"Connection to {target.label} lost during the transfer: {why(e)}") from None
+            raise TransferFailed.at(target, why(e)) from None
         finally:
             sftp.close()
 
@@ -838,90 +723,8 @@ class ParamikoBackend(Backend):
             self._executor = None
 
 
-class _Stream:
-    """A long-lived channel (see :meth:`ParamikoBackend.open_stream`): the event loop
-    watches its :class:`_Wakeup` and hands output to the sink as it arrives."""
-
-    def __init__(self, conn: _Conn, chan: paramiko.Channel, sink: StreamSink, loop: asyncio.AbstractEventLoop) -> None:
-        self.conn = conn
-        self.chan = chan
-        self.sink = sink
-        self.loop = loop
-        self.ended = False
-        self.wakeup = _Wakeup()
-        chan.in_buffer.set_event(self.wakeup)  # type: ignore[arg-type]  # _Wakeup is a duck-typed Event
-        chan.in_stderr_buffer.set_event(self.wakeup)  # type: ignore[arg-type]
-        loop.add_reader(self.wakeup.fileno(), self._pump)
-        self._pump()
-
-    def _pump(self) -> None:
-        if self.ended:
-            return
-        self.wakeup.drain()
-        try:
-            eof = self.chan.eof_received or self.chan.closed  # read before the buffers: data precedes EOF
-            while self.chan.recv_ready():
-                self.sink.stdout(self.chan.recv(CHUNK))
-            while self.chan.recv_stderr_ready():
-                self.sink.stderr(self.chan.recv_stderr(CHUNK))
-        except Exception as e:
-            self._end(e)
-            return
-        if eof:
-            active = self.conn.transport.is_active()
-            self._end(None if active else ConnectionError("the connection was lost"))
-
-    def _end(self, exc: BaseException | None) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        self.loop.remove_reader(self.wakeup.fileno())
-        self.wakeup.close()
-        if not self.chan.closed:
-            self.chan.close()
-        self.sink.closed(exc)
-
-    def write(self, data: bytes) -> None:
-        if self.ended:
-            raise BrokenPipeError("the channel is closed")
-        try:
-            self.chan.sendall(data)
-        except (EOFError, paramiko.SSHException) as e:
-            raise BrokenPipeError(str(e) or "the channel is closed") from e
-
-    def signal(self, name: str) -> None:
-        send_signal(self.chan, name)
-
-    def close(self) -> None:
-        self._end(None)
-
-
-def _end_channel(chan: paramiko.Channel) -> None:
-    """TERM the channel's command and close the channel (not its connection).
-
-    The signal request is queued before the close on the same transport, so
-    it reaches sshd first; closing wakes every thread blocked on the channel
-    (a stdin feeder, an exit status wait)."""
-    if not chan.closed:
-        if not chan.exit_status_ready():
-            send_signal(chan, "TERM")
-        try:
-            chan.close()
-        except Exception:  # a transport that died meanwhile
-            log.debug("closing a cancelled channel failed", exc_info=True)
-
-
 # --------------------------------------------------------------------------
 # helpers run in worker threads
-
-
-def _feed_stdin(chan: paramiko.Channel, data: bytes) -> None:
-    try:
-        if data:
-            chan.sendall(data)
-        chan.shutdown_write()
-    except (OSError, EOFError, paramiko.SSHException):
-        pass  # the command exited (or the channel closed) without reading all of it
 
 
 async def _settle(cf: concurrent.futures.Future[Any]) -> None:
@@ -989,114 +792,6 @@ def _prefer_key_types(t: paramiko.Transport, known_types: list[str]) -> None:
                 wanted.append(name)
     if wanted:
         opts.key_types = wanted + [k for k in available if k not in wanted]
-
-
-def _open_sftp(conn: _Conn) -> paramiko.SFTPClient:
-    try:
-        return conn.transport.open_sftp_client()
-    except paramiko.SSHException as e:
-        if not conn.transport.is_active():
-            raise
-        raise TransferFailed.at(conn.target, f"cannot start the sftp subsystem: {e}") from None
-
-
-PREFETCH_WINDOW = 64 * 1024 * 1024  # bytes of a download asked for at once (bounds buffering per file)
-READ_SIZE = 32768  # paramiko's largest read request
-
-
-def _attrs(a: paramiko.SFTPAttributes) -> transfer.Attrs:
-    return transfer.Attrs(a.st_mode or 0, a.st_size, a.st_atime, a.st_mtime)
-
-
-class _SFTPFS:
-    """:class:`parallax.ssh.transfer.RemoteFS` over a paramiko ``SFTPClient``: every call is one
-    blocking paramiko call run in the backend's thread pool (a whole file is one call)."""
-
-    def __init__(self, sftp: paramiko.SFTPClient, run: Callable[..., Awaitable[Any]]) -> None:
-        self._sftp, self._run = sftp, run
-
-    async def stat(self, path: str) -> transfer.Attrs:
-        return _attrs(await self._run(self._sftp.stat, path))
-
-    async def listdir(self, path: str) -> list[transfer.Entry]:
-        return [transfer.Entry(a.filename, _attrs(a)) for a in await self._run(_listdir, self._sftp, path)]
-
-    async def mkdir(self, path: str) -> None:
-        await self._run(self._sftp.mkdir, path, 0o700)
-
-    async def chmod(self, path: str, mode: int) -> None:
-        await self._run(self._sftp.chmod, path, mode)
-
-    async def utime(self, path: str, atime: float, mtime: float) -> None:
-        await self._run(self._sftp.utime, path, (atime, mtime))
-
-    async def get_file(self, remote: str, local: transfer.Writer, size: int | None) -> None:
-        await self._run(_download, self._sftp, remote, local, size or 0)
-
-    async def put_file(self, local: transfer.Reader, remote: str, size: int) -> None:
-        await self._run(self._sftp.putfo, local, remote, size, None, False)
-
-
-def _listdir(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:
-    try:
-        return sftp.listdir_attr(path)
-    except UnicodeDecodeError:
-        raise OSError(errno.EILSEQ, transfer.NOT_UTF8) from None
-
-
-def _download(sftp: paramiko.SFTPClient, remote: str, out: transfer.Writer, hint: int) -> None:
-    """Copy *remote* into *out* until its end, prefetching (paramiko's pipelined reads) in
-    windows up to *hint* (the listed size, never trusted: beyond it reads go one at a time
-    and widen again while data keeps coming)."""
-    _quiet_prefetch_threads()
-    with sftp.open(remote, "rb") as f:
-        pos = fetched = 0
-        while True:
-            if pos >= fetched and pos < hint:
-                fetched = min(hint, pos + PREFETCH_WINDOW)
-                f.prefetch(fetched)
-            data = f.read(READ_SIZE)
-            if not data:
-                return
-            out.write(data)
-            pos += len(data)
-            if pos > hint:
-                hint = pos + PREFETCH_WINDOW
-
-
-_quiet_hook_installed = False
-_quiet_hook_lock = threading.Lock()
-
-
-def _quiet_prefetch_threads() -> None:
-    """Keep paramiko's prefetch threads from printing a traceback when a connection drops.
-
-    paramiko sends a download's read requests from a thread of its own
-    (``SFTPFile._prefetch_thread``, which Python names ``Thread-N
-    (_prefetch_thread)``); when the transport closes under it, the thread dies
-    of the send error, which the reader also gets and the result reports.  A
-    chained ``threading.excepthook`` logs exactly those at debug level and
-    passes everything else on (tested in tests/integration/test_hostile_server.py).
-    """
-    global _quiet_hook_installed
-    with _quiet_hook_lock:
-        if not _quiet_hook_installed:
-            threading.excepthook = _prefetch_excepthook(threading.excepthook)
-            _quiet_hook_installed = True
-
-
-def _prefetch_excepthook(previous: Callable[[Any], object]) -> Callable[[Any], None]:
-    """A ``threading.excepthook`` that drops a prefetch thread's connection error, else calls *previous*."""
-
-    def hook(args: Any) -> None:
-        thread = args.thread
-        if (thread is not None and thread.name.endswith("(_prefetch_thread)")
-                and issubclass(args.exc_type, (OSError, EOFError, paramiko.SSHException))):
-            log.debug("%s ended: %s", thread.name, args.exc_value)
-            return
-        previous(args)
-
-    return hook
 
 
 __all__ = ["ParamikoBackend"]

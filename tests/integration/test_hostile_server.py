@@ -234,11 +234,11 @@ def test_paramiko_prefetch_thread_failures_are_kept_off_stderr():
     """What the paramiko backend's excepthook relies on still holds, and it passes other threads on."""
     import paramiko
 
-    from parallax.backends import paramiko as backend
+    from parallax.backends import paramiko_sftp as backend
 
     # paramiko starts its read-ahead thread with target=SFTPFile._prefetch_thread and no name
     assert callable(getattr(paramiko.SFTPFile, "_prefetch_thread", None)), \
-        "paramiko changed: see parallax.backends.paramiko._quiet_prefetch_threads"
+        "paramiko changed: see parallax.backends.paramiko_sftp._quiet_prefetch_threads"
 
     class Probe:
         def _prefetch_thread(self) -> None:
