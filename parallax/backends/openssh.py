@@ -24,7 +24,8 @@ import shutil
 import signal
 import tempfile
 import threading
-from typing import Any, Coroutine, Iterable
+from typing import Any
+from collections.abc import Coroutine, Iterable
 
 from ..account import default_ssh_config
 from ..errors import (
@@ -53,7 +54,8 @@ log = logging.getLogger("parallax")
 POLICY_OPTIONS = {
     "strict": (("StrictHostKeyChecking", "yes"),),
     "accept-new": (("StrictHostKeyChecking", "accept-new"),),
-    "off": (("StrictHostKeyChecking", "no"), ("UserKnownHostsFile", "/dev/null"), ("GlobalKnownHostsFile", "/dev/null")),
+    "off": (("StrictHostKeyChecking", "no"), ("UserKnownHostsFile", "/dev/null"),
+            ("GlobalKnownHostsFile", "/dev/null")),
 }
 
 KILL_REMOTE_TIMEOUT = 5.0  # seconds for the connection that ends a cancelled remote command
@@ -134,7 +136,7 @@ def classify(log: str, target: Target, *, transfer: bool = False) -> Error:
     detail = lines[-1].strip() if lines else "ssh failed without a diagnostic"
     if "Could not resolve hostname" in text or "Name or service not known" in text:
         return NameResolutionFailed.at(target, detail)
-    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "Host key for" in text and "has changed" in text:
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or ("Host key for" in text and "has changed" in text):
         return HostKeyChanged.at(target, detail)
     if "Host key verification failed" in text or "No matching host key" in text:
         return HostKeyUnknown.at(target, detail)
@@ -172,7 +174,7 @@ class OpenSSHBackend(Backend):
         self.scp = shutil.which(scp) or scp
         self._dir: str | None = None
         self._default_config = default_ssh_config()  # once, not per job
-        self._configs: dict[tuple, str] = {}
+        self._configs: dict[tuple[object, ...], str] = {}
         self._askpass: AskpassServer | None = None  # answers ssh's password/passphrase prompts
         self._masters: dict[Target, _Master] = {}
         self._master_locks: dict[Target, asyncio.Lock] = {}
@@ -515,7 +517,7 @@ class _Master:
         self.log_path = log_path
 
     @classmethod
-    async def start(cls, argv: list[str], control: str, log_path: str, env: dict[str, str] | None) -> "_Master":
+    async def start(cls, argv: list[str], control: str, log_path: str, env: dict[str, str] | None) -> _Master:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True, env=env,

@@ -11,7 +11,8 @@ import asyncio
 import os
 import signal
 import subprocess
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .base import OutputSink
 
@@ -23,10 +24,10 @@ class _Protocol(asyncio.SubprocessProtocol):
     *gone* as soon as it exited (its pipes may live on: an ``ssh`` multiplexed over a
     ControlMaster hands them to the master, which keeps them until it notices)."""
 
-    def __init__(self, sink: OutputSink, done: asyncio.Future) -> None:
+    def __init__(self, sink: OutputSink, done: asyncio.Future[Any]) -> None:
         self.sink = sink
         self.done = done
-        self.gone: asyncio.Future = done.get_loop().create_future()
+        self.gone: asyncio.Future[None] = done.get_loop().create_future()
 
     def process_exited(self) -> None:
         if not self.gone.done():
@@ -50,7 +51,7 @@ def _status(rc: int | None) -> int:
     return 128 - rc if rc < 0 else rc
 
 
-async def _end_group(pid: int, exited: asyncio.Future, signals: tuple[int | None, ...],
+async def _end_group(pid: int, exited: asyncio.Future[Any], signals: tuple[int | None, ...],
                      *, through_cancel: bool = False) -> None:
     """Send each of *signals* (``None``: none) to the group of *pid* in turn, waiting
     up to KILL_GRACE after each for *exited*; stops as soon as the process is gone.
@@ -102,13 +103,14 @@ async def run_process(
     On cancellation *before_kill(pid)* runs while the child is still alive
     (to note what it was connected to), then the child's group is killed.
     """
-    done: asyncio.Future = asyncio.get_running_loop().create_future()
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     proto = _Protocol(sink, done)
     transport = await _spawn(proto, argv, stdin is not None, env)
     pid = transport.get_pid()
     try:
         if stdin is not None:
             pipe = transport.get_pipe_transport(0)
+            assert isinstance(pipe, asyncio.WriteTransport)
             if stdin:
                 pipe.write(stdin)
             pipe.close()
@@ -140,7 +142,7 @@ class ProcessStream(_Protocol):
         self.transport: asyncio.SubprocessTransport | None = None
 
     @property
-    def exited(self) -> asyncio.Future:
+    def exited(self) -> asyncio.Future[int]:
         """Resolves to the exit status (128 + N for signal N)."""
         return self.done
 
@@ -160,7 +162,9 @@ class ProcessStream(_Protocol):
         if self.closed:
             raise BrokenPipeError("the process has exited")
         assert self.transport is not None
-        self.transport.get_pipe_transport(0).write(data)
+        pipe = self.transport.get_pipe_transport(0)
+        assert isinstance(pipe, asyncio.WriteTransport)
+        pipe.write(data)
 
     def close(self) -> None:
         """Ask the process group to end (:meth:`wait` makes sure it did)."""
@@ -192,4 +196,4 @@ def close_process(proc: asyncio.subprocess.Process) -> None:
         transport.close()
 
 
-__all__ = ["run_process", "start_process", "ProcessStream", "close_process"]
+__all__ = ["ProcessStream", "close_process", "run_process", "start_process"]

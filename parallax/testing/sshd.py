@@ -42,11 +42,11 @@ import sys
 import tempfile
 import time
 import weakref
-from typing import Iterable
+from collections.abc import Callable, Iterable
 
 from .processes import process_table
 
-__all__ = ["SSHLab", "can_start_sshd", "SSHD_PATH", "TEST_ACCOUNT"]
+__all__ = ["SSHD_PATH", "TEST_ACCOUNT", "SSHLab", "can_start_sshd"]
 
 #: The OpenSSH server binary the lab runs.
 SSHD_PATH = "/usr/sbin/sshd"
@@ -132,7 +132,7 @@ def _pick_port(addresses: list[str]) -> int:
                     ok = False
                     break
             if ok:
-                return port
+                return int(port)
         finally:
             for s in socks:
                 s.close()
@@ -140,7 +140,7 @@ def _pick_port(addresses: list[str]) -> int:
 
 
 def _proc_hex(addr: str) -> str:
-    return "%08X" % int.from_bytes(socket.inet_aton(addr), sys.byteorder)
+    return f"{int.from_bytes(socket.inet_aton(addr), sys.byteorder):08X}"
 
 
 def _listening(port: int, pid: int | None = None) -> set[str] | None:
@@ -151,7 +151,7 @@ def _listening(port: int, pid: int | None = None) -> set[str] | None:
             lines = f.readlines()[1:]
     except OSError:
         return None
-    suffix = ":%04X" % port
+    suffix = f":{port:04X}"
     found = set()
     for line in lines:
         parts = line.split(None, 4)
@@ -265,7 +265,7 @@ def _current_user() -> str:
         return os.environ.get("USER") or str(os.getuid())
 
 
-def _keygen(path: str, comment: str) -> subprocess.Popen:
+def _keygen(path: str, comment: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -299,7 +299,7 @@ def _split_extra(extra: str) -> tuple[str, str, set[str], set[str]]:
     return "\n".join(global_lines), "\n".join(match_lines), keywords, subsystems
 
 
-def _subreaper_preexec():
+def _subreaper_preexec() -> Callable[[], None] | None:
     """A preexec_fn making the sshd listener a child subreaper (Linux).
 
     sshd's privileged monitor exits without reaping its unprivileged child
@@ -326,7 +326,7 @@ class _LabState:
     """Everything cleanup needs; deliberately holds no reference to the SSHLab."""
 
     def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
         self.workdir: str | None = None
         self.remove_workdir = False
         self.log_file: str | None = None
@@ -363,7 +363,7 @@ def _terminate(pids: list[int], family: set[int], deadline: float) -> None:
         time.sleep(0.002)
 
 
-def _stop_procs(procs: list[subprocess.Popen]) -> None:
+def _stop_procs(procs: list[subprocess.Popen[bytes]]) -> None:
     """Stop sshd listeners and every process they spawned (connections, sessions).
 
     Per-connection sshd processes call setsid(), so killing the listener's
@@ -508,7 +508,7 @@ class SSHLab:
             p.poll() is None for p in self._state.procs
         )
 
-    def start(self) -> "SSHLab":
+    def start(self) -> SSHLab:
         if self._stopped:
             raise RuntimeError("this SSHLab was stopped; create a new one")
         if self._started:
@@ -543,7 +543,7 @@ class SSHLab:
         self._stopped = True
         self._finalizer()
 
-    def __enter__(self) -> "SSHLab":
+    def __enter__(self) -> SSHLab:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -652,14 +652,16 @@ class SSHLab:
         # able to traverse workdir (but not list it).
         os.chmod(wd, 0o711 if other_user else 0o700)
 
-        j = lambda name: os.path.join(wd, name)  # noqa: E731
+        def j(name: str) -> str:
+            return os.path.join(wd, name)
+
         host_key, self.client_key, self.wrong_key = j("ssh_host_ed25519_key"), j("client_key"), j("wrong_key")
         gens = [_keygen(host_key, "parallax-lab-host"), _keygen(self.client_key, "parallax-lab-client"),
                 _keygen(self.wrong_key, "parallax-lab-wrong")]
         errors = [g.communicate()[1].decode(errors="replace").strip() for g in gens]
-        for g, err in zip(gens, errors):
+        for path, g, err in zip((host_key, self.client_key, self.wrong_key), gens, errors):
             if g.returncode != 0:
-                raise RuntimeError(f"ssh-keygen failed ({g.args[-1]}): {err}")
+                raise RuntimeError(f"ssh-keygen failed ({path}): {err}")
         self._host_key = host_key
         with open(host_key + ".pub") as f:
             self.host_key_pub = f.read().strip()
@@ -773,7 +775,7 @@ class SSHLab:
             dead = [p for p in st.procs if p.poll() is not None]
             log = self.log_text()
             if dead or "Bind to port" in log:
-                msg = self._failure("sshd exited with status %s" % dead[0].returncode if dead
+                msg = self._failure(f"sshd exited with status {dead[0].returncode}" if dead
                                     else "sshd could not bind every address")
                 if "Address already in use" in log:
                     raise _BindError(msg)
