@@ -158,8 +158,11 @@ class AsyncSession:
         if self._closed:
             raise RuntimeError("this parallax session is closed")
         if settings.cluster is not None:  # sharded across a Dask cluster (parallax[dask])
-            from .cluster import execute_sharded
-            sharded: dict[str, Any] = await execute_sharded(list(jobs), settings)
+            from .cluster import execute_sharded, session_shards
+            shards = getattr(self, "_shards", None)
+            if shards is None and self.persistent:  # one holder per shard keeps its connections open
+                shards = self._shards = session_shards(self.settings, [t.key for t in self.targets])
+            sharded: dict[str, Any] = await execute_sharded(list(jobs), settings, holders=shards)
             return sharded
         ensure_fd_limit(min(settings.limit, max(len(jobs), 1)), len(self.targets) if self.persistent else 0)
         bus = EventBus(settings, total=len(jobs))
@@ -218,7 +221,12 @@ class AsyncSession:
         self._closed = True
         if self._finalizer is not None:
             self._finalizer.detach()
-        await self.backend.close()
+        try:
+            await self.backend.close()
+        finally:
+            shards = getattr(self, "_shards", None)
+            if shards is not None:  # a sharded session's holders on the workers
+                await shards.close()
 
     async def __aenter__(self) -> AsyncSession:
         return self

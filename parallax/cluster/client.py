@@ -26,6 +26,7 @@ from ..jobs import Job
 from ..options import Settings
 from ..plugins import plugin_manager
 from . import primitives
+from .holders import SessionShards
 from .sharding import ShardPlan, decode_ranges, plan_shards, workers_from_info
 from .wire import ShardSpec, decode
 
@@ -137,17 +138,34 @@ def _past_deadline(started: set[int], deadline: float | None) -> Callable[[int, 
     return make
 
 
-class ShardedCall:
-    """One call's shards on the cluster, from submission to the last result."""
+def _status(future: Any) -> str:
+    """A Dask future's status; the same words for a shard run on a session's holder (an asyncio task)."""
+    if not isinstance(future, asyncio.Future):
+        return str(future.status)
+    if not future.done():
+        return "pending"
+    if future.cancelled():
+        return "cancelled"
+    return "error" if future.exception() is not None else "finished"
 
-    def __init__(self, client: Any, jobs: list[Job], settings: Settings) -> None:
+
+class ShardedCall:
+    """One call's shards on the cluster, from submission to the last result.
+
+    A one-call shard is a Dask task; with *holders* (a sharded Session) each
+    shard runs on the session's long-lived holder of that shard instead.
+    """
+
+    def __init__(self, client: Any, jobs: list[Job], settings: Settings, holders: SessionShards | None = None) -> None:
         self.client = client
+        self.holders = holders
         self.jobs = jobs
         self.settings = settings
         self.call_id = uuid.uuid4().hex[:16]
         self.replay = Replay(jobs, settings)
         self.deadline_at = time.time() + settings.deadline if settings.deadline else None
         self.plans: list[ShardPlan] = []
+        self.plan_of: dict[int, ShardPlan] = {}
         self.futures: dict[int, Any] = {}
         self.done: set[int] = set()
         self.cancelled = False
@@ -157,11 +175,15 @@ class ShardedCall:
     async def submit(self) -> None:
         from .runner import run_shard
 
-        await self.client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
-        identity = await self.client.scheduler.identity(n_workers=-1)
-        workers = workers_from_info(identity.get("workers", {}))
-        self.plans = plan_shards([j.key for j in self.jobs], limit=self.settings.limit, workers=workers,
-                                 shard_by=self.settings.shard_by)
+        if self.holders is not None:
+            self.plans = self.holders.call_plans(self.jobs, self.settings.limit)
+        else:
+            await self.client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
+            identity = await self.client.scheduler.identity(n_workers=-1)
+            workers = workers_from_info(identity.get("workers", {}))
+            self.plans = plan_shards([j.key for j in self.jobs], limit=self.settings.limit, workers=workers,
+                                     shard_by=self.settings.shard_by)
+        self.plan_of = {plan.number: plan for plan in self.plans}
         self.queue = await primitives.queue(f"parallax-events-{self.call_id}", self.client)
         self.cancel_event = primitives.event(f"parallax-cancel-{self.call_id}", self.client)
         forward = wants_output(self.settings)
@@ -174,6 +196,9 @@ class ShardedCall:
                 limit_per_worker=self.settings.limit_per_worker, caller_host=socket.gethostname(),
             )
             await primitives.variable(spec.record_name, self.client).set({"attempt": 0, "started": [], "finished": []})
+            if self.holders is not None:
+                self.futures[plan.number] = asyncio.ensure_future(self.holders.run(plan.number, spec))
+                continue
             group = f"{plan.group}-" if plan.group else ""
             self.futures[plan.number] = self.client.submit(
                 run_shard, spec, key=f"parallax-shard-{group}{self.call_id}-{plan.number}", pure=False,
@@ -198,16 +223,17 @@ class ShardedCall:
     async def _check_failed(self) -> None:
         """Shards whose task failed for good (its workers kept dying, or a bug): fill their hosts."""
         for number, future in self.futures.items():
-            if number in self.done or future.status not in ("error", "cancelled", "lost"):
+            status = _status(future)
+            if number in self.done or status not in ("error", "cancelled", "lost"):
                 continue
             await self._read()  # what the shard sent before it failed
             if number in self.done:
                 continue
-            started, why = await self._started(number), f"the shard's task ended: {future.status}"
-            if future.status == "error":
-                exc = await future.exception()
+            started, why = await self._started(number), f"the shard's task ended: {status}"
+            if status == "error":
+                exc = future.exception() if isinstance(future, asyncio.Future) else await future.exception()
                 why = f"{type(exc).__name__}: {exc}"
-            self.replay.fill(self.plans[number].indices, _given_up(started, why))
+            self.replay.fill(self.plan_of[number].indices, _given_up(started, why))
             self.done.add(number)
 
     async def _started(self, number: int) -> set[int]:
@@ -237,7 +263,11 @@ class ShardedCall:
             await self._read()
             if all(f.done() for n, f in self.futures.items() if n not in self.done):
                 break
-        await self.client.cancel(list(self.futures.values()))
+        if self.holders is not None:  # the holders stay: only this call's runs end
+            for future in self.futures.values():
+                future.cancel()
+        else:
+            await self.client.cancel(list(self.futures.values()))
 
     def results(self) -> dict[str, Any]:
         self.replay.fill(range(len(self.jobs)), lambda i, job: Error(
@@ -254,11 +284,14 @@ class ShardedCall:
             await self.cancel_event.clear()
 
 
-async def execute_sharded(jobs: list[Job], settings: Settings) -> dict[str, Any]:
+async def execute_sharded(jobs: list[Job], settings: Settings, holders: SessionShards | None = None) -> dict[str, Any]:
     """Run *jobs* on the Dask cluster ``settings.cluster``; ``{key: result | Error}`` in job order.
 
-    Ctrl-C (cancellation of the caller) cancels every shard; the workers'
-    backends kill what they started before the cancellation propagates.
+    With *holders* (a sharded Session's) each shard runs on its long-lived
+    holder, whose connections stay open between calls; without, each shard
+    is a Dask task with a backend of its own.  Ctrl-C (cancellation of the
+    caller) cancels every shard; the workers' backends kill what they
+    started before the cancellation propagates.
     """
     if not isinstance(settings.backend, str):
         raise TypeError(f"cluster=: give the backend by name (backend={type(settings.backend).__name__}(...) "
@@ -270,9 +303,12 @@ async def execute_sharded(jobs: list[Job], settings: Settings) -> dict[str, Any]
     except ImportError:  # pragma: no cover - depends on the installation
         raise ImportError("cluster= needs the 'distributed' package: pip install 'parallax[dask]'") from None
     address, security = _address(settings.cluster)
-    client = await primitives.connect(address, security, f"parallax-{uuid.uuid4().hex[:8]}",
-                                      timeout=settings.connect_timeout or 30)
-    call = ShardedCall(client, jobs, settings)
+    if holders is not None:
+        client = await holders.connect(address, security, timeout=settings.connect_timeout or 30)
+    else:
+        client = await primitives.connect(address, security, f"parallax-{uuid.uuid4().hex[:8]}",
+                                          timeout=settings.connect_timeout or 30)
+    call = ShardedCall(client, jobs, settings, holders)
     try:
         try:
             await call.submit()
@@ -285,7 +321,8 @@ async def execute_sharded(jobs: list[Job], settings: Settings) -> dict[str, Any]
         try:
             await asyncio.shield(call.cleanup())
         finally:
-            await asyncio.shield(client.close())
+            if holders is None:  # a session's client stays open until the session closes
+                await asyncio.shield(client.close())
 
 
 __all__ = ["Replay", "ShardedCall", "execute_sharded", "wants_output", "worker_settings"]

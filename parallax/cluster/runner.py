@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 import time
 from typing import Any, cast
@@ -24,6 +25,7 @@ from ..errors import Cancelled, Timeout, WorkerLost
 from ..events import EventBus
 from ..hookspecs import hookimpl
 from ..jobs import Job
+from ..options import Settings
 from ..plugins import backend_factory
 from ..scheduler import Scheduler
 from ..session import ensure_fd_limit
@@ -154,12 +156,13 @@ async def _watch(cancel: Any, stop: asyncio.Event) -> bool:
     return False
 
 
-def _make_backend(spec: ShardSpec) -> Backend:
-    settings = spec.settings
+def make_backend(settings: Settings, keep: bool = False) -> Backend:
+    """The backend *settings* name (wrapped for ``persistent_shell``); *keep*: its
+    connections stay open between calls (a sharded Session's holder)."""
     backend: Backend = backend_factory(settings.backend)(settings)
     if settings.persistent_shell:
         backend = PersistentShellBackend(backend, settings.connect_timeout)
-    backend.keep_connections = False
+    backend.keep_connections = keep
     return backend
 
 
@@ -180,62 +183,74 @@ def run_shard(spec: ShardSpec) -> dict[str, Any]:
 
 
 async def _run(spec: ShardSpec, address: str, security: Any, nthreads: int) -> dict[str, Any]:
-    import dataclasses
-
     async with await primitives.connect(address, security, f"parallax-shard-{spec.number}") as client:
-        record = StartRecord(primitives.variable(spec.record_name, client))
-        await record.load()
-        outbox = Outbox(await primitives.queue(spec.queue_name, client), record)
-        attempt = record.attempt
-        index = {job.key: i for job, i in zip(spec.jobs, spec.indices, strict=True)}
-        todo: list[Job] = []
-        for job, i in zip(spec.jobs, spec.indices, strict=True):
-            if i in record.finished:
-                continue  # its result reached the caller's queue before the worker died
-            if i in record.started and not spec.idempotent:
-                outbox.add(("end", i, WorkerLost(LOST, host=job.key)))
-                continue
-            todo.append(job)
-        settings = spec.settings
-        if spec.deadline_at is not None:
-            settings = dataclasses.replace(settings, deadline=max(spec.deadline_at - time.time(), 0.001))
-        settings = dataclasses.replace(settings, limit=_shard_limit(spec, nthreads))
-        ensure_fd_limit(min(settings.limit, max(len(todo), 1)))  # as a local call does, on this worker
-        forwarder = Forwarder(outbox, index, spec.forward_output, spec.settings.deadline)
-        bus = EventBus(settings, consumers=[forwarder])
-        backend = cast(Backend, RecordingBackend(_make_backend(spec), record, index))
-        local = None
-        if socket.gethostname() == spec.caller_host:
-            local = cast(Backend, RecordingBackend(LocalBackend(), record, index))
-        cancel = primitives.event(spec.cancel_name, client)
-        outbox.start()
-        await record.save()  # the new attempt number, before anything starts
-        execute = asyncio.ensure_future(Scheduler(backend, settings, bus, local=local).execute(todo))
-        stop = asyncio.Event()
-        watch = asyncio.ensure_future(_watch(cancel, stop))
-        cancelled = False
+        return await run_spec(spec, client, nthreads)
+
+
+async def run_spec(spec: ShardSpec, client: Any, nthreads: int, backend: Backend | None = None,
+                   pooled: int = 0) -> dict[str, Any]:
+    """Run one shard of a call through *client* (a Dask client on this loop).
+
+    With *backend* (a sharded Session's holder) the shard runs on it and
+    leaves it open; otherwise it makes its own backend and closes it.
+    *pooled*: connections the holder keeps open (for the file limit).
+    """
+    record = StartRecord(primitives.variable(spec.record_name, client))
+    await record.load()
+    outbox = Outbox(await primitives.queue(spec.queue_name, client), record)
+    attempt = record.attempt
+    index = {job.key: i for job, i in zip(spec.jobs, spec.indices, strict=True)}
+    todo: list[Job] = []
+    for job, i in zip(spec.jobs, spec.indices, strict=True):
+        if i in record.finished:
+            continue  # its result reached the caller's queue before the worker died
+        if i in record.started and not spec.idempotent:
+            outbox.add(("end", i, WorkerLost(LOST, host=job.key)))
+            continue
+        todo.append(job)
+    settings = spec.settings
+    if spec.deadline_at is not None:
+        settings = dataclasses.replace(settings, deadline=max(spec.deadline_at - time.time(), 0.001))
+    settings = dataclasses.replace(settings, limit=_shard_limit(spec, nthreads))
+    ensure_fd_limit(min(settings.limit, max(len(todo), 1)), pooled)  # as a local call does, on this worker
+    forwarder = Forwarder(outbox, index, spec.forward_output, spec.settings.deadline)
+    bus = EventBus(settings, consumers=[forwarder])
+    own = backend is None
+    inner = make_backend(spec.settings) if backend is None else backend
+    recording = cast(Backend, RecordingBackend(inner, record, index))
+    local = None
+    if socket.gethostname() == spec.caller_host:
+        local = cast(Backend, RecordingBackend(LocalBackend(), record, index))
+    cancel = primitives.event(spec.cancel_name, client)
+    outbox.start()
+    await record.save()  # the new attempt number, before anything starts
+    execute = asyncio.ensure_future(Scheduler(recording, settings, bus, local=local).execute(todo))
+    stop = asyncio.Event()
+    watch = asyncio.ensure_future(_watch(cancel, stop))
+    cancelled = False
+    try:
+        await asyncio.wait({execute, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if not execute.done() and watch.exception() is None:  # the caller cancelled
+            cancelled = True
+            execute.cancel()
         try:
-            await asyncio.wait({execute, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if not execute.done() and watch.exception() is None:  # the caller cancelled
-                cancelled = True
-                execute.cancel()
-            try:
-                results = await execute
-            except asyncio.CancelledError:
-                results = {}
-            for job in todo:
-                i = index[job.key]
-                if i not in forwarder.ended:
-                    forwarder.end(i, results.get(job.key) or Cancelled("Cancelled before it started", host=job.key))
-        finally:
-            stop.set()  # the watcher ends after its current (short) request: nothing left half-done
+            results = await execute
+        except asyncio.CancelledError:
+            results = {}
+        for job in todo:
+            i = index[job.key]
+            if i not in forwarder.ended:
+                forwarder.end(i, results.get(job.key) or Cancelled("Cancelled before it started", host=job.key))
+    finally:
+        stop.set()  # the watcher ends after its current (short) request: nothing left half-done
+        with contextlib.suppress(Exception):
+            await watch
+        bus.close()
+        if own:
             with contextlib.suppress(Exception):
-                await watch
-            bus.close()
-            with contextlib.suppress(Exception):
-                await backend.close()
-            await outbox.close(("done", spec.number, attempt))
-        return {"shard": spec.number, "attempt": attempt, "ran": len(todo), "cancelled": cancelled}
+                await inner.close()
+        await outbox.close(("done", spec.number, attempt))
+    return {"shard": spec.number, "attempt": attempt, "ran": len(todo), "cancelled": cancelled}
 
 
-__all__ = ["LOST", "Forwarder", "Outbox", "RecordingBackend", "run_shard"]
+__all__ = ["LOST", "Forwarder", "Outbox", "RecordingBackend", "make_backend", "run_shard", "run_spec"]

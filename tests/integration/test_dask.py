@@ -261,8 +261,8 @@ def test_a_sharded_session_and_shard_by_placement(ssh_lab, cluster):
     for host, r in first.items():
         assert r.stdout.split()[2].decode() == host.split(":")[0]  # each host reached its own address
     assert all(r.stdout == b"again\n" for r in second.values())
-    shard_tasks = [t for t in ts.data if str(t["key"]).startswith("parallax-shard-")]
-    assert len(shard_tasks) == 4  # two calls, two groups
+    shard_tasks = [t for t in ts.data if str(t["key"]).startswith("parallax-holder-")]
+    assert len(shard_tasks) == 2  # two groups: one long-lived holder each, for both calls
     for t in shard_tasks:
         g = str(t["key"]).split("-")[2]
         assert t["worker"] == by_name[g], t
@@ -468,3 +468,120 @@ def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_l
     assert "may or may not have run" in str(res[lost[0]])
     assert all(r.stdout == b"done\n" for h, r in res.items() if h not in lost), res
     assert counts == {h: 1 for h in ssh_lab.hosts}, f"a host ran more or less than once: {counts}"
+
+
+# --- a sharded Session: one long-lived holder (a Dask actor) per shard ------------------------------
+
+
+def _by_worker(lab):
+    """shard_by putting the lab's hosts on the LocalCluster's two workers (names "0" and "1")."""
+    group = {h: str(i // 2) for i, h in enumerate(lab.hosts)}
+    return group.__getitem__
+
+
+def _holders(cluster) -> dict[str, list[str]]:
+    """The shard holders alive on each worker: ``{worker address: [actor keys]}``."""
+    return cluster.run(lambda dask_worker: sorted(str(k) for k in dask_worker.state.actors
+                                                  if str(k).startswith("parallax-holder-")))
+
+
+def _sources(results) -> dict[str, tuple[bytes, bytes]]:
+    """Each host's client address and port, from ``$SSH_CONNECTION``: the same port, the same connection."""
+    return {h: tuple(r.stdout.split()[:2]) for h, r in results.items()}
+
+
+def _wait(predicate, seconds=10.0):
+    limit = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < limit:
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_a_sharded_session_keeps_its_connections_open(ssh_lab, cluster):
+    with parallax.Session(ssh_lab.hosts, cluster=cluster, shard_by=_by_worker(ssh_lab), **lab_opts(ssh_lab)) as s:
+        first = ok(s.run("echo $SSH_CONNECTION"))
+        connections = ssh_lab.connection_count()
+        holders = _holders(cluster)
+        assert sorted(len(keys) for keys in holders.values()) == [1, 1], holders  # one per shard, one per worker
+        for _ in range(3):
+            again = ok(s.run("echo $SSH_CONNECTION"))
+            assert _sources(again) == _sources(first)  # each host through the same connection
+        assert ok(s.run("echo sub", hosts=ssh_lab.hosts[1:3]))[ssh_lab.hosts[1]].stdout == b"sub\n"
+        assert ssh_lab.connection_count() == connections, "a repeat call opened a new SSH connection"
+        assert _holders(cluster) == holders  # the same holders served every call
+        with pytest.raises(ValueError, match="limit=1 is smaller than the number of shards"):
+            s.run("true", limit=1)
+    assert _wait(lambda: not any(_holders(cluster).values()))
+
+
+def test_persistent_shell_in_a_sharded_session_opens_no_new_ssh_session(ssh_lab, cluster):
+    def sessions_started() -> int:
+        return ssh_lab.log_text().count("Starting session: ")
+
+    with parallax.Session(ssh_lab.hosts, cluster=cluster, shard_by=_by_worker(ssh_lab), persistent_shell=True,
+                          **lab_opts(ssh_lab, "asyncssh")) as s:
+        ok(s.run("true"))
+        sessions, connections = sessions_started(), ssh_lab.connection_count()
+        for i in range(3):
+            res = s.run(f"echo {i}; exit {i}")
+            assert [(r.rc, r.stdout) for r in res.values()] == [(i, f"{i}\n".encode())] * len(ssh_lab.hosts)
+        assert isinstance(s.call("exit 2")[ssh_lab.hosts[0]], parallax.CommandFailed)
+        assert sessions_started() == sessions, "a command opened a new SSH session"
+        assert ssh_lab.connection_count() == connections
+
+
+@pytest.mark.parametrize("how", ["close", "gc"])
+def test_closing_a_sharded_session_leaves_nothing_on_the_workers(ssh_lab, cluster, how):
+    import gc
+    import warnings
+
+    from parallax.testing.processes import processes_with
+
+    assert not any(cluster.run(children_of).values())
+    before = set(processes_with(" -s"))
+    s = parallax.Session(ssh_lab.hosts, cluster=cluster, shard_by=_by_worker(ssh_lab), persistent_shell=True,
+                         **lab_opts(ssh_lab))  # openssh: a ControlMaster process per host on the workers
+    ok(s.run("true"))
+    shells = (set(processes_with(" -s")) - before) & set(ssh_lab.pids())
+    assert len(shells) == len(ssh_lab.hosts), "expected one persistent shell per host"
+    assert sum(len(p) for p in cluster.run(children_of).values()) >= len(ssh_lab.hosts)
+    if how == "close":
+        s.close()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            del s
+            gc.collect()
+    assert _wait(lambda: not any(os.path.exists(f"/proc/{p}") for p in shells)), "a remote shell outlived it"
+    assert _wait(lambda: not any(cluster.run(children_of).values())), cluster.run(children_of)
+    assert not any(_holders(cluster).values())
+
+
+def test_a_killed_workers_holder_is_replaced(ssh_lab, cluster):
+    marks = os.path.join(ssh_lab.scratch_dir, f"holder-{uuid.uuid4().hex}")
+    os.makedirs(marks)
+    os.chmod(marks, 0o777)
+    cmd = f"set -- $SSH_CONNECTION; echo ran >> {marks}/$3; sleep 3; echo $1 $2"
+    box = {}
+    with parallax.Session(ssh_lab.hosts, cluster=cluster, shard_by=_by_worker(ssh_lab), limit=2,
+                          **lab_opts(ssh_lab, "asyncssh", timeout=60)) as s:
+        thread = threading.Thread(target=lambda: box.update(res=s.run(cmd)))
+        thread.start()
+        assert _wait(lambda: len(os.listdir(marks)) == 2, 30), os.listdir(marks)  # one host per shard started
+        holders = _holders(cluster)
+        victim = next(a for a, keys in holders.items() if any(k.startswith("parallax-holder-0-") for k in keys))
+        os.kill(cluster.run(os.getpid)[victim], signal.SIGKILL)
+        thread.join(60)
+        assert not thread.is_alive()
+        res = box["res"]
+        lost = [h for h, r in res.items() if isinstance(r, parallax.WorkerLost)]
+        assert lost == [ssh_lab.hosts[0]], res  # shard 0 had started its first host; the second ran on the new holder
+        counts = {h: open(os.path.join(marks, h.split(":")[0])).read().count("ran") for h in ssh_lab.hosts}
+        assert counts == {h: 1 for h in ssh_lab.hosts}, f"a host ran more or less than once: {counts}"
+        kept = {h: tuple(r.stdout.split()) for h, r in res.items() if h not in lost}
+        connections = ssh_lab.connection_count()
+        again = ok(s.run("echo $SSH_CONNECTION"))
+        assert ssh_lab.connection_count() - connections == 1  # only the lost host connects again
+        assert {h: _sources(again)[h] for h in kept} == kept  # the others' connections were kept
+        replaced = _holders(cluster)
+        assert sum(len(k) for k in replaced.values()) == 2 and victim not in replaced or not replaced.get(victim)
