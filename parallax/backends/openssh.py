@@ -79,11 +79,15 @@ _KILL_SCRIPT = (
 )
 # The verbosity every command's ssh runs at, whatever LogLevel the caller asked for: how it
 # ended is read from the private -E log (a remote exit 255 is not an SSH failure, a dropped
-# session is ConnectionLost).  "-v" sets DEBUG1 unconditionally, so neither "-o LogLevel=..."
-# (the first value wins), a config file nor a "-q" earlier in ssh_extra can lower it; a
-# multiplexed client tells at DEBUG2 whether the master handed it an exit status.
-_VERBOSITY = ("-v",)
-_MUX_VERBOSITY = ("-vv",)
+# session is ConnectionLost).  Given first on the command line, "-o LogLevel=..." beats the
+# caller's -o and every config file (the first value wins); a multiplexed client tells at
+# DEBUG2 whether the master handed it an exit status.  Not "-v": ssh passes -v on to the ssh
+# it runs for a ProxyJump hop, whose stderr is the host's stderr; a hop runs at the generated
+# config's LogLevel ERROR instead, so only a failure of the hop shows there.  A "-q" in
+# ssh_extra would lower the level (ssh applies it at once): it is dropped, as ssh's own
+# diagnostics never reach a host's output anyway.
+_VERBOSITY = ("-o", "LogLevel=DEBUG1")
+_MUX_VERBOSITY = ("-o", "LogLevel=DEBUG2")
 # What the ControlMaster runs at: the first -o wins over the caller's and every config file,
 # and VERBOSE keeps a long-lived master's log small.
 _MASTER_VERBOSITY = ("-o", "LogLevel=VERBOSE")
@@ -231,7 +235,7 @@ class OpenSSHBackend(Backend):
             lines += ["  PasswordAuthentication no", "  KbdInteractiveAuthentication no"]
         if target.connect_timeout:
             lines.append(f"  ConnectTimeout {max(1, round(target.connect_timeout))}")
-        lines.append("  LogLevel ERROR" if for_scp else "  LogLevel VERBOSE")
+        lines.append("  LogLevel ERROR")  # what a ProxyJump hop runs at; the commands' own level is on argv
         if os.path.exists("/etc/ssh/ssh_config"):
             lines.append('Include "/etc/ssh/ssh_config"')
         with self._lock:
@@ -287,7 +291,8 @@ class OpenSSHBackend(Backend):
         """The full ``ssh`` command line for *command* on *target* (host after ``--``)."""
         common = self._common(target, "-p", for_scp=False, control=control)
         verbosity = _MUX_VERBOSITY if control else _VERBOSITY
-        return [self.ssh, "-E", log_path, *common, *verbosity, "-T", "--", target.host, command]
+        common = [arg for arg in common if arg != "-q"]  # see _VERBOSITY
+        return [self.ssh, "-E", log_path, *verbosity, *common, "-T", "--", target.host, command]
 
     def master_argv(self, target: Target, control: str, log_path: str) -> list[str]:
         """The ControlMaster a persistent session multiplexes over.
@@ -373,8 +378,8 @@ class OpenSSHBackend(Backend):
                 outcome = session_outcome(log)
                 if outcome == "mux-lost" and await self._master_alive(target):
                     outcome = "exit"  # the master's connection is fine: the command died by a signal
-                if outcome == "failed":
-                    raise classify(log if diagnostics(log) else tail.text(), target)
+                if outcome == "failed":  # no session: stderr holds only ssh's (and a ProxyJump hop's) words
+                    raise classify("\n".join(t for t in (log, tail.text().replace("\r", "")) if t), target)
                 if outcome != "exit":
                     failed = _FAILURE.search(diagnostics(log)) or _LOST_ON_STDERR.search(tail.data)
                     detail = failed.group(0) if failed else "the session ended before the command's exit status"

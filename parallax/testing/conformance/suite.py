@@ -586,6 +586,7 @@ def test_ssh_config_proxyjump(backend_name: Any, lab: Any, tmp_path: Any) -> Non
     results = parallax.call(["behind"], 'echo "$SSH_CONNECTION"', backend=backend_name,
                             host_key_policy="strict", ssh_config=str(config), timeout=30)
     assert server_address(results["behind"]) == lab.addresses[2]
+    assert results["behind"].stderr == b"", results["behind"].stderr  # nothing of the hop's ssh leaks in
     assert wait_until(lambda: lab.connection_count() - before >= 2, 2)
     assert lab.connection_count() - before == 2, "expected one connection to the jump host and one through it"
 
@@ -633,6 +634,15 @@ def test_connection_refused_says_refused(backend_name: Any, lab: Any, opts: Any)
     result = only(parallax.run([dead], "true", **opts))
     assert isinstance(result, parallax.ConnectionFailed) and "refused" in result.msg.lower(), result.msg
     assert "\r" not in result.msg
+
+
+def test_proxyjump_through_a_name_that_does_not_resolve(backend_name: Any, lab: Any, tmp_path: Any) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text(_alias_block(lab, "behind", lab.addresses[2], "ProxyJump no-such-jump-host.invalid"))
+    result = only(parallax.run(["behind"], "true", backend=backend_name, host_key_policy="strict",
+                               ssh_config=str(config), timeout=30))
+    assert isinstance(result, parallax.NameResolutionFailed), repr(result)
+    assert "no-such-jump-host.invalid" in result.msg and "\r" not in result.msg
 
 
 def test_env_is_visible_remotely(backend_name: Any, lab: Any, opts: Any) -> None:
