@@ -530,31 +530,56 @@ def test_persistent_shell_in_a_sharded_session_opens_no_new_ssh_session(ssh_lab,
         assert ssh_lab.connection_count() == connections
 
 
-@pytest.mark.parametrize("how", ["close", "gc"])
-def test_closing_a_sharded_session_leaves_nothing_on_the_workers(ssh_lab, cluster, how):
+EXIT_SCRIPT = """
+import sys, parallax
+hosts, (address, key, known_hosts, user) = sys.argv[5:], sys.argv[1:5]
+group = {h: str(i // 2) for i, h in enumerate(hosts)}
+s = parallax.Session(hosts, cluster=address, shard_by=group.__getitem__, persistent_shell=True,
+                     ssh_key=key, known_hosts=known_hosts, default_user=user)
+res = s.run("true")
+print("ready" if all(r.rc == 0 for r in res.values()) else res, flush=True)
+sys.stdin.readline()  # then exit without closing the session
+"""
+
+
+@pytest.mark.parametrize("how", ["close", "gc", "exit"])
+def test_closing_a_sharded_session_leaves_nothing_on_the_workers(ssh_lab, cluster, how, tmp_path):
     import gc
+    import subprocess
+    import sys
     import warnings
 
     from parallax.testing.processes import processes_with
 
     assert not any(cluster.run(children_of).values())
     before = set(processes_with(" -s"))
-    s = parallax.Session(ssh_lab.hosts, cluster=cluster, shard_by=_by_worker(ssh_lab), persistent_shell=True,
-                         **lab_opts(ssh_lab))  # openssh: a ControlMaster process per host on the workers
-    ok(s.run("true"))
+    if how == "exit":  # the caller's interpreter ends with the session open
+        script = tmp_path / "caller.py"
+        script.write_text(EXIT_SCRIPT)
+        proc = subprocess.Popen([sys.executable, str(script), cluster.scheduler.address, ssh_lab.client_key,
+                                 ssh_lab.known_hosts, ssh_lab.user, *ssh_lab.hosts],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+    else:
+        s = parallax.Session(ssh_lab.hosts, cluster=cluster, shard_by=_by_worker(ssh_lab), persistent_shell=True,
+                             **lab_opts(ssh_lab))  # openssh: a ControlMaster process per host on the workers
+        ok(s.run("true"))
     shells = (set(processes_with(" -s")) - before) & set(ssh_lab.pids())
     assert len(shells) == len(ssh_lab.hosts), "expected one persistent shell per host"
     assert sum(len(p) for p in cluster.run(children_of).values()) >= len(ssh_lab.hosts)
     if how == "close":
         s.close()
-    else:
+    elif how == "gc":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             del s
             gc.collect()
+    else:
+        proc.communicate("\n", timeout=30)
+        assert proc.returncode == 0
     assert _wait(lambda: not any(os.path.exists(f"/proc/{p}") for p in shells)), "a remote shell outlived it"
     assert _wait(lambda: not any(cluster.run(children_of).values())), cluster.run(children_of)
-    assert not any(_holders(cluster).values())
+    assert _wait(lambda: not any(_holders(cluster).values())), _holders(cluster)
 
 
 def test_a_killed_workers_holder_is_replaced(ssh_lab, cluster):
@@ -584,4 +609,7 @@ def test_a_killed_workers_holder_is_replaced(ssh_lab, cluster):
         assert ssh_lab.connection_count() - connections == 1  # only the lost host connects again
         assert {h: _sources(again)[h] for h in kept} == kept  # the others' connections were kept
         replaced = _holders(cluster)
-        assert sum(len(k) for k in replaced.values()) == 2 and victim not in replaced or not replaced.get(victim)
+        assert victim not in replaced and sum(len(k) for k in replaced.values()) == 2, replaced
+        old = {k for keys in holders.values() for k in keys}
+        new = {k for keys in replaced.values() for k in keys} - old
+        assert len(new) == 1 and new.pop().startswith("parallax-holder-0-"), replaced  # shard 0's, made again
