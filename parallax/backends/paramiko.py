@@ -82,6 +82,9 @@ CHUNK = 256 * 1024  # bytes read from a channel buffer at once
 MAX_JUMPS = 8  # ProxyJump nesting limit (also catches loops)
 SIGNAL_GRACE = 0.5  # seconds a cancelled command gets to die of the TERM sent to it
 TUNNEL_TIMEOUT = 30.0  # seconds to open a direct-tcpip channel when no ConnectTimeout is set
+# Bytes a command may send ahead of what parallax has read (paramiko's default is 2 MiB): with
+# output going to files, memory grows with limit x this window, not with the output's size.
+CHANNEL_WINDOW = 256 * 1024
 SETTLE_TIMEOUT = 10.0  # seconds to wait for a worker thread after its transport was closed
 DEFAULT_WORKERS = 64
 
@@ -597,7 +600,7 @@ class ParamikoBackend(Backend):
     # --- commands ------------------------------------------------------
     @staticmethod
     def _open_exec(conn: _Conn, command: str) -> paramiko.Channel:
-        chan = conn.transport.open_session()
+        chan = conn.transport.open_session(window_size=CHANNEL_WINDOW)
         try:
             if conn.hc.env:
                 chan.update_environment(conn.hc.env)
