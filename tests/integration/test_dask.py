@@ -613,3 +613,32 @@ def test_a_killed_workers_holder_is_replaced(ssh_lab, cluster):
         old = {k for keys in holders.values() for k in keys}
         new = {k for keys in replaced.values() for k in keys} - old
         assert len(new) == 1 and new.pop().startswith("parallax-holder-0-"), replaced  # shard 0's, made again
+
+
+def test_cancelling_a_sharded_session_call_kills_its_commands_and_keeps_the_holders(ssh_lab, cluster):
+    marks = os.path.join(ssh_lab.scratch_dir, f"session-cancel-{uuid.uuid4().hex}")
+    os.makedirs(marks)
+    os.chmod(marks, 0o777)
+    cmd = f"set -- $SSH_CONNECTION; touch {marks}/$3; sleep 30"
+
+    async def main():
+        async with parallax.aio.Session(ssh_lab.hosts, cluster=cluster, shard_by=_by_worker(ssh_lab),
+                                        **lab_opts(ssh_lab, "asyncssh")) as s:
+            ok(await s.run("true"))
+            connections = ssh_lab.connection_count()
+            task = asyncio.ensure_future(s.run(cmd))
+            limit = time.monotonic() + 30
+            while len(os.listdir(marks)) < len(ssh_lab.hosts) and time.monotonic() < limit:
+                await asyncio.sleep(0.1)
+            assert _sleepers(ssh_lab), "the check below would see nothing"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await asyncio.to_thread(_wait, lambda: not _sleepers(ssh_lab)), "a remote command outlived it"
+            again = ok(await s.run("echo back"))
+            assert [r.stdout for r in again.values()] == [b"back\n"] * len(ssh_lab.hosts)
+            assert ssh_lab.connection_count() == connections  # the holders kept their connections
+            assert sum(len(k) for k in _holders(cluster).values()) == 2
+
+    asyncio.run(main())
+    assert _wait(lambda: not any(_holders(cluster).values()))
