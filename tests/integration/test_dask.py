@@ -542,7 +542,7 @@ sys.stdin.readline()  # then exit without closing the session
 """
 
 
-@pytest.mark.parametrize("how", ["close", "gc", "exit"])
+@pytest.mark.parametrize("how", ["close", "gc", "exit", "killed"])
 def test_closing_a_sharded_session_leaves_nothing_on_the_workers(ssh_lab, cluster, how, tmp_path):
     import gc
     import subprocess
@@ -553,7 +553,7 @@ def test_closing_a_sharded_session_leaves_nothing_on_the_workers(ssh_lab, cluste
 
     assert not any(cluster.run(children_of).values())
     before = set(processes_with(" -s"))
-    if how == "exit":  # the caller's interpreter ends with the session open
+    if how in ("exit", "killed"):  # the caller's interpreter ends (or is killed) with the session open
         script = tmp_path / "caller.py"
         script.write_text(EXIT_SCRIPT)
         proc = subprocess.Popen([sys.executable, str(script), cluster.scheduler.address, ssh_lab.client_key,
@@ -574,9 +574,12 @@ def test_closing_a_sharded_session_leaves_nothing_on_the_workers(ssh_lab, cluste
             warnings.simplefilter("ignore", ResourceWarning)
             del s
             gc.collect()
-    else:
+    elif how == "exit":
         proc.communicate("\n", timeout=30)
         assert proc.returncode == 0
+    else:  # no finalizer runs: the scheduler drops the client, the workers its holders
+        proc.kill()
+        proc.communicate(timeout=30)
     assert _wait(lambda: not any(os.path.exists(f"/proc/{p}") for p in shells)), "a remote shell outlived it"
     assert _wait(lambda: not any(cluster.run(children_of).values())), cluster.run(children_of)
     assert _wait(lambda: not any(_holders(cluster).values())), _holders(cluster)
