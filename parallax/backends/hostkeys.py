@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import threading
 
 from ..errors import BadInput
 from ..jobs import Target
-from ..ssh.hostkeys import HostKey
+from ..ssh.hostkeys import HostKey, KnownHostEntry, KnownHosts, parse_known_hosts
 from ..ssh.hostkeys import record_host_key as shared_record
 
 _PREPARED: set[str] = set()
@@ -98,4 +99,44 @@ def prepare_openssh_record_file(target: Target) -> None:
         # the policy comes from the ssh config (maybe accept-new): prepared as far as possible
 
 
-__all__ = ["prepare_openssh_record_file", "prepare_record_file", "record_host_key", "unrecordable"]
+class KnownHostsCache:
+    """Parsed known_hosts files, re-read only when one of them changed (size, mtime), for
+    backends that check host keys themselves; thread-safe."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, ...], tuple[tuple[tuple[int, int], ...], KnownHosts]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, paths: tuple[str, ...]) -> KnownHosts:
+        """The entries of *paths* (missing files count as empty)."""
+        stamps = []
+        for path in paths:
+            try:
+                st = os.stat(path)
+                stamps.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                stamps.append((-1, -1))
+        stamp = tuple(stamps)
+        with self._lock:
+            found = self._cache.get(paths)
+            if found is None or found[0] != stamp:
+                found = self._cache[paths] = (stamp, KnownHosts(_entries(paths)))
+            return found[1]
+
+
+def _entries(paths: tuple[str, ...]) -> list[KnownHostEntry]:
+    """The lines of every readable file of *paths*: one that is missing or cannot be read counts as
+    empty (as ssh does); whether a key can be *recorded* there is checked when recording."""
+    entries: list[KnownHostEntry] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        entries.extend(parse_known_hosts(text, path))
+    return entries
+
+
+__all__ = ["KnownHostsCache", "prepare_openssh_record_file", "prepare_record_file", "record_host_key",
+           "unrecordable"]

@@ -34,9 +34,7 @@ import base64
 import concurrent.futures
 import dataclasses
 import functools
-import fnmatch
 import hashlib
-import hmac
 import logging
 import os
 import socket
@@ -53,6 +51,7 @@ from ..errors import (
     ConnectionLost,
     Error,
     HostKeyChanged,
+    HostKeyError,
     HostKeyUnknown,
     NameResolutionFailed,
     Timeout,
@@ -63,7 +62,9 @@ from ..errors import (
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from .base import Backend, OutputSink, Stream, StreamSink
-from .hostkeys import record_host_key, unrecordable
+from ..ssh.hostkeys import HostCertificateUnsupported, HostKey, HostKeyStatus, KnownHosts, decide
+from ..ssh.policy import HostKeyPolicy
+from .hostkeys import KnownHostsCache, record_host_key, unrecordable
 from .paramiko_channel import ChannelReader, ChannelStream, end_channel, feed_stdin
 from .paramiko_errors import map_error, why
 from .paramiko_sftp import SFTPFS, open_sftp
@@ -139,93 +140,6 @@ class _KeyStore:
 _ENCRYPTED = "encrypted"
 
 
-class _KnownHostsFile:
-    """One known_hosts file indexed by host name; keys kept as (type, base64) strings."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.plain: dict[str, list[tuple[str, str]]] = {}
-        self.other: list[tuple[list[str], str, str]] = []  # hashed or pattern entries
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    self._add_line(line)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            pass
-
-    def _add_line(self, line: str) -> None:
-        line = line.strip()
-        if not line or line.startswith(("#", "@")):
-            return
-        fields = line.split()
-        if len(fields) < 3:
-            return
-        names, keytype, blob = fields[0].split(","), fields[1], fields[2]
-        if any(n.startswith(("|", "!")) or "*" in n or "?" in n for n in names):
-            self.other.append((names, keytype, blob))
-        else:
-            for n in names:
-                self.plain.setdefault(n, []).append((keytype, blob))
-
-    def keys_for(self, name: str) -> list[tuple[str, str]]:
-        found = list(self.plain.get(name, ()))
-        for names, keytype, blob in self.other:
-            if _host_matches(name, names):
-                found.append((keytype, blob))
-        return found
-
-
-def _host_matches(name: str, patterns: list[str]) -> bool:
-    matched = False
-    for pat in patterns:
-        negate = pat.startswith("!")
-        pat = pat[1:] if negate else pat
-        if pat.startswith("|1|"):
-            try:
-                _, _, salt, digest = pat.split("|", 3)
-                mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
-                hit = base64.b64encode(mac).decode() == digest
-            except (ValueError, TypeError):
-                hit = False
-        else:
-            hit = fnmatch.fnmatchcase(name, pat)
-        if hit and negate:
-            return False
-        matched = matched or hit
-    return matched
-
-
-class _KnownHosts:
-    """known_hosts files by path, parsed once; accept-new additions are appended."""
-
-    def __init__(self) -> None:
-        self._files: dict[str, _KnownHostsFile] = {}
-        self._lock = threading.Lock()
-
-    def _file(self, path: str) -> _KnownHostsFile:
-        f = self._files.get(path)
-        if f is None:
-            f = self._files[path] = _KnownHostsFile(path)
-        return f
-
-    def lookup(self, paths: list[str], name: str) -> list[tuple[str, str]]:
-        with self._lock:
-            found: list[tuple[str, str]] = []
-            for p in paths:
-                found += self._file(p).keys_for(name)
-            return found
-
-    def record(self, path: str, name: str, keytype: str, blob: str) -> None:
-        """Append ``name keytype blob`` to *path* (creating it 0600, its directory 0700)
-        and to the cache; ``OSError`` if the file cannot be written."""
-        with self._lock:
-            kh = self._file(path)
-            if (keytype, blob) in kh.keys_for(name):
-                return
-            record_host_key(path, name, keytype, blob)
-            kh._add_line(f"{name} {keytype} {blob}")
-
-
 # --------------------------------------------------------------------------
 # connections
 
@@ -266,7 +180,7 @@ class ParamikoBackend(Backend):
         self._futures: set[concurrent.futures.Future[Any]] = set()
         self._configs = ConfigCache()
         self._keys = _KeyStore()
-        self._known = _KnownHosts()
+        self._known = KnownHostsCache()
         self._pool: dict[Target, _Conn] = {}
         self._pending: dict[Target, _Pending] = {}
         self._transports: set[paramiko.Transport] = set()
@@ -434,10 +348,10 @@ class ParamikoBackend(Backend):
             t.use_compression(True)
         if hc.connect_timeout:
             t.banner_timeout = t.auth_timeout = hc.connect_timeout
-        known: list[tuple[str, str]] = []
+        known: KnownHosts | None = None
         if hc.policy != "off":
-            known = self._known.lookup([*hc.known_hosts, *hc.global_known_hosts], hc.host_key_name)
-            _prefer_key_types(t, [kt for kt, _ in known])
+            known = self._known.load(hc.known_hosts + hc.global_known_hosts)
+            _prefer_key_types(t, list(known.known_types(hc.host_key_name)))
         t.start_client(timeout=hc.connect_timeout)
         if not t.initial_kex_done:  # start_client returns quietly when its timeout runs out
             raise Timeout.at(conn.target, f"no SSH handshake within {hc.connect_timeout:g} s")
@@ -446,40 +360,42 @@ class ParamikoBackend(Backend):
             t.set_keepalive(hc.keepalive)
         self._authenticate(conn)
 
-    def _check_host_key(self, conn: _Conn, known: list[tuple[str, str]]) -> None:
-        hc = conn.hc
-        if hc.policy == "off":
+    def _check_host_key(self, conn: _Conn, known: KnownHosts | None) -> None:
+        """The shared policy table (:mod:`parallax.ssh.policy`) applied to the shared lookup."""
+        hc, target = conn.hc, conn.target
+        if known is None:  # policy off
             return
         key = conn.transport.get_remote_server_key()
-        keytype, blob = key.get_name(), key.get_base64()
-        same_type = [b for kt, b in known if kt == keytype]
-        if blob in same_type:
-            return
-        if same_type and hc.policy == "no":  # OpenSSH's StrictHostKeyChecking=no: go on, record nothing,
-            conn.password_ok = False  # but never send a password to a host whose key changed
+        offered = HostKey.from_parts(key.get_name(), key.get_base64())
+        try:
+            verdict = known.check(hc.host_key_name, offered)
+        except HostCertificateUnsupported as e:
+            raise HostKeyError.at(target, str(e)) from None
+        decision = decide(HostKeyPolicy(hc.policy), verdict)
+        if decision.record and not hc.known_hosts:
+            decision = dataclasses.replace(decision, accept=False)  # nowhere to pin it: not accepted
+        if decision.disable_password:  # OpenSSH's StrictHostKeyChecking=no on a changed key
+            conn.password_ok = False
             log.info("%s: host key changed (%s %s); StrictHostKeyChecking=no lets it through without password "
-                     "authentication", conn.target.label, keytype, key.fingerprint)
-            return
-        if same_type:
+                     "authentication", target.label, key.get_name(), key.fingerprint)
+        if decision.record:
             try:
-                old = paramiko.PKey.from_type_string(keytype, base64.b64decode(same_type[0])).fingerprint
-            except Exception:  # a corrupt known_hosts line still counts as a different key
-                old = "an unreadable key"
-            raise HostKeyChanged.at(
-                conn.target, f"{hc.host_key_name} offered {keytype} {key.fingerprint}, "
-                f"known_hosts has {old}"
-            )
-        if hc.policy in ("accept-new", "no") and hc.known_hosts:
-            try:
-                self._known.record(hc.known_hosts[0], hc.host_key_name, keytype, blob)
+                record_host_key(hc.known_hosts[0], hc.host_key_name, key.get_name(), key.get_base64())
             except OSError as e:  # a key accept-new cannot pin is not accepted
-                raise unrecordable(hc.known_hosts[0], conn.target, e) from None
+                raise unrecordable(hc.known_hosts[0], target, e) from None
+        if decision.accept:
             return
+        if verdict.status is HostKeyStatus.REVOKED:
+            raise HostKeyError.at(target, f"{hc.host_key_name} offered a revoked {key.get_name()} key "
+                                          f"({key.fingerprint})")
+        if verdict.status is HostKeyStatus.CHANGED and verdict.entry is not None:
+            old = verdict.entry
+            raise HostKeyChanged.at(target, f"{hc.host_key_name} offered {key.get_name()} {key.fingerprint}, "
+                                            f"{old.file} line {old.line} has {old.key.type} "
+                                            f"{_fingerprint(old.key.blob)}")
         files = ", ".join(hc.known_hosts + hc.global_known_hosts) or "no known_hosts file"
-        raise HostKeyUnknown.at(
-            conn.target, f"no {keytype} key for {hc.host_key_name} in {files} "
-            f"(fingerprint {key.fingerprint})"
-        )
+        raise HostKeyUnknown.at(target, f"no {key.get_name()} key for {hc.host_key_name} in {files} "
+                                        f"(fingerprint {key.fingerprint})")
 
     def _authenticate(self, conn: _Conn) -> None:
         """Keys (explicit, agent, default files), then the password, like OpenSSH."""
@@ -768,6 +684,11 @@ def _join_all(transports: list[paramiko.Transport]) -> None:
     for t in transports:
         if t.is_alive() and t is not threading.current_thread():
             t.join(SETTLE_TIMEOUT)
+
+
+def _fingerprint(blob: bytes) -> str:
+    """OpenSSH's ``SHA256:...`` fingerprint of a key blob."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 def _prefer_gcm(t: paramiko.Transport) -> None:
