@@ -1,0 +1,181 @@
+"""asyncssh's exceptions as parallax's error classes: the one translator at the boundary.
+
+As httpx's ``map_httpcore_exceptions``: the backend runs asyncssh calls inside
+these context managers, and only the shared classes of :mod:`parallax.errors`
+come out, each in its shared message shape (:meth:`~parallax.errors.Error.at`).
+A parallax error raised inside (a host-key refusal, an unreadable key) and
+cancellation pass through unchanged.
+
+* :func:`connecting`: a connect and handshake (refused, unreachable, DNS,
+  timeout, key exchange, authentication, host key);
+* :func:`loading_key`: reading one identity file;
+* :func:`opening_channel` inside a pooled operation and :func:`on_connection`
+  around it: a channel refused on a live connection is the operation's own
+  failure, a dead connection (:func:`is_dead`: the pool reconnects once) is
+  ``ConnectionFailed``;
+* :func:`in_sftp_session`: a session lost in the middle of a transfer;
+* :func:`lost`: a command's channel closed by a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+import asyncssh
+
+from ..errors import (
+    AuthenticationFailed,
+    BadInput,
+    ConnectionFailed,
+    ConnectionLost,
+    Error,
+    HostKeyChanged,
+    HostKeyUnknown,
+    NameResolutionFailed,
+    Timeout,
+    TransferFailed,
+    TransportError,
+)
+from ..jobs import Target
+from ..ssh.hostkeys import HostKeyStatus, Verdict
+
+__all__ = ["connecting", "host_key_refused", "in_sftp_session", "is_dead", "loading_key", "lost",
+           "on_connection", "opening_channel", "session_refused", "sftp_refused"]
+
+#: What a dead connection raises when a channel is opened on it.
+_DEAD = (asyncssh.DisconnectError, ConnectionError, BrokenPipeError, asyncssh.ChannelOpenError)
+
+
+def _detail(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def host_key_refused(target: Target, name: str, verdict: Verdict, key: asyncssh.SSHKey,
+                     files: tuple[str, ...]) -> Error:
+    """The refusal of the server's host *key* for known_hosts *name*, as the lookup judged it."""
+    offered = f"{key.get_algorithm()} {key.get_fingerprint()}"
+    entry = verdict.entry
+    where = f"{entry.file} line {entry.line}" if entry is not None else "RevokedHostKeys"
+    if verdict.status is HostKeyStatus.REVOKED:
+        return HostKeyChanged.at(target, f"{name} offered {offered}, which is revoked ({where})")
+    if verdict.status is HostKeyStatus.CHANGED and entry is not None:
+        return HostKeyChanged.at(target, f"{name} offered {offered}, {where} has a {entry.key.type} key")
+    listed = ", ".join(files) or "no known_hosts file"
+    return HostKeyUnknown.at(target, f"no key for {name} in {listed} (offered {offered})")
+
+
+def _connect_error(exc: Exception, target: Target, hostname: str, timeout: float | None,
+                   host_key: Callable[[str], Error]) -> Error:
+    detail = _detail(exc)
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return host_key(detail)
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return AuthenticationFailed.at(target, detail)
+    if isinstance(exc, (asyncssh.KeyExchangeFailed, asyncssh.ProtocolNotSupported)):
+        return TransportError.at(target, detail)
+    if isinstance(exc, (asyncssh.DisconnectError, asyncssh.ChannelOpenError)):
+        return ConnectionFailed.at(target, detail)
+    if isinstance(exc, socket.gaierror):
+        return NameResolutionFailed(f"Could not resolve hostname {hostname}: {exc.strerror or detail}",
+                                    host=target.key)
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return Timeout.at(target, f"no answer within {timeout:g} s" if timeout else detail)
+    if isinstance(exc, OSError):
+        return ConnectionFailed.at(target, os.strerror(exc.errno) if exc.errno else (exc.strerror or detail))
+    if isinstance(exc, ValueError):
+        return BadInput(f"Invalid SSH settings for {target.label}: {detail}", host=target.key)
+    return TransportError.at(target, f"{type(exc).__name__}: {detail}")
+
+
+@contextlib.contextmanager
+def connecting(target: Target, hostname: str, timeout: float | None,
+               host_key: Callable[[str], Error]) -> Iterator[None]:
+    """Translate what ``asyncssh.connect`` raises for *target* (reaching *hostname*).
+
+    *host_key* gives the error for a refused host key from asyncssh's text
+    (the client that refused it knows why: unknown, changed, unrecordable).
+    """
+    try:
+        yield
+    except (Error, asyncio.CancelledError):
+        raise
+    except Exception as e:
+        raise _connect_error(e, target, hostname, timeout, host_key) from e
+
+
+@contextlib.contextmanager
+def loading_key(target: Target, path: str) -> Iterator[None]:
+    """Translate a failure to load identity *path*: the key cannot be offered, so
+    authentication fails (as ``ssh`` and the other backends report it)."""
+    try:
+        yield
+    except asyncssh.KeyEncryptionError as e:
+        raise AuthenticationFailed.at(target, f"cannot decrypt key {path}: {e}") from None
+    except asyncssh.KeyImportError as e:
+        if "assphrase" in str(e):
+            raise AuthenticationFailed.at(target, f"key {path} is encrypted and no passphrase was given") from None
+        raise AuthenticationFailed.at(target, f"cannot load key {path}: {e}") from None
+    except OSError as e:
+        raise AuthenticationFailed.at(target, f"cannot read key {path}: {e.strerror}") from None
+
+
+@contextlib.contextmanager
+def opening_channel(refused: Callable[[Exception], Error], closed: Callable[[], bool]) -> Iterator[None]:
+    """Inside a pooled operation: a channel (or SFTP) refused while the connection is alive
+    (``closed()`` false) is *refused*'s error; on a dead connection the failure goes on to the
+    pool (see :func:`is_dead`)."""
+    try:
+        yield
+    except asyncssh.SFTPError as e:
+        raise refused(e) from e
+    except asyncssh.ChannelOpenError as e:
+        if closed():
+            raise
+        raise refused(e) from e
+
+
+def session_refused(target: Target) -> Callable[[Exception], Error]:
+    """The error for a session channel the server refused on a live connection."""
+    return lambda e: TransportError.at(target, f"cannot open a session: {e}")
+
+
+def sftp_refused(target: Target) -> Callable[[Exception], Error]:
+    """The error for an SFTP subsystem the server refused."""
+    return lambda e: TransferFailed.at(target, f"SFTP is not available: {e}")
+
+
+def is_dead(exc: BaseException, conn: object = None) -> bool:
+    """Whether *exc* (raised under :func:`opening_channel`) says the connection was dead
+    before the operation started anything: the pool's ``dead`` rule for a reconnect."""
+    return isinstance(exc, _DEAD)
+
+
+@contextlib.contextmanager
+def on_connection(target: Target) -> Iterator[None]:
+    """Around a pooled operation: a connection that stayed dead is ``ConnectionFailed``."""
+    try:
+        yield
+    except _DEAD as e:
+        raise ConnectionFailed.at(target, _detail(e)) from e
+
+
+@contextlib.contextmanager
+def in_sftp_session(target: Target) -> Iterator[None]:
+    """During a transfer walk: the session or connection lost is ``ConnectionFailed``
+    (per-path failures are already ``TransferFailed``)."""
+    try:
+        yield
+    except (asyncssh.SFTPError, asyncssh.DisconnectError, ConnectionError) as e:
+        reason = getattr(e, "reason", None) or _detail(e)
+        raise ConnectionFailed(ConnectionLost.template.format(label=target.label, host=target.host,
+                                                              detail=reason), host=target.key) from e
+
+
+def lost(target: Target, exc: BaseException) -> NoReturn:
+    """Raise the failure that closed a running command's channel (never retried)."""
+    raise ConnectionLost.at(target, _detail(exc))

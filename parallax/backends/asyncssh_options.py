@@ -1,0 +1,100 @@
+"""A resolved :class:`~parallax.ssh.hostconfig.HostConfig` as ``asyncssh.connect`` keyword arguments.
+
+The one place the asyncssh backend reads asyncssh's algorithm tables
+(``asyncssh.kex.get_kex_algs`` and its siblings, which asyncssh does not
+document as public): OpenSSH algorithm lists from an ssh config may name
+algorithms asyncssh lacks, which are dropped instead of failing the connect.
+``tests/integration/test_asyncssh_backend.py`` fails loudly if these tables
+move.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..ssh.hostconfig import HostConfig
+
+__all__ = ["algorithms", "connect_kwargs", "recorded_host_key_algs"]
+
+_FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
+#: Signature algorithms of a recorded host key type (one per type, except RSA's).
+_KEY_ALGS = {"ssh-rsa": "rsa-sha2-256,rsa-sha2-512,ssh-rsa"}
+
+
+def algorithms(kind: str) -> list[bytes]:
+    """asyncssh's supported algorithm names of *kind*: ``kex``, ``enc``, ``mac`` or ``key``."""
+    if kind == "kex":
+        from asyncssh.kex import get_kex_algs
+        return get_kex_algs()
+    if kind == "enc":
+        from asyncssh.encryption import get_encryption_algs
+        return get_encryption_algs()
+    if kind == "mac":
+        from asyncssh.mac import get_mac_algs
+        return get_mac_algs()
+    if kind == "key":
+        from asyncssh.public_key import get_certificate_algs, get_public_key_algs
+        return get_certificate_algs() + get_public_key_algs()
+    raise ValueError(f"algorithm kind {kind!r}: expected kex, enc, mac or key")
+
+
+def _fast_ciphers() -> list[str]:
+    """asyncssh's ciphers with AES-GCM first: chacha20-poly1305 (asyncssh's first) costs several
+    calls into ``cryptography`` per packet, AES-GCM one.  Every default cipher stays offered."""
+    algs = [a.decode() for a in algorithms("enc")]
+    first = [a for a in ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") if a in algs]
+    return first + [a for a in algs if a not in first]
+
+
+def _lenient(value: str | None, possible: Callable[[], list[bytes]]) -> str | None:
+    """*value* (an OpenSSH algorithm list, maybe ``+``/``-``/``^`` prefixed) without the names asyncssh lacks."""
+    if not value:
+        return None
+    prefix = value[0] if value[0] in "+-^" else ""
+    names = [n for n in value[len(prefix):].split(",") if n]
+    try:
+        known = {a.decode() for a in possible()}
+    except Exception:  # pragma: no cover - the tables moved (the backend test says so): pass through
+        return value
+    kept = [n for n in names if n in known or any(c in n for c in "*?!")]
+    return prefix + ",".join(kept) if kept else None
+
+
+def connect_kwargs(hc: HostConfig) -> dict[str, Any]:
+    """The ``asyncssh.connect`` arguments *hc* decides (not keys, host keys, tunnel or timeout).
+
+    GSSAPI and X.509 are always off; ciphers default to :func:`_fast_ciphers`.
+    """
+    kwargs: dict[str, Any] = {
+        "gss_kex": False, "gss_auth": False, "x509_trusted_certs": None, "x509_trusted_cert_paths": [],
+        "compression_algs": "zlib@openssh.com,zlib,none" if hc.compression else "none",
+        "password_auth": hc.password_authentication, "public_key_auth": hc.pubkey_authentication,
+        "kbdint_auth": hc.kbd_interactive_authentication, "family": _FAMILIES[hc.address_family],
+        "tcp_keepalive": hc.tcp_keep_alive,
+    }
+    for value, arg, kind in ((hc.kex_algorithms, "kex_algs", "kex"), (hc.ciphers, "encryption_algs", "enc"),
+                             (hc.macs, "mac_algs", "mac"), (hc.host_key_algorithms, "server_host_key_algs", "key")):
+        algs = _lenient(value, functools.partial(algorithms, kind))
+        if algs:
+            kwargs[arg] = algs
+    kwargs.setdefault("encryption_algs", _fast_ciphers())
+    if hc.server_alive_interval:
+        kwargs["keepalive_interval"] = hc.server_alive_interval
+        kwargs["keepalive_count_max"] = hc.server_alive_count_max
+    if hc.preferred_authentications:
+        kwargs["preferred_auth"] = ",".join(hc.preferred_authentications)
+    if hc.bind_address:
+        kwargs["local_addr"] = (hc.bind_address, 0)
+    if hc.proxy_command and not hc.proxy_jump:
+        kwargs["proxy_command"] = hc.proxy_command
+    return kwargs
+
+
+def recorded_host_key_algs(key_types: Iterable[str]) -> str | None:
+    """The host key algorithms to offer for the key types known_hosts records (None: asyncssh's
+    defaults): only those, so a server with several keys shows the recorded one (as asyncssh
+    does with its own known_hosts, and OpenSSH's ``order_hostkeyalgs`` puts them first)."""
+    return _lenient(",".join(_KEY_ALGS.get(t, t) for t in key_types), lambda: algorithms("key"))
