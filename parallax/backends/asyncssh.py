@@ -1,43 +1,37 @@
 """The asyncssh backend: native asyncio SSH, one pooled connection per target.
 
-A thin adapter over the shared SSH layer :mod:`parallax.ssh`: the target's
-configuration is resolved by :mod:`parallax.ssh.config` (asyncssh itself is
-called with ``config=None`` and every setting explicit, so ``$HOME/.ssh`` is
-never read behind the caller's back); host keys are looked up and judged by
-:mod:`parallax.ssh.hostkeys` and :mod:`parallax.ssh.policy` and recorded by
-:func:`parallax.backends.hostkeys.record_host_key`; connections are shared
-through :class:`parallax.ssh.pool.ConnectionPool`; copy and slurp follow
-:mod:`parallax.ssh.transfer` over the SFTP adapter in
-:mod:`parallax.backends.asyncssh_sftp`; asyncssh's exceptions become the
-shared error classes in :mod:`parallax.backends.asyncssh_errors`.  What is
-left here is asyncssh-specific:
+A thin adapter over the shared SSH layer :mod:`parallax.ssh`.  The target's
+configuration comes from :mod:`parallax.ssh.config` (turned into asyncssh's
+arguments by :mod:`.asyncssh_options`; asyncssh is called with ``config=None``
+and every setting explicit, so ``$HOME/.ssh`` is never read behind the
+caller's back); host keys are judged by :mod:`parallax.ssh.hostkeys` and
+:mod:`parallax.ssh.policy` and recorded by :mod:`parallax.backends.hostkeys`;
+connections are shared through :class:`parallax.ssh.pool.ConnectionPool`;
+copy and slurp are :mod:`parallax.ssh.transfer` over :mod:`.asyncssh_sftp`;
+asyncssh's exceptions become the shared classes in :mod:`.asyncssh_errors`.
+What is left here is asyncssh-specific:
 
 * Client keys are loaded once per backend instance (by path and passphrase);
-  without an explicit identity the default keys (``~/.ssh/id_*``) are offered,
-  encrypted ones only when a passphrase (or password) is set.  The password
-  is asked for through a callable, so :meth:`AsyncSSHBackend.check` can tell
-  which method authenticated.  ``IdentitiesOnly yes`` disables the agent; GSSAPI
-  is never used.
-* asyncssh gets no known_hosts to match itself: every host key reaches
+  without an explicit identity OpenSSH's default keys are offered, encrypted
+  ones only when a passphrase (or password) is set.  The password is given as
+  a callable, so :meth:`AsyncSSHBackend.check` knows what authenticated, and
+  withheld after a changed key was let through (``StrictHostKeyChecking no``).
+* asyncssh trusts no key in advance: every host key reaches
   ``_Client.validate_host_public_key``; the recorded key types are offered
-  first (as OpenSSH orders host key algorithms).  ``off`` checks nothing.
+  (as asyncssh and OpenSSH order host key algorithms).  ``off`` checks nothing.
 * ``ProxyJump`` hops are opened by this backend with the target's keys,
   known_hosts and policy; a hop's own ``ProxyJump`` is not followed.
-  ``ProxyCommand`` from the config works.
-* Exit status: the remote status; a command killed by signal N reports
-  ``128 + N``; a channel closed without any status reports 255.
-* Cancellation sends ``TERM`` to the remote command, closes the channel and
-  re-raises.
+* Exit status: the remote status; killed by signal N: ``128 + N``; no status: 255.
+* Cancellation sends ``TERM`` to the remote command, closes the channel and re-raises.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import asyncssh
@@ -45,14 +39,11 @@ import asyncssh
 from ..errors import AuthenticationFailed, BadInput, Error, HostKeyChanged, HostKeyUnknown, UnsupportedOption
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
-from ..ssh.config import USER_CONFIG, ConfigError, ConfigResolver
-from ..ssh.hostconfig import HostConfig
 from ..ssh.hostkeys import HostKey, KnownHosts, decide
-from ..ssh.jump import JumpHop
 from ..ssh.policy import HostKeyPolicy
 from ..ssh.pool import ConnectionPool
 from . import asyncssh_errors as errors
-from .asyncssh_options import connect_kwargs, recorded_host_key_algs
+from .asyncssh_options import Conf, Confs, hop_target, recorded_host_key_algs
 from .asyncssh_sftp import CLOSE_GRACE, SFTPFS, close_sftp
 from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import record_host_key, unrecordable
@@ -77,24 +68,10 @@ SUPPORTED_OPTIONS = frozenset({
 _TRUST_NOTHING: tuple[list[str], list[str], list[str]] = ([], [], [])
 
 
-@dataclass(frozen=True)
-class _Conf:
-    """One target resolved once: its :class:`HostConfig` and asyncssh's arguments for it."""
-
-    target: Target
-    hc: HostConfig
-    known_files: tuple[str, ...]  # user then global, without /dev/null
-    record_file: str | None  # where accept-new records
-    agent_path: str | None
-    timeout: float | None
-    env: tuple[tuple[str, str], ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
 class _Client(asyncssh.SSHClient):
     """Judges the host key with the shared lookup and policy; notes how authentication went."""
 
-    def __init__(self, conf: _Conf, known: KnownHosts | None) -> None:
+    def __init__(self, conf: Conf, known: KnownHosts | None) -> None:
         self.conf = conf
         self.known = known
         self.refusal: Error | None = None  # why the host key was refused
@@ -204,8 +181,7 @@ class _StreamSession(_Session):
 @dataclass
 class _Pooled:
     conn: asyncssh.SSHClientConnection
-    jumps: list[asyncssh.SSHClientConnection]
-    client: _Client
+    client: _Client  # its jumps: the ProxyJump hops' connections, first hop first
 
 
 def _signal_status(name: str) -> int:
@@ -213,14 +189,6 @@ def _signal_status(name: str) -> int:
         return 128 + signal.Signals["SIG" + name.upper().removeprefix("SIG")].value
     except KeyError:
         return 255
-
-
-def _hop_target(hop: JumpHop, target: Target) -> Target:
-    """A ProxyJump hop as a target: the target's keys, known_hosts and policy, the hop's address."""
-    keep = tuple((k, v) for k, v in target.ssh_options
-                 if k.lower() not in ("user", "port", "hostname", "proxyjump", "hostkeyalias", "setenv", "sendenv"))
-    return dataclasses.replace(target, key=f"{target.key} via {hop}", host=hop.host, port=hop.port,
-                               user=hop.user, ssh_options=keep, ssh_extra=(), env=())
 
 
 async def _close_all(conns: Iterable[asyncssh.SSHClientConnection]) -> None:
@@ -235,7 +203,7 @@ async def _close_all(conns: Iterable[asyncssh.SSHClientConnection]) -> None:
 
 
 async def _close_pooled(pooled: _Pooled) -> None:
-    await _close_all([pooled.conn, *reversed(pooled.jumps)])
+    await _close_all([pooled.conn, *reversed(pooled.client.jumps)])
 
 
 class AsyncSSHBackend(Backend):
@@ -249,8 +217,7 @@ class AsyncSSHBackend(Backend):
         self.settings = settings
         self._pool: ConnectionPool[_Pooled] = ConnectionPool(
             self._connect, lambda p: not p.conn.is_closed(), _close_pooled)
-        self._resolvers: dict[str | None, ConfigResolver] = {}
-        self._confs: dict[tuple[Target, tuple[tuple[str, str], ...]], _Conf] = {}
+        self._confs = Confs()
         self._keys: dict[tuple[str, str | None, bool], list[asyncssh.SSHKeyPair]] = {}
         self._known: dict[tuple[tuple[str, int, int], ...], KnownHosts] = {}
 
@@ -262,46 +229,10 @@ class AsyncSSHBackend(Backend):
             raise UnsupportedOption(
                 f"ssh_extra {list(target.ssh_extra)!r} (raw OpenSSH arguments) is not supported by the "
                 f"{self.name} backend; use ssh_options", host=target.key)
-        self._conf(target)  # the shared resolver checks the options and the config file
-
-    def _conf(self, target: Target) -> _Conf:
-        key = (target.connection, target.env)
-        conf = self._confs.get(key)
-        if conf is None:
-            conf = self._confs[key] = self._build_conf(target)
-        return conf
-
-    def _build_conf(self, target: Target) -> _Conf:
-        """The target through the shared resolver (:mod:`parallax.ssh.config`), as asyncssh's arguments."""
-        path = target.ssh_config
-        options: list[tuple[str, str]] = list(target.ssh_options)
-        if target.known_hosts is not None and target.host_key_policy != "off":
-            options.append(("UserKnownHostsFile", target.known_hosts))  # after ssh_options, as on ssh's argv
-        try:
-            resolver = self._resolvers.get(path)
-            if resolver is None:
-                try:
-                    resolver = self._resolvers[path] = ConfigResolver(path if path is not None else USER_CONFIG)
-                except ConfigError as e:
-                    raise BadInput(f"ssh_config: {e}", host=target.key) from None
-            hc = resolver.resolve(target.host, user=target.user, port=target.port,
-                                  identity_files=[target.ssh_key] if target.ssh_key else [],
-                                  ssh_options=options, host_key_policy=target.host_key_policy)
-        except ConfigError as e:
-            raise BadInput(str(e), host=target.key) from None
-        user_files = [p for p in hc.user_known_hosts_files if p != "/dev/null"]
-        env = hc.environment()
-        env.update(dict(target.env))
-        return _Conf(
-            target=target, hc=hc,
-            known_files=tuple(user_files + [p for p in hc.global_known_hosts_files if p != "/dev/null"]),
-            record_file=user_files[0] if user_files else None,
-            agent_path=None if hc.identities_only else hc.agent_socket(),
-            timeout=float(hc.connect_timeout) if hc.connect_timeout else target.connect_timeout,
-            env=tuple(env.items()), kwargs=connect_kwargs(hc))
+        self._confs.get(target)  # the shared resolver checks the options and the config file
 
     # --- cached keys and known_hosts -----------------------------------------
-    def _client_keys(self, conf: _Conf) -> list[asyncssh.SSHKeyPair]:
+    def _client_keys(self, conf: Conf) -> list[asyncssh.SSHKeyPair]:
         target, hc = conf.target, conf.hc
         passphrase = target.key_passphrase  # unlocks keys only; never sent as a password
         if target.ssh_key and not os.path.exists(target.ssh_key):
@@ -320,7 +251,7 @@ class AsyncSSHBackend(Backend):
             keys.extend(loaded)
         return keys
 
-    def _known_hosts(self, conf: _Conf) -> KnownHosts:
+    def _known_hosts(self, conf: Conf) -> KnownHosts:
         """The known_hosts files (and RevokedHostKeys), parsed again only once one changed."""
         revoked = conf.hc.revoked_host_keys
         stamps = []
@@ -341,7 +272,7 @@ class AsyncSSHBackend(Backend):
         return known
 
     # --- connections ------------------------------------------------------------
-    async def _open(self, conf: _Conf, tunnel: asyncssh.SSHClientConnection | None
+    async def _open(self, conf: Conf, tunnel: asyncssh.SSHClientConnection | None
                     ) -> tuple[asyncssh.SSHClientConnection, _Client]:
         target, hc = conf.target, conf.hc
         keys = self._client_keys(conf)
@@ -365,19 +296,19 @@ class AsyncSSHBackend(Backend):
 
     async def _connect(self, target: Target) -> _Pooled:
         """Connect to *target*, through its ProxyJump hops in order (what the pool calls)."""
-        conf = self._conf(target)
+        conf = self._confs.get(target)
         jumps: list[asyncssh.SSHClientConnection] = []
         try:
             tunnel = None
             for hop in conf.hc.proxy_jump:
-                tunnel, _ = await self._open(self._conf(_hop_target(hop, target)), tunnel)
+                tunnel, _ = await self._open(self._confs.get(hop_target(hop, target)), tunnel)
                 jumps.append(tunnel)
             conn, client = await self._open(conf, tunnel)
         except BaseException:
             await _close_all(reversed(jumps))
             raise
         client.jumps = jumps
-        return _Pooled(conn, jumps, client)
+        return _Pooled(conn, client)
 
     async def _on_channel(self, target: Target, open_: Callable[[asyncssh.SSHClientConnection], Awaitable[T]],
                           refused: Callable[[Exception], Error]) -> T:
@@ -401,7 +332,7 @@ class AsyncSSHBackend(Backend):
     async def run(self, job: CommandJob, sink: OutputSink) -> int:
         """Run the job's command on a channel of the pooled connection."""
         target = job.target
-        env = self._conf(target).env
+        env = self._confs.get(target).env
         done: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
         async def open_(conn: asyncssh.SSHClientConnection) -> Any:
@@ -441,7 +372,7 @@ class AsyncSSHBackend(Backend):
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
         """Start *command* on a channel of the pooled connection, its stdin left open."""
-        env = self._conf(target).env
+        env = self._confs.get(target).env
 
         async def open_(conn: asyncssh.SSHClientConnection) -> _StreamSession:
             _, session = await conn.create_session(lambda: _StreamSession(sink), command, env=env,
