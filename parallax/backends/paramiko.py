@@ -46,7 +46,6 @@ import paramiko
 
 from ..errors import (
     AuthenticationFailed,
-    BadInput,
     ConnectionFailed,
     ConnectionLost,
     Error,
@@ -61,6 +60,7 @@ from ..errors import (
 )
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
+from ..ssh.pool import ConnectionPool
 from .base import Backend, OutputSink, Stream, StreamSink
 from ..ssh.hostkeys import HostCertificateUnsupported, HostKey, HostKeyStatus, KnownHosts, decide
 from ..ssh.policy import HostKeyPolicy
@@ -157,15 +157,6 @@ class _Conn:
     password_ok: bool = True  # False after a changed host key was let through (StrictHostKeyChecking=no)
 
 
-@dataclasses.dataclass
-class _Pending:
-    task: asyncio.Task[_Conn]
-    waiters: int = 0
-
-
-
-
-
 class ParamikoBackend(Backend):
     """SSH through paramiko: pooled transports, blocking calls in a thread pool."""
 
@@ -181,8 +172,7 @@ class ParamikoBackend(Backend):
         self._configs = ConfigCache()
         self._keys = _KeyStore()
         self._known = KnownHostsCache()
-        self._pool: dict[Target, _Conn] = {}
-        self._pending: dict[Target, _Pending] = {}
+        self._pool: ConnectionPool[_Conn] = ConnectionPool(self._connect, _alive, self._release)
         self._transports: set[paramiko.Transport] = set()
 
     # --- checks --------------------------------------------------------
@@ -219,52 +209,13 @@ class ParamikoBackend(Backend):
             raise
 
     # --- connecting ----------------------------------------------------
-    async def _acquire(self, target: Target, chain: tuple[Target, ...] = ()) -> tuple[_Conn, bool]:
-        """A live connection for *target* and whether it was reused from the pool.
-
-        *chain* holds the pool keys of the targets that jump through this one.
-        """
-        key = target.connection
-        if key in chain or len(chain) > MAX_JUMPS:
-            raise BadInput(f"ProxyJump of {chain[0].host if chain else target.host} loops or is longer than "
-                           f"{MAX_JUMPS} hops (at {target.host})")
-        conn = self._pool.get(key)
-        if conn is not None:
-            if conn.transport.is_active() and (conn.jump is None or conn.jump.transport.is_active()):
-                return conn, True
-            self._discard(conn)
-        pend = self._pending.get(key)
-        if pend is None:
-            pend = _Pending(asyncio.ensure_future(self._connect(target, key, (*chain, key))))
-            self._pending[key] = pend
-            pend.task.add_done_callback(functools.partial(self._connected, key, pend))
-        pend.waiters += 1
-        try:
-            conn = await asyncio.shield(pend.task)
-        except asyncio.CancelledError:
-            pend.waiters -= 1
-            if pend.waiters == 0 and not pend.task.done():
-                pend.task.cancel()
-                await asyncio.wait({pend.task}, timeout=SETTLE_TIMEOUT)
-            raise
-        except Error:
-            pend.waiters -= 1
-            raise
-        pend.waiters -= 1
-        assert conn is not None
-        return conn, False
-
-    def _connected(self, key: Target, pend: _Pending, task: asyncio.Task[_Conn]) -> None:
-        if self._pending.get(key) is pend:
-            del self._pending[key]
-        if not task.cancelled() and task.exception() is None:
-            self._pool[key] = task.result()
-
-    async def _connect(self, target: Target, key: Target, chain: tuple[Target, ...]) -> _Conn:
+    async def _connect(self, target: Target) -> _Conn:
+        """A new authenticated transport to *target* (through its ProxyJump hops, each pooled too)."""
         hc = self._configs.resolve(target)
         jump = None
         if hc.proxy_jump:
-            jump, _ = await self._acquire(self._configs.jump_target(target, hc), chain)
+            self._configs.check_jumps(target)  # a loop would wait on itself
+            jump, _ = await self._pool.acquire(self._configs.jump_target(target, hc))
             sock: socket.socket | paramiko.Channel = await self._tunnel(jump, hc, target)
         else:
             sock = await self._tcp(hc, target)
@@ -275,7 +226,7 @@ class ParamikoBackend(Backend):
             raise map_error(e, target) from None
         self._transports.add(transport)
         _prefer_gcm(transport)
-        conn = _Conn(transport, hc, target, key, jump)
+        conn = _Conn(transport, hc, target, target.connection, jump)
         try:
             await self._blocking(self._handshake, conn, abort=lambda: _close_transport(transport))
         except BaseException as e:
@@ -485,33 +436,30 @@ class ParamikoBackend(Backend):
         raise AuthenticationFailed.at(target, detail)
 
     def _discard(self, conn: _Conn) -> None:
-        """Forget *conn* (if pooled) and close its transport."""
-        if self._pool.get(conn.key) is conn:
-            del self._pool[conn.key]
+        """Close *conn*'s transport (the pool then sees it dead and replaces it on next use)."""
         _close_transport(conn.transport)
         if conn.transport in self._transports:
             self._transports.discard(conn.transport)
             self._submit(_join_all, [conn.transport])
 
+    async def _release(self, conn: _Conn) -> None:
+        self._discard(conn)
+
     async def _session(self, target: Target, opener: Callable[[_Conn], Any]) -> tuple[_Conn, Any]:
         """Connect (or reuse) and run *opener* in a thread; a dead pooled transport is replaced once."""
-        for attempt in range(2):
-            conn, reused = await self._acquire(target)
-            try:
-                return conn, await self._blocking(opener, conn, abort=functools.partial(self._discard, conn))
-            except Error:
-                raise
-            except Exception as e:
-                if conn.transport.is_active():
-                    if isinstance(e, paramiko.ChannelException):  # e.g. MaxSessions reached
-                        raise TransportError.at(target, f"cannot open a session: {e.text}") from None
-                    raise map_error(e, target) from None
-                self._discard(conn)
-                if reused and attempt == 0:
-                    log.debug("%s: pooled connection was dead; reconnecting", target.label)
-                    continue
-                raise map_error(e, target) from None
-        raise AssertionError("unreachable")
+
+        async def operation(conn: _Conn) -> tuple[_Conn, Any]:
+            return conn, await self._blocking(opener, conn, abort=functools.partial(self._discard, conn))
+
+        try:
+            return await self._pool.use(target, operation,
+                                        dead=lambda e, c: not isinstance(e, Error) and not c.transport.is_active())
+        except Error:
+            raise
+        except paramiko.ChannelException as e:  # e.g. MaxSessions reached
+            raise TransportError.at(target, f"cannot open a session: {e.text}") from None
+        except Exception as e:
+            raise map_error(e, target) from None
 
     # --- commands ------------------------------------------------------
     @staticmethod
@@ -574,7 +522,7 @@ class ParamikoBackend(Backend):
 
     async def check(self, job: CheckJob, sink: OutputSink) -> str:
         """Connect and authenticate (the pooled transport), opening no channel."""
-        conn, _ = await self._acquire(job.target)
+        conn, _ = await self._pool.acquire(job.target)
         return conn.auth
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
@@ -613,17 +561,10 @@ class ParamikoBackend(Backend):
 
     # --- lifecycle -----------------------------------------------------
     async def disconnect(self, target: Target) -> None:
-        conn = self._pool.get(target.connection)
-        if conn is not None:
-            self._discard(conn)
+        await self._pool.discard(target)
 
     async def close(self) -> None:
-        for pend in list(self._pending.values()):
-            pend.task.cancel()
-        if self._pending:
-            await asyncio.wait([p.task for p in self._pending.values()], timeout=SETTLE_TIMEOUT)
-        self._pending.clear()
-        self._pool.clear()
+        pool, self._pool = self._pool, ConnectionPool(self._connect, _alive, self._release)
         transports = list(self._transports)
         self._transports.clear()
         # Innermost first: a transport tunnelled through a jump host says
@@ -635,6 +576,7 @@ class ParamikoBackend(Backend):
             for t in levels[depth]:
                 _close_transport(t)
             await self._blocking(_join_all, levels[depth])
+        await pool.close()  # pending connects cancelled; established transports were closed above
         for cf in list(self._futures):
             await _settle(cf)
         if self._executor is not None:
@@ -684,6 +626,11 @@ def _join_all(transports: list[paramiko.Transport]) -> None:
     for t in transports:
         if t.is_alive() and t is not threading.current_thread():
             t.join(SETTLE_TIMEOUT)
+
+
+def _alive(conn: _Conn) -> bool:
+    """A pooled connection is usable while its transport, and its jump host's, are active."""
+    return conn.transport.is_active() and (conn.jump is None or conn.jump.transport.is_active())
 
 
 def _fingerprint(blob: bytes) -> str:

@@ -110,14 +110,25 @@ class ConfigCache:
             self._resolved[target] = found
         return found
 
-    def _resolve(self, target: Target) -> HostConfig:
+    def _shared(self, target: Target) -> sshconf.HostConfig:
+        """*target* through the shared resolver (``ConfigError`` for a bad config)."""
         options: list[tuple[str, str]] = list(target.ssh_options)
         if target.known_hosts is not None and target.host_key_policy != "off":
             options.append(("UserKnownHostsFile", target.known_hosts))  # after ssh_options, as on ssh's argv
-        hc = self._resolver(target).resolve(
+        return self._resolver(target).resolve(
             target.host, user=target.user, port=target.port,
             identity_files=[target.ssh_key] if target.ssh_key else [],
             ssh_options=options, host_key_policy=target.host_key_policy)
+
+    def check_jumps(self, target: Target) -> None:
+        """Refuse a ProxyJump chain that loops (or runs past 16 hops), naming it (``BadInput``)."""
+        try:
+            self._resolver(target).jump_chain(self._shared(target))
+        except sshconf.ConfigError as e:
+            raise BadInput(str(e), host=target.key) from None
+
+    def _resolve(self, target: Target) -> HostConfig:
+        hc = self._shared(target)
         if hc.proxy_command:
             raise BadInput(f"ssh config for {target.host}: ProxyCommand is not supported by the paramiko backend "
                            "(use ProxyJump, or backend='openssh')", host=target.key)

@@ -354,8 +354,9 @@ def test_pool_reuse_disconnect_and_dead_transport(ssh_lab: SSHLab):
             assert await backend.run(job, Sink()) == 0
             counts.append(lab.connection_count())
             # Kill the pooled transport behind the backend's back: reconnected once, transparently.
-            for conn in backend._pool.values():
-                conn.transport.close()
+            pooled = backend._pool.pooled(target)
+            assert pooled is not None
+            pooled.transport.close()
             assert await backend.run(job, Sink()) == 0
             counts.append(lab.connection_count())
         finally:
