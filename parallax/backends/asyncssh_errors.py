@@ -64,7 +64,7 @@ def host_key_refused(target: Target, name: str, verdict: Verdict, key: asyncssh.
     if verdict.status is HostKeyStatus.REVOKED:
         return HostKeyChanged.at(target, f"{name} offered {offered}, which is revoked ({where})")
     if verdict.status is HostKeyStatus.CHANGED and entry is not None:
-        return HostKeyChanged.at(target, f"{name} offered {offered}, {where} has a {entry.key.type} key")
+        return HostKeyChanged.at(target, f"{name} offered {offered}, {where} records key type {entry.key.type}")
     listed = ", ".join(files) or "no known_hosts file"
     return HostKeyUnknown.at(target, f"no key for {name} in {listed} (offered {offered})")
 
