@@ -1,51 +1,37 @@
-"""The paramiko backend: SSH in-process, one pooled transport per target.
+"""The paramiko backend: a thin adapter from parallax's shared SSH layer to paramiko.
 
-Blocking paramiko calls (handshake, authentication, channel and SFTP
-requests) run in a thread pool owned by the backend; the TCP connect and the
-streaming of a command's output happen on the event loop (output is read
-through pipes that paramiko's channel buffers signal), so the loop never
-blocks.  A cancelled job closes its channel and transport, which unblocks any
-thread working for it, and waits for that thread before re-raising.
+Configuration, host-key policy and known_hosts, the connection pool and the
+copy/slurp rules come from :mod:`parallax.ssh`; this module turns them into
+paramiko calls.  Blocking paramiko calls (handshake, authentication, channel
+and SFTP requests) run in a thread pool owned by the backend; the TCP connect
+and the streaming of output happen on the event loop
+(:mod:`.paramiko_channel`), so the loop never blocks.  A cancelled job ends
+its own channel (TERM, close) and waits for the thread working for it.
+Authentication is :mod:`.paramiko_auth`, error mapping
+:mod:`.paramiko_errors`, SFTP :mod:`.paramiko_sftp`.
 
-Keys, known_hosts files and ssh config files are read once per backend
-instance and cached by path.  Option precedence follows the openssh backend
-(see :mod:`parallax.backends.sshconfig`).
-
-Known differences from OpenSSH:
-
-* the system-wide ``/etc/ssh/ssh_config`` is not read (only the user's file);
-* ``StrictHostKeyChecking=no`` behaves like ``host_key_policy="off"``
-  (accept, record nothing) instead of recording new keys;
-* ``@cert-authority``/``@revoked`` known_hosts lines and host certificates
-  are ignored;
-* a ProxyJump hop inherits the target's key, password, timeouts and host key
-  settings (``ssh -J`` would only use the config file for the hop);
-* environment variables (``env``, ``SetEnv``, ``SendEnv``) are sent as
-  ``env`` requests without a reply: a server that refuses them (``AcceptEnv``)
-  silently drops them, exactly as with OpenSSH;
-* a remote command killed by a signal yields status 255 (paramiko ignores
-  ``exit-signal``), as ``ssh`` itself reports.
+Known differences from OpenSSH: ``ProxyCommand`` is refused (use ProxyJump or
+the openssh backend); host certificates are refused clearly; ``env`` requests
+get no reply, so a server that refuses them (``AcceptEnv``) drops them, as
+with OpenSSH; a command killed by a signal reports 255, as ``ssh`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import dataclasses
 import functools
-import hashlib
 import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import paramiko
 
 from ..errors import (
-    AuthenticationFailed,
     ConnectionFailed,
     ConnectionLost,
     Error,
@@ -61,16 +47,27 @@ from ..errors import (
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from ..ssh.pool import ConnectionPool
-from .base import Backend, OutputSink, Stream, StreamSink
 from ..ssh.hostkeys import HostCertificateUnsupported, HostKey, HostKeyStatus, KnownHosts, decide
 from ..ssh.policy import HostKeyPolicy
+from .base import Backend, OutputSink, Stream, StreamSink
 from .hostkeys import KnownHostsCache, record_host_key, unrecordable
+from .paramiko_auth import KeyStore, authenticate
 from .paramiko_channel import ChannelReader, ChannelStream, end_channel, feed_stdin
 from .paramiko_errors import map_error, why
 from .paramiko_sftp import SFTPFS, open_sftp
 from .paramiko_signal import send_signal
+from .paramiko_transport import (
+    SETTLE_TIMEOUT,
+    Conn,
+    alive,
+    close_transport,
+    fingerprint,
+    join_all,
+    jump_depth,
+    prefer_gcm,
+    prefer_key_types,
+)
 from .sshconfig import (
-    DEFAULT_IDENTITIES,
     SUPPORTED_OPTIONS,
     ConfigCache,
     HostConfig,
@@ -80,81 +77,12 @@ from .sshconfig import (
 log = logging.getLogger("parallax.paramiko")
 
 CHUNK = 256 * 1024  # bytes read from a channel buffer at once
-MAX_JUMPS = 8  # ProxyJump nesting limit (also catches loops)
 SIGNAL_GRACE = 0.5  # seconds a cancelled command gets to die of the TERM sent to it
 TUNNEL_TIMEOUT = 30.0  # seconds to open a direct-tcpip channel when no ConnectTimeout is set
 # Bytes a command may send ahead of what parallax has read (paramiko's default is 2 MiB): with
 # output going to files, memory grows with limit x this window, not with the output's size.
 CHANNEL_WINDOW = 256 * 1024
-SETTLE_TIMEOUT = 10.0  # seconds to wait for a worker thread after its transport was closed
 DEFAULT_WORKERS = 64
-
-
-# --------------------------------------------------------------------------
-# credentials and host keys, loaded once per backend
-
-
-class _KeyStore:
-    """Private keys by path (and passphrase for encrypted ones), each file read at most once."""
-
-    def __init__(self) -> None:
-        self._keys: dict[tuple[str, str | None], tuple[paramiko.PKey | None, str | None]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, path: str, passphrase: str | None) -> tuple[paramiko.PKey | None, str | None]:
-        """``(key, None)`` or ``(None, why it could not be used)``; *passphrase* only unlocks encrypted keys."""
-        path = os.path.expanduser(path)
-        with self._lock:
-            found = self._keys.get((path, None))
-            if found is None:
-                found = self._keys[(path, None)] = self._load(path, None)
-            if found[0] is not None or found[1] != _ENCRYPTED or passphrase is None:
-                return found[0], (found[1] if found[1] != _ENCRYPTED else
-                                  f"identity file {path} is encrypted and no passphrase was given")
-            unlocked = self._keys.get((path, passphrase))
-            if unlocked is None:
-                unlocked = self._keys[(path, passphrase)] = self._load(path, passphrase)
-            return unlocked
-
-    @staticmethod
-    def _load(path: str, passphrase: str | None) -> tuple[paramiko.PKey | None, str | None]:
-        try:
-            # cryptography wants bytes; paramiko's annotation says str
-            password = passphrase.encode() if passphrase is not None else None
-            return paramiko.PKey.from_path(path, password), None  # type: ignore[arg-type]
-        except FileNotFoundError:
-            return None, f"identity file {path} not found"
-        except (TypeError, paramiko.PasswordRequiredException) as e:
-            encrypted = "password" in str(e).lower() or isinstance(e, paramiko.PasswordRequiredException)
-            if passphrase is None and encrypted:
-                return None, _ENCRYPTED
-            return None, f"identity file {path} could not be loaded: {e}"
-        except ValueError as e:
-            if passphrase is not None:
-                return None, f"identity file {path}: wrong passphrase (or not a private key)"
-            return None, f"identity file {path} could not be loaded: {e}"
-        except Exception as e:  # UnknownKeyType, OSError, SSHException...
-            return None, f"identity file {path} could not be loaded: {e}"
-
-
-_ENCRYPTED = "encrypted"
-
-
-# --------------------------------------------------------------------------
-# connections
-
-
-@dataclasses.dataclass
-class _Conn:
-    """One authenticated transport to one target."""
-
-    transport: paramiko.Transport
-    hc: HostConfig
-    target: Target
-    key: Target  # pool key
-    jump: _Conn | None = None
-    auth: str = "unknown"  # the authentication method that worked (for check)
-    password_ok: bool = True  # False after a changed host key was let through (StrictHostKeyChecking=no)
 
 
 class ParamikoBackend(Backend):
@@ -170,9 +98,9 @@ class ParamikoBackend(Backend):
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._futures: set[concurrent.futures.Future[Any]] = set()
         self._configs = ConfigCache()
-        self._keys = _KeyStore()
+        self._keys = KeyStore()
         self._known = KnownHostsCache()
-        self._pool: ConnectionPool[_Conn] = ConnectionPool(self._connect, _alive, self._release)
+        self._pool: ConnectionPool[Conn] = ConnectionPool(self._connect, alive, self._release)
         self._transports: set[paramiko.Transport] = set()
 
     # --- checks --------------------------------------------------------
@@ -209,7 +137,7 @@ class ParamikoBackend(Backend):
             raise
 
     # --- connecting ----------------------------------------------------
-    async def _connect(self, target: Target) -> _Conn:
+    async def _connect(self, target: Target) -> Conn:
         """A new authenticated transport to *target* (through its ProxyJump hops, each pooled too)."""
         hc = self._configs.resolve(target)
         jump = None
@@ -225,12 +153,12 @@ class ParamikoBackend(Backend):
             sock.close()
             raise map_error(e, target) from None
         self._transports.add(transport)
-        _prefer_gcm(transport)
-        conn = _Conn(transport, hc, target, target.connection, jump)
+        prefer_gcm(transport)
+        conn = Conn(transport, hc, target, target.connection, jump)
         try:
-            await self._blocking(self._handshake, conn, abort=lambda: _close_transport(transport))
+            await self._blocking(self._handshake, conn, abort=lambda: close_transport(transport))
         except BaseException as e:
-            _close_transport(transport)
+            close_transport(transport)
             if isinstance(e, Exception):
                 raise map_error(e, target, via=hc.proxy_jump) from None
             raise
@@ -267,7 +195,7 @@ class ParamikoBackend(Backend):
         detail = (os.strerror(last.errno) if last.errno else why(last)) if last else "no address"
         raise ConnectionFailed.at(target, f"connect to {hc.hostname} port {hc.port}: {detail}")
 
-    async def _tunnel(self, jump: _Conn, hc: HostConfig, target: Target) -> paramiko.Channel:
+    async def _tunnel(self, jump: Conn, hc: HostConfig, target: Target) -> paramiko.Channel:
         """A direct-tcpip channel through *jump* to the target, used as its socket."""
         abandoned = threading.Event()
 
@@ -291,7 +219,7 @@ class ParamikoBackend(Backend):
         except Exception as e:
             raise map_error(e, target, via=hc.proxy_jump) from None
 
-    def _handshake(self, conn: _Conn) -> None:
+    def _handshake(self, conn: Conn) -> None:
         """SSH handshake, host key check and authentication (in a worker thread)."""
         t, hc = conn.transport, conn.hc
         t.set_log_channel(logger_for(hc.log_level))
@@ -302,16 +230,16 @@ class ParamikoBackend(Backend):
         known: KnownHosts | None = None
         if hc.policy != "off":
             known = self._known.load(hc.known_hosts + hc.global_known_hosts)
-            _prefer_key_types(t, list(known.known_types(hc.host_key_name)))
+            prefer_key_types(t, list(known.known_types(hc.host_key_name)))
         t.start_client(timeout=hc.connect_timeout)
         if not t.initial_kex_done:  # start_client returns quietly when its timeout runs out
             raise Timeout.at(conn.target, f"no SSH handshake within {hc.connect_timeout:g} s")
         self._check_host_key(conn, known)
         if hc.keepalive:
             t.set_keepalive(hc.keepalive)
-        self._authenticate(conn)
+        authenticate(conn, self._keys, self._configs.home)
 
-    def _check_host_key(self, conn: _Conn, known: KnownHosts | None) -> None:
+    def _check_host_key(self, conn: Conn, known: KnownHosts | None) -> None:
         """The shared policy table (:mod:`parallax.ssh.policy`) applied to the shared lookup."""
         hc, target = conn.hc, conn.target
         if known is None:  # policy off
@@ -343,112 +271,25 @@ class ParamikoBackend(Backend):
             old = verdict.entry
             raise HostKeyChanged.at(target, f"{hc.host_key_name} offered {key.get_name()} {key.fingerprint}, "
                                             f"{old.file} line {old.line} has {old.key.type} "
-                                            f"{_fingerprint(old.key.blob)}")
+                                            f"{fingerprint(old.key.blob)}")
         files = ", ".join(hc.known_hosts + hc.global_known_hosts) or "no known_hosts file"
         raise HostKeyUnknown.at(target, f"no {key.get_name()} key for {hc.host_key_name} in {files} "
                                         f"(fingerprint {key.fingerprint})")
 
-    def _authenticate(self, conn: _Conn) -> None:
-        """Keys (explicit, agent, default files), then the password, like OpenSSH."""
-        t, hc, target = conn.transport, conn.hc, conn.target
-        user = hc.user
-        notes: list[str] = []
-        allowed: list[str] | None = None
-        offered = 0
-
-        def offer(key: paramiko.PKey) -> bool:
-            nonlocal allowed, offered
-            offered += 1
-            try:
-                t.auth_publickey(user, key)
-            except paramiko.BadAuthenticationType as e:
-                allowed = list(e.allowed_types)
-            except paramiko.AuthenticationException as e:
-                if "timeout" in str(e).lower():
-                    raise
-            except (paramiko.SSHException, EOFError, OSError):
-                if t.is_active():
-                    raise
-            conn.auth = "publickey"
-            return t.is_authenticated()
-
-        def publickey_allowed() -> bool:
-            return t.is_active() and (allowed is None or "publickey" in allowed)
-
-        def offer_files(paths: Iterable[str]) -> bool:
-            for path in paths:
-                if not publickey_allowed():
-                    return False
-                key, why = self._keys.get(path, target.key_passphrase)  # unlocks keys only
-                if key is None:
-                    notes.append(why or path)
-                elif offer(key):
-                    return True
-            return False
-
-        if hc.pubkey:
-            if offer_files(hc.identity_files):
-                return
-            if hc.use_agent and publickey_allowed():
-                try:
-                    agent = paramiko.Agent()
-                except Exception as e:  # a stale SSH_AUTH_SOCK must not stop other methods
-                    notes.append(f"ssh agent unavailable: {why(e)}")
-                    agent = None
-                try:
-                    for key in agent.get_keys() if agent is not None else ():
-                        if not publickey_allowed():
-                            break
-                        if offer(key):
-                            return
-                finally:
-                    if agent is not None:
-                        agent.close()
-            if hc.default_identities:  # OpenSSH's defaults, those that exist
-                defaults = (os.path.join(self._configs.home, ".ssh", name) for name in DEFAULT_IDENTITIES)
-                if offer_files(p for p in defaults if os.path.isfile(p)):
-                    return
-        if target.password is not None and hc.password_auth and conn.password_ok and t.is_active():
-            try:
-                t.auth_password(user, target.password)
-                conn.auth = "password"
-            except paramiko.BadAuthenticationType as e:
-                allowed = list(e.allowed_types)
-                if "keyboard-interactive" in allowed:
-                    try:
-                        secret = target.password
-                        t.auth_interactive(user, lambda title, instr, prompts: [secret] * len(prompts))
-                        conn.auth = "keyboard-interactive"
-                    except paramiko.AuthenticationException:
-                        pass
-            except paramiko.AuthenticationException:
-                pass
-            if t.is_authenticated():
-                return
-        if not t.is_active():
-            notes.append("the server closed the connection (too many authentication failures?)")
-        elif not offered and target.password is None:
-            notes.append("no identity file, agent key or password to offer")
-        methods = ",".join(allowed) if allowed else "publickey" + (",password" if target.password else "")
-        detail = f"{user}@{hc.hostname}: Permission denied ({methods})"
-        if notes:
-            detail += "; " + "; ".join(notes)
-        raise AuthenticationFailed.at(target, detail)
-
-    def _discard(self, conn: _Conn) -> None:
+    def _discard(self, conn: Conn) -> None:
         """Close *conn*'s transport (the pool then sees it dead and replaces it on next use)."""
-        _close_transport(conn.transport)
+        close_transport(conn.transport)
         if conn.transport in self._transports:
             self._transports.discard(conn.transport)
-            self._submit(_join_all, [conn.transport])
+            self._submit(join_all, [conn.transport])
 
-    async def _release(self, conn: _Conn) -> None:
+    async def _release(self, conn: Conn) -> None:
         self._discard(conn)
 
-    async def _session(self, target: Target, opener: Callable[[_Conn], Any]) -> tuple[_Conn, Any]:
+    async def _session(self, target: Target, opener: Callable[[Conn], Any]) -> tuple[Conn, Any]:
         """Connect (or reuse) and run *opener* in a thread; a dead pooled transport is replaced once."""
 
-        async def operation(conn: _Conn) -> tuple[_Conn, Any]:
+        async def operation(conn: Conn) -> tuple[Conn, Any]:
             return conn, await self._blocking(opener, conn, abort=functools.partial(self._discard, conn))
 
         try:
@@ -463,7 +304,7 @@ class ParamikoBackend(Backend):
 
     # --- commands ------------------------------------------------------
     @staticmethod
-    def _open_exec(conn: _Conn, command: str) -> paramiko.Channel:
+    def _open_exec(conn: Conn, command: str) -> paramiko.Channel:
         chan = conn.transport.open_session(window_size=CHANNEL_WINDOW)
         try:
             if conn.hc.env:
@@ -564,18 +405,18 @@ class ParamikoBackend(Backend):
         await self._pool.discard(target)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, ConnectionPool(self._connect, _alive, self._release)
+        pool, self._pool = self._pool, ConnectionPool(self._connect, alive, self._release)
         transports = list(self._transports)
         self._transports.clear()
         # Innermost first: a transport tunnelled through a jump host says
         # goodbye over the jump's transport, which must still be open.
         levels: dict[int, list[paramiko.Transport]] = {}
         for t in transports:
-            levels.setdefault(_jump_depth(t), []).append(t)
+            levels.setdefault(jump_depth(t), []).append(t)
         for depth in sorted(levels, reverse=True):
             for t in levels[depth]:
-                _close_transport(t)
-            await self._blocking(_join_all, levels[depth])
+                close_transport(t)
+            await self._blocking(join_all, levels[depth])
         await pool.close()  # pending connects cancelled; established transports were closed above
         for cf in list(self._futures):
             await _settle(cf)
@@ -597,72 +438,6 @@ async def _settle(cf: concurrent.futures.Future[Any]) -> None:
             wrapped.exception()  # retrieved: its failure was expected after the abort
 
 
-def _close_transport(t: paramiko.Transport) -> None:
-    """Close *t* so that every thread blocked on it wakes up promptly."""
-    sock = t.sock
-    if isinstance(sock, socket.socket):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)  # wakes the transport thread's recv at once
-        except OSError:
-            pass
-    try:
-        t.close()
-        # A transport closed mid-handshake leaves the packetizer's handshake-timeout
-        # threading.Timer running until it fires (connect_timeout later): cancel it.
-        t.packetizer.complete_handshake()
-    except Exception:  # closing a half-built transport must not mask the real error
-        log.debug("closing transport failed", exc_info=True)
-
-
-def _jump_depth(t: paramiko.Transport) -> int:
-    depth, sock = 0, t.sock
-    while isinstance(sock, paramiko.Channel) and depth <= MAX_JUMPS:
-        depth += 1
-        sock = sock.get_transport().sock
-    return depth
-
-
-def _join_all(transports: list[paramiko.Transport]) -> None:
-    for t in transports:
-        if t.is_alive() and t is not threading.current_thread():
-            t.join(SETTLE_TIMEOUT)
-
-
-def _alive(conn: _Conn) -> bool:
-    """A pooled connection is usable while its transport, and its jump host's, are active."""
-    return conn.transport.is_active() and (conn.jump is None or conn.jump.transport.is_active())
-
-
-def _fingerprint(blob: bytes) -> str:
-    """OpenSSH's ``SHA256:...`` fingerprint of a key blob."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
-def _prefer_gcm(t: paramiko.Transport) -> None:
-    """Offer AES-GCM first: one AEAD call per packet instead of AES-CTR plus an HMAC.
-
-    Every cipher paramiko knows stays offered, so no server is refused.
-    """
-    opts = t.get_security_options()
-    available = list(opts.ciphers)
-    first = [c for c in ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") if c in available]
-    if first:
-        opts.ciphers = first + [c for c in available if c not in first]
-
-
-def _prefer_key_types(t: paramiko.Transport, known_types: list[str]) -> None:
-    """Ask for a host key type already in known_hosts first (as OpenSSH does)."""
-    if not known_types:
-        return
-    opts = t.get_security_options()
-    available = list(opts.key_types)
-    wanted: list[str] = []
-    for kt in known_types:
-        for name in (["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if kt == "ssh-rsa" else [kt]):
-            if name in available and name not in wanted:
-                wanted.append(name)
-    if wanted:
-        opts.key_types = wanted + [k for k in available if k not in wanted]
 
 
 __all__ = ["ParamikoBackend"]

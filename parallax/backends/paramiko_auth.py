@@ -1,0 +1,153 @@
+"""Authentication on a paramiko transport as OpenSSH does it: identity files, the agent, the
+default identities, then the password; and the identities, each read at most once per backend."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+
+import paramiko
+
+from ..errors import AuthenticationFailed
+from .paramiko_errors import why
+from .paramiko_transport import Conn
+from .sshconfig import DEFAULT_IDENTITIES
+
+__all__ = ["KeyStore", "authenticate"]
+
+
+class KeyStore:
+    """Private keys by path (and passphrase for encrypted ones), each file read at most once."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str | None], tuple[paramiko.PKey | None, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str, passphrase: str | None) -> tuple[paramiko.PKey | None, str | None]:
+        """``(key, None)`` or ``(None, why it could not be used)``; *passphrase* only unlocks encrypted keys."""
+        path = os.path.expanduser(path)
+        with self._lock:
+            found = self._keys.get((path, None))
+            if found is None:
+                found = self._keys[(path, None)] = self._load(path, None)
+            if found[0] is not None or found[1] != _ENCRYPTED or passphrase is None:
+                return found[0], (found[1] if found[1] != _ENCRYPTED else
+                                  f"identity file {path} is encrypted and no passphrase was given")
+            unlocked = self._keys.get((path, passphrase))
+            if unlocked is None:
+                unlocked = self._keys[(path, passphrase)] = self._load(path, passphrase)
+            return unlocked
+
+    @staticmethod
+    def _load(path: str, passphrase: str | None) -> tuple[paramiko.PKey | None, str | None]:
+        try:
+            # cryptography wants bytes; paramiko's annotation says str
+            password = passphrase.encode() if passphrase is not None else None
+            return paramiko.PKey.from_path(path, password), None  # type: ignore[arg-type]
+        except FileNotFoundError:
+            return None, f"identity file {path} not found"
+        except (TypeError, paramiko.PasswordRequiredException) as e:
+            encrypted = "password" in str(e).lower() or isinstance(e, paramiko.PasswordRequiredException)
+            if passphrase is None and encrypted:
+                return None, _ENCRYPTED
+            return None, f"identity file {path} could not be loaded: {e}"
+        except ValueError as e:
+            if passphrase is not None:
+                return None, f"identity file {path}: wrong passphrase (or not a private key)"
+            return None, f"identity file {path} could not be loaded: {e}"
+        except Exception as e:  # UnknownKeyType, OSError, SSHException...
+            return None, f"identity file {path} could not be loaded: {e}"
+
+
+_ENCRYPTED = "encrypted"
+
+
+
+
+def authenticate(conn: Conn, keys: KeyStore, home: str) -> None:
+    """Keys (explicit, agent, default files), then the password, like OpenSSH."""
+    t, hc, target = conn.transport, conn.hc, conn.target
+    user = hc.user
+    notes: list[str] = []
+    allowed: list[str] | None = None
+    offered = 0
+
+    def offer(key: paramiko.PKey) -> bool:
+        nonlocal allowed, offered
+        offered += 1
+        try:
+            t.auth_publickey(user, key)
+        except paramiko.BadAuthenticationType as e:
+            allowed = list(e.allowed_types)
+        except paramiko.AuthenticationException as e:
+            if "timeout" in str(e).lower():
+                raise
+        except (paramiko.SSHException, EOFError, OSError):
+            if t.is_active():
+                raise
+        conn.auth = "publickey"
+        return t.is_authenticated()
+
+    def publickey_allowed() -> bool:
+        return t.is_active() and (allowed is None or "publickey" in allowed)
+
+    def offer_files(paths: Iterable[str]) -> bool:
+        for path in paths:
+            if not publickey_allowed():
+                return False
+            key, why = keys.get(path, target.key_passphrase)  # unlocks keys only
+            if key is None:
+                notes.append(why or path)
+            elif offer(key):
+                return True
+        return False
+
+    if hc.pubkey:
+        if offer_files(hc.identity_files):
+            return
+        if hc.use_agent and publickey_allowed():
+            try:
+                agent = paramiko.Agent()
+            except Exception as e:  # a stale SSH_AUTH_SOCK must not stop other methods
+                notes.append(f"ssh agent unavailable: {why(e)}")
+                agent = None
+            try:
+                for key in agent.get_keys() if agent is not None else ():
+                    if not publickey_allowed():
+                        break
+                    if offer(key):
+                        return
+            finally:
+                if agent is not None:
+                    agent.close()
+        if hc.default_identities:  # OpenSSH's defaults, those that exist
+            defaults = (os.path.join(home, ".ssh", name) for name in DEFAULT_IDENTITIES)
+            if offer_files(p for p in defaults if os.path.isfile(p)):
+                return
+    if target.password is not None and hc.password_auth and conn.password_ok and t.is_active():
+        try:
+            t.auth_password(user, target.password)
+            conn.auth = "password"
+        except paramiko.BadAuthenticationType as e:
+            allowed = list(e.allowed_types)
+            if "keyboard-interactive" in allowed:
+                try:
+                    secret = target.password
+                    t.auth_interactive(user, lambda title, instr, prompts: [secret] * len(prompts))
+                    conn.auth = "keyboard-interactive"
+                except paramiko.AuthenticationException:
+                    pass
+        except paramiko.AuthenticationException:
+            pass
+        if t.is_authenticated():
+            return
+    if not t.is_active():
+        notes.append("the server closed the connection (too many authentication failures?)")
+    elif not offered and target.password is None:
+        notes.append("no identity file, agent key or password to offer")
+    methods = ",".join(allowed) if allowed else "publickey" + (",password" if target.password else "")
+    detail = f"{user}@{hc.hostname}: Permission denied ({methods})"
+    if notes:
+        detail += "; " + "; ".join(notes)
+    raise AuthenticationFailed.at(target, detail)
