@@ -39,14 +39,14 @@ import asyncssh
 from ..errors import AuthenticationFailed, BadInput, Error, HostKeyChanged, HostKeyUnknown, UnsupportedOption
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
-from ..ssh.hostkeys import HostKey, KnownHosts, decide
+from ..ssh.hostkeys import HostKey, KnownHosts, decide, load_revoked_keys
 from ..ssh.policy import HostKeyPolicy
 from ..ssh.pool import ConnectionPool
 from . import asyncssh_errors as errors
 from .asyncssh_options import Conf, Confs, hop_target, recorded_host_key_algs
 from .asyncssh_sftp import CLOSE_GRACE, SFTPFS, close_sftp
 from .base import Backend, OutputSink, Stream, StreamSink
-from .hostkeys import record_host_key, unrecordable
+from .hostkeys import KnownHostsCache, record_host_key, unrecordable
 
 T = TypeVar("T")
 
@@ -219,7 +219,7 @@ class AsyncSSHBackend(Backend):
             self._connect, lambda p: not p.conn.is_closed(), _close_pooled)
         self._confs = Confs()
         self._keys: dict[tuple[str, str | None, bool], list[asyncssh.SSHKeyPair]] = {}
-        self._known: dict[tuple[tuple[str, int, int], ...], KnownHosts] = {}
+        self._known = KnownHostsCache()
 
     # --- settings ---------------------------------------------------------------
     def check_target(self, target: Target) -> None:
@@ -252,22 +252,14 @@ class AsyncSSHBackend(Backend):
         return keys
 
     def _known_hosts(self, conf: Conf) -> KnownHosts:
-        """The known_hosts files (and RevokedHostKeys), parsed again only once one changed."""
+        """The known_hosts files (parsed again once one changed) and the RevokedHostKeys file."""
+        known = self._known.load(conf.known_files)
         revoked = conf.hc.revoked_host_keys
-        stamps = []
-        for path in (*conf.known_files, *([revoked] if revoked else [])):
+        if revoked:
             try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            stamps.append((path, st.st_mtime_ns, st.st_size))
-        key = tuple(stamps)
-        known = self._known.get(key)
-        if known is None:
-            try:
-                known = self._known[key] = KnownHosts.load(conf.known_files, revoked)
+                known = KnownHosts(known.entries, load_revoked_keys(revoked))
             except (OSError, ValueError) as e:
-                raise BadInput(f"known_hosts for {conf.target.label} cannot be read: {e}",
+                raise BadInput(f"RevokedHostKeys for {conf.target.label} cannot be read: {e}",
                                host=conf.target.key) from None
         return known
 

@@ -35,6 +35,7 @@ from ..errors import (
     ConnectionLost,
     Error,
     HostKeyChanged,
+    HostKeyError,
     HostKeyUnknown,
     NameResolutionFailed,
     Timeout,
@@ -57,16 +58,18 @@ def _detail(exc: BaseException) -> str:
 
 def host_key_refused(target: Target, name: str, verdict: Verdict, key: asyncssh.SSHKey,
                      files: tuple[str, ...]) -> Error:
-    """The refusal of the server's host *key* for known_hosts *name*, as the lookup judged it."""
-    offered = f"{key.get_algorithm()} {key.get_fingerprint()}"
-    entry = verdict.entry
-    where = f"{entry.file} line {entry.line}" if entry is not None else "RevokedHostKeys"
+    """The refusal of the server's host *key* for known_hosts *name*, as the lookup judged it
+    (the paramiko backend's message shapes)."""
+    kind, fp = key.get_algorithm(), key.get_fingerprint()
+    old = verdict.entry
     if verdict.status is HostKeyStatus.REVOKED:
-        return HostKeyChanged.at(target, f"{name} offered {offered}, which is revoked ({where})")
-    if verdict.status is HostKeyStatus.CHANGED and entry is not None:
-        return HostKeyChanged.at(target, f"{name} offered {offered}, {where} records key type {entry.key.type}")
+        return HostKeyError.at(target, f"{name} offered a revoked {kind} key ({fp})")
+    if verdict.status is HostKeyStatus.CHANGED and old is not None:
+        old_fp = asyncssh.import_public_key(str(old.key)).get_fingerprint()
+        return HostKeyChanged.at(target, f"{name} offered {kind} {fp}, {old.file} line {old.line} has "
+                                         f"{old.key.type} {old_fp}")
     listed = ", ".join(files) or "no known_hosts file"
-    return HostKeyUnknown.at(target, f"no key for {name} in {listed} (offered {offered})")
+    return HostKeyUnknown.at(target, f"no {kind} key for {name} in {listed} (fingerprint {fp})")
 
 
 def _connect_error(exc: Exception, target: Target, hostname: str, timeout: float | None,

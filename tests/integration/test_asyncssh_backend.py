@@ -156,11 +156,12 @@ def test_host_key_refusals_name_what_known_hosts_says(ssh_lab: SSHLab, tmp_path)
     unknown = parallax.run([host], "true", **kw(ssh_lab, known_hosts=str(known)))[host]
     assert isinstance(unknown, HostKeyUnknown), unknown
     assert unknown.msg.startswith(f"Host key for {ssh_lab.user}@127.0.0.2:{ssh_lab.port} is not trusted: "
-                                  f"no key for [127.0.0.2]:{ssh_lab.port} in {known}")
+                                  f"no ssh-ed25519 key for [127.0.0.2]:{ssh_lab.port} in {known}, "), unknown.msg
+    assert "(fingerprint SHA256:" in unknown.msg
     known.write_text(f"# comment\n[127.0.0.2]:{ssh_lab.port} {other_key_line()}\n")
     changed = parallax.run([host], "true", **kw(ssh_lab, known_hosts=str(known), host_key_policy="accept-new"))[host]
     assert isinstance(changed, HostKeyChanged), changed
-    assert f"{known} line 2 records key type ssh-ed25519" in changed.msg
+    assert f"{known} line 2 has ssh-ed25519 SHA256:" in changed.msg
     assert known.read_text().count("\n") == 2  # nothing recorded
     # asyncssh's own matcher fell back to a port-less entry; OpenSSH (and parallax's lookup) do not
     known.write_text("127.0.0.2 " + " ".join(ssh_lab.host_key_pub.split()[:2]) + "\n")
