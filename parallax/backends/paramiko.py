@@ -82,6 +82,7 @@ TUNNEL_TIMEOUT = 30.0  # seconds to open a direct-tcpip channel when no ConnectT
 # Bytes a command may send ahead of what parallax has read (paramiko's default is 2 MiB): with
 # output going to files, memory grows with limit x this window, not with the output's size.
 CHANNEL_WINDOW = 256 * 1024
+ABORT_GRACE = 0.5  # seconds a cancelled transfer gets to end with its channel before the transport is closed
 DEFAULT_WORKERS = 64
 
 
@@ -125,13 +126,24 @@ class ParamikoBackend(Backend):
         cf.add_done_callback(self._futures.discard)
         return cf
 
-    async def _blocking(self, fn: Callable[..., Any], *args: Any, abort: Callable[[], None] | None = None) -> Any:
-        """Run *fn* in the pool; on cancellation call *abort* and wait for the thread."""
+    async def _blocking(self, fn: Callable[..., Any], *args: Any, abort: Callable[[], None] | None = None,
+                        last_resort: Callable[[], None] | None = None) -> Any:
+        """Run *fn* in the pool; on cancellation call *abort* and wait for the thread.
+
+        With *last_resort*, *abort* runs in a thread of its own (it may block: closing a channel
+        waits for the transport a stuck writer holds), and if the worker has not ended within
+        ABORT_GRACE, *last_resort* (closing the transport, which wakes everything) is called.
+        """
         cf = self._submit(fn, *args)
         try:
             return await asyncio.wrap_future(cf)
         except asyncio.CancelledError:
-            if abort is not None:
+            if abort is not None and last_resort is not None:
+                threading.Thread(target=abort, name="parallax-paramiko-abort", daemon=True).start()
+                await asyncio.wait({asyncio.wrap_future(cf)}, timeout=ABORT_GRACE)
+                if not cf.done():
+                    last_resort()
+            elif abort is not None:
                 abort()
             await _settle(cf)
             raise
@@ -385,7 +397,8 @@ class ParamikoBackend(Backend):
         each SFTP call is one blocking call in the pool, a dropped transport ``ConnectionFailed``."""
         conn, sftp = await self._session(target, lambda c: open_sftp(c.transport, c.target))
         # cancelled: closing the SFTP channel wakes the thread; the connection stays (a session's other work)
-        fs = SFTPFS(sftp, lambda fn, *args: self._blocking(fn, *args, abort=sftp.close))
+        fs = SFTPFS(sftp, lambda fn, *args: self._blocking(fn, *args, abort=functools.partial(_close_quietly, sftp),
+                                                           last_resort=functools.partial(self._discard, conn)))
         try:
             await walk(fs)
         except TransferFailed as e:
@@ -398,7 +411,7 @@ class ParamikoBackend(Backend):
                 raise ConnectionFailed(f"Connection to {target.label} lost during the transfer: {why(e)}") from None
             raise TransferFailed.at(target, why(e)) from None
         finally:
-            sftp.close()
+            _close_quietly(sftp)
 
     # --- lifecycle -----------------------------------------------------
     async def disconnect(self, target: Target) -> None:
@@ -427,6 +440,14 @@ class ParamikoBackend(Backend):
 
 # --------------------------------------------------------------------------
 # helpers run in worker threads
+
+
+def _close_quietly(sftp: paramiko.SFTPClient) -> None:
+    """Close an SFTP session whose connection may be gone (the transfer's own error is what counts)."""
+    try:
+        sftp.close()
+    except (paramiko.SSHException, EOFError, OSError) as e:
+        log.debug("closing an SFTP session failed: %s", e)
 
 
 async def _settle(cf: concurrent.futures.Future[Any]) -> None:
