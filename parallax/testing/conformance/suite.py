@@ -790,9 +790,9 @@ def test_a_timeout_in_a_session_ends_only_its_own_command(
         async with parallax.aio.Session([host], persistent_shell=persistent_shell, **opts) as s:
             ok(only(await s.run("true")))  # the connection (and a shell) are up
             before = lab.connection_count()
-            other = asyncio.ensure_future(s.run("sleep 2.5; echo survived"))
-            await asyncio.sleep(0.3)
-            timed = only(await s.run(f"sleep {token}", timeout=1, input_stream=stdin))
+            other = asyncio.ensure_future(s.run("sleep 1.5; echo survived"))
+            await asyncio.sleep(0.2)
+            timed = only(await s.run(f"sleep {token}", timeout=0.6, input_stream=stdin))
             survived = only(await other)
             again = only(await s.run("echo again"))
             return lab.connection_count() - before, timed, survived, again
