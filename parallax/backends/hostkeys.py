@@ -20,7 +20,7 @@ import threading
 
 from ..errors import BadInput
 from ..jobs import Target
-from ..ssh.hostkeys import HostKey, KnownHostEntry, KnownHosts, parse_known_hosts
+from ..ssh.hostkeys import HostKey, KnownHosts
 from ..ssh.hostkeys import record_host_key as shared_record
 
 _PREPARED: set[str] = set()
@@ -108,7 +108,7 @@ class KnownHostsCache:
         self._lock = threading.Lock()
 
     def load(self, paths: tuple[str, ...]) -> KnownHosts:
-        """The entries of *paths* (missing files count as empty)."""
+        """The entries of *paths* (missing or unreadable files count as empty)."""
         stamps = []
         for path in paths:
             try:
@@ -120,22 +120,8 @@ class KnownHostsCache:
         with self._lock:
             found = self._cache.get(paths)
             if found is None or found[0] != stamp:
-                found = self._cache[paths] = (stamp, KnownHosts(_entries(paths)))
+                found = self._cache[paths] = (stamp, KnownHosts.load(paths))
             return found[1]
-
-
-def _entries(paths: tuple[str, ...]) -> list[KnownHostEntry]:
-    """The lines of every readable file of *paths*: one that is missing or cannot be read counts as
-    empty (as ssh does); whether a key can be *recorded* there is checked when recording."""
-    entries: list[KnownHostEntry] = []
-    for path in paths:
-        try:
-            with open(path, "rb") as f:
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        entries.extend(parse_known_hosts(text, path))
-    return entries
 
 
 __all__ = ["KnownHostsCache", "prepare_openssh_record_file", "prepare_record_file", "record_host_key",

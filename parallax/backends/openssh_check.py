@@ -31,17 +31,9 @@ def auth_method(log: str) -> str | None:
     return found.group(1) if found else None
 
 
-class _Discard:
-    def stdout(self, data: bytes) -> None:
-        pass
-
-    def stderr(self, data: bytes) -> None:
-        pass
-
-
 async def check(backend: OpenSSHBackend, job: CheckJob) -> str:
     """Authenticate to *job*'s target and return the method that worked; the shared error classes otherwise."""
-    from .openssh import _read, _unlink, classify
+    from .openssh import _Collect, _read, _unlink, classify
 
     target = job.target
     if backend.keep_connections:
@@ -51,7 +43,7 @@ async def check(backend: OpenSSHBackend, job: CheckJob) -> str:
     log_path = backend._next_log()
     argv = [backend.ssh, "-E", log_path, "-o", "LogLevel=VERBOSE",
             *backend._common(target, "-p", for_scp=False), "-N", "-T", "--", target.host]
-    proc = asyncio.ensure_future(run_process(argv, _Discard(), None, backend._env(target)))
+    proc = asyncio.ensure_future(run_process(argv, _Collect(), None, backend._env(target)))
     try:
         while True:
             method = auth_method(_read(log_path))

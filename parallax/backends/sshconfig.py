@@ -69,11 +69,6 @@ class HostConfig:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def check_option(name: str, value: str) -> None:
-    """Raise ``ValueError`` naming the option if ``-o name=value`` is not valid (as ssh checks it)."""
-    sshconf.ConfigResolver(os.devnull, system_config=None).resolve("check", ssh_options=[(name, value)])
-
-
 class ConfigCache:
     """One shared resolver per ssh config file; targets resolved once each."""
 
@@ -199,4 +194,4 @@ def logger_for(level: int | None) -> str:
     return name
 
 
-__all__ = ["SUPPORTED_OPTIONS", "ConfigCache", "HostConfig", "check_option", "logger_for"]
+__all__ = ["SUPPORTED_OPTIONS", "ConfigCache", "HostConfig", "logger_for"]

@@ -223,13 +223,13 @@ class KnownHosts:
 
     @classmethod
     def load(cls, paths: Sequence[str], revoked_file: str | None = None) -> KnownHosts:
-        """Read *paths* (a missing file counts as empty) and the optional RevokedHostKeys file."""
+        """Read *paths* (a missing or unreadable file counts as empty) and the optional RevokedHostKeys file."""
         entries: list[KnownHostEntry] = []
         for path in paths:
             try:
                 with open(path, "rb") as f:
                     text = f.read().decode("utf-8", "replace")
-            except FileNotFoundError:
+            except OSError:  # missing or unreadable counts as empty, as ssh does
                 continue
             entries.extend(parse_known_hosts(text, path))
         return cls(entries, load_revoked_keys(revoked_file) if revoked_file else frozenset())
