@@ -17,7 +17,9 @@ hookimpl = pluggy.HookimplMarker("parallax")
 
 @hookspec
 def parallax_backends() -> dict[str, Any]:  # type: ignore[empty-body]
-    """Return ``{name: factory}``; ``factory(settings)`` builds a :class:`~parallax.backends.base.Backend`."""
+    """Return ``{name: factory}``; ``factory(setup)`` builds a :class:`~parallax.backends.base.Backend`
+    from a :class:`~parallax.backends.base.BackendSetup` (a factory taking no argument is called
+    with none; a backend class is a factory)."""
 
 
 @hookspec

@@ -18,7 +18,7 @@ import time
 import warnings
 from typing import Any
 
-from .backends.base import Backend, OutputSink
+from .backends.base import Backend, BackendInfo, OutputSink
 from .backends.process import run_process
 from .errors import BadInput, Cancelled, Error, Timeout
 from .events import EventBus, LinePrinter
@@ -72,8 +72,7 @@ class DefaultCallbacks:
 class _TaskBackend(Backend):
     """Runs each task's own argument vector locally (the caller built the ssh command)."""
 
-    name = "parallax-1.0-tasks"
-    allows_local_shortcut = False
+    info = BackendInfo("parallax-1.0-tasks", allows_local_shortcut=False)
 
     def __init__(self, tasks: dict[str, Task], numbers: dict[str, int]) -> None:
         self.tasks = tasks

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import difflib
 import threading
-from typing import Any
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .options import Settings
 
 _lock = threading.Lock()
 _pm: pluggy.PluginManager | None = None
@@ -75,3 +79,26 @@ def backend_factory(name: str) -> Callable[..., Any]:
         close = difflib.get_close_matches(str(name), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"unknown backend {name!r}{hint}; known backends: {', '.join(sorted(known))}") from None
+
+
+def create_backend(settings: Settings) -> Backend:
+    """The backend a call's *settings* select, as the core builds it: the caller's instance
+    (``backend=MockBackend(...)``) as is; ``backend="mock"`` from the deprecated ``mock=``
+    option; any other name from its factory, called with a
+    :class:`~parallax.backends.base.BackendSetup` (never *settings* themselves)."""
+    from .backends.base import Backend, BackendSetup, build
+
+    chosen = settings.backend
+    if isinstance(chosen, Backend):
+        return chosen
+    if chosen == "mock" and backends().get("mock") is _builtin_mock():
+        from .backends.mock import MockBackend
+
+        return MockBackend.from_option(settings.mock)
+    return build(backend_factory(chosen), BackendSetup(limit=settings.limit))
+
+
+def _builtin_mock() -> Callable[..., Any]:
+    from .backends import builtin
+
+    return builtin._mock

@@ -167,7 +167,7 @@ class Scheduler:
 
     async def _dispatch(self, job: Job, sink: JobSink) -> Any:
         if isinstance(job, CommandJob):
-            if job.local and self.local is not None and self.backend.allows_local_shortcut:
+            if job.local and self.local is not None and self.backend.info.allows_local_shortcut:
                 return await self.local.run(job, sink)
             return await self.backend.run(job, sink)
         if isinstance(job, PutJob):

@@ -32,7 +32,7 @@ from .hosts import parse_hosts
 from .jobs import Job, Target
 from .options import Options, Settings, resolve
 from .planner import plan_check, plan_commands, plan_get, plan_put, plan_targets
-from .plugins import backend_factory
+from .plugins import create_backend
 from .scheduler import Scheduler
 from .sudo import mark_refusals as mark_sudo_refusals
 
@@ -115,8 +115,7 @@ class AsyncSession:
         self.settings = settings
         self.targets: list[Target] = targets
         self.persistent = persistent
-        backend: Backend = (settings.backend if isinstance(settings.backend, Backend)
-                            else backend_factory(settings.backend)(settings))
+        backend: Backend = create_backend(settings)
         if settings.persistent_shell:
             backend = PersistentShellBackend(backend, settings.connect_timeout)
         self.backend = backend

@@ -45,7 +45,7 @@ from ..ssh.pool import ConnectionPool
 from . import asyncssh_errors as errors
 from .asyncssh_options import Conf, Confs, hop_target, recorded_host_key_algs
 from .asyncssh_sftp import CLOSE_GRACE, SFTPFS, close_sftp
-from .base import Backend, OutputSink, Stream, StreamSink
+from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .hostkeys import KnownHostsCache, record_host_key, unrecordable
 
 T = TypeVar("T")
@@ -209,12 +209,9 @@ async def _close_pooled(pooled: _Pooled) -> None:
 class AsyncSSHBackend(Backend):
     """asyncssh transport: pooled connections, channels per job, SFTP transfers."""
 
-    name = "asyncssh"
-    capabilities = frozenset({"remote-kill", "stream", "check"})
-    supported_options = SUPPORTED_OPTIONS
+    info = BackendInfo("asyncssh", SUPPORTED_OPTIONS, frozenset({"remote-kill", "stream", "check"}))
 
-    def __init__(self, settings: object = None) -> None:
-        self.settings = settings
+    def __init__(self, setup: BackendSetup | None = None) -> None:
         self._pool: ConnectionPool[_Pooled] = ConnectionPool(
             self._connect, lambda p: not p.conn.is_closed(), _close_pooled)
         self._confs = Confs()

@@ -6,9 +6,10 @@ pays for paramiko or asyncssh.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from ..hookspecs import hookimpl
+from .base import Backend, BackendSetup
 
 
 def _need(module: str, extra: str) -> None:
@@ -22,32 +23,32 @@ def _need(module: str, extra: str) -> None:
                          f"({exc})") from None
 
 
-def _openssh(settings: Any) -> Any:
+def _openssh(setup: BackendSetup) -> Backend:
     from .openssh import OpenSSHBackend
 
-    return OpenSSHBackend(settings)
+    return OpenSSHBackend(setup)
 
 
-def _paramiko(settings: Any) -> Any:
+def _paramiko(setup: BackendSetup) -> Backend:
     _need("paramiko", "paramiko")
     from .paramiko import ParamikoBackend
 
-    return ParamikoBackend(settings)
+    return ParamikoBackend(setup)
 
 
-def _asyncssh(settings: Any) -> Any:
+def _asyncssh(setup: BackendSetup) -> Backend:
     _need("asyncssh", "asyncssh")
     from .asyncssh import AsyncSSHBackend
 
-    return AsyncSSHBackend(settings)
+    return AsyncSSHBackend(setup)
 
 
-def _mock(settings: Any) -> Any:
+def _mock(setup: BackendSetup) -> Backend:
     from .mock import MockBackend
 
-    return MockBackend(settings)
+    return MockBackend(setup)
 
 
 @hookimpl
-def parallax_backends() -> dict[str, Any]:
+def parallax_backends() -> dict[str, Callable[[BackendSetup], Backend]]:
     return {"openssh": _openssh, "paramiko": _paramiko, "asyncssh": _asyncssh, "mock": _mock}

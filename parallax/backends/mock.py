@@ -75,7 +75,7 @@ from ..errors import (
     UnsupportedOption,
 )
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
-from .base import Backend, OutputSink
+from .base import Backend, BackendInfo, OutputSink
 
 #: kind -> (error class, the detail ssh would print); {host} and {port} are filled in.
 _FAILURE_KINDS: dict[str, tuple[type[Error], str]] = {
@@ -208,27 +208,36 @@ def _is_dir(files: Mapping[str, bytes], path: str) -> bool:
 class MockBackend(Backend):
     """Answers jobs from a :class:`MockHosts` description; see the module docstring."""
 
-    name = "mock"
-    allows_local_shortcut = False
+    info = BackendInfo("mock", allows_local_shortcut=False)
 
     def __init__(self, hosts: Any = None, **world: Any) -> None:
         """``MockBackend(MockHosts(...))`` or ``MockBackend(responses=..., default=..., files=...)``,
-        passed as ``backend=``.  (Built by name, ``backend="mock"``, it reads the deprecated
-        ``mock=`` option from the settings it is given.)"""
+        passed as ``backend=``.  (Built by name, ``backend="mock"``, it takes the deprecated
+        ``mock=`` option: see :meth:`from_option`.)"""
         if world or hosts is None:
             if hosts is not None:
                 raise TypeError("MockBackend: give a MockHosts or its keyword arguments, not both")
             hosts = MockHosts(**world)
         elif not isinstance(hosts, MockHosts):
-            hosts = getattr(hosts, "mock", None)  # the settings of backend="mock"
-            if hosts is None:
-                raise BadInput('backend="mock" needs mock=MockHosts(...); better: '
-                               "backend=MockBackend(MockHosts(...)) (from parallax.backends.mock)")
-            if not isinstance(hosts, MockHosts):
-                raise BadInput(f"option mock={hosts!r}: expected a parallax.backends.mock.MockHosts")
-            warnings.warn("the mock= option is deprecated: pass backend=MockBackend(MockHosts(...))",
-                          DeprecationWarning, stacklevel=4)
+            # the registered factory called with a BackendSetup, or (before 2.0) the settings
+            hosts = self._checked(getattr(hosts, "mock", None), stacklevel=4)
         self.hosts = hosts
+
+    @classmethod
+    def from_option(cls, mock: object) -> MockBackend:
+        """``backend="mock"`` with the deprecated ``mock=MockHosts(...)`` option (warns)."""
+        return cls(cls._checked(mock, stacklevel=5))
+
+    @staticmethod
+    def _checked(mock: object, stacklevel: int) -> MockHosts:
+        if mock is None:
+            raise BadInput('backend="mock" needs mock=MockHosts(...); better: '
+                           "backend=MockBackend(MockHosts(...)) (from parallax.backends.mock)")
+        if not isinstance(mock, MockHosts):
+            raise BadInput(f"option mock={mock!r}: expected a parallax.backends.mock.MockHosts")
+        warnings.warn("the mock= option is deprecated: pass backend=MockBackend(MockHosts(...))",
+                      DeprecationWarning, stacklevel=stacklevel)
+        return mock
 
     def check_target(self, target: Target) -> None:
         """Refuse ssh options outside ``MockHosts.supported_options`` (when given)."""

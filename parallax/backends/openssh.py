@@ -44,7 +44,7 @@ from ..errors import (
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from .askpass import AskpassServer
-from .base import Backend, OutputSink, Stream, StreamSink
+from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .hostkeys import prepare_openssh_record_file
 from .process import ProcessStream, close_process, run_process, start_process
 from .sockets import tcp_client_address
@@ -169,11 +169,9 @@ def _quote_config(value: str) -> str:
 class OpenSSHBackend(Backend):
     """Runs ``ssh``/``scp`` per job; every process is killed if its job is cancelled."""
 
-    name = "openssh"
-    supported_options = None
-    capabilities = frozenset({"remote-kill", "stream", "check"})
+    info = BackendInfo("openssh", supported_options=None, capabilities=frozenset({"remote-kill", "stream", "check"}))
 
-    def __init__(self, settings: object = None, ssh: str = "ssh", scp: str = "scp") -> None:
+    def __init__(self, setup: BackendSetup | None = None, ssh: str = "ssh", scp: str = "scp") -> None:
         self.ssh = shutil.which(ssh) or ssh
         self.scp = shutil.which(scp) or scp
         self._dir: str | None = None

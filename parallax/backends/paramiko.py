@@ -49,7 +49,7 @@ from ..ssh import transfer
 from ..ssh.pool import ConnectionPool
 from ..ssh.hostkeys import HostCertificateUnsupported, HostKey, HostKeyStatus, KnownHosts, decide
 from ..ssh.policy import HostKeyPolicy
-from .base import Backend, OutputSink, Stream, StreamSink
+from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .hostkeys import KnownHostsCache, record_host_key, unrecordable
 from .paramiko_auth import KeyStore, authenticate
 from .paramiko_channel import ChannelReader, ChannelStream, end_channel, feed_stdin
@@ -89,12 +89,10 @@ DEFAULT_WORKERS = 64
 class ParamikoBackend(Backend):
     """SSH through paramiko: pooled transports, blocking calls in a thread pool."""
 
-    name = "paramiko"
-    capabilities = frozenset({"remote-kill", "stream", "check"})
-    supported_options = SUPPORTED_OPTIONS
+    info = BackendInfo("paramiko", SUPPORTED_OPTIONS, frozenset({"remote-kill", "stream", "check"}))
 
-    def __init__(self, settings: object = None) -> None:
-        limit = getattr(settings, "limit", None)
+    def __init__(self, setup: BackendSetup | None = None) -> None:
+        limit = setup.limit if setup is not None else None
         self._workers = max(8, limit + 8) if isinstance(limit, int) and limit > 0 else DEFAULT_WORKERS
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._futures: set[concurrent.futures.Future[Any]] = set()

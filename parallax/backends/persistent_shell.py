@@ -16,7 +16,7 @@ from ..errors import ConnectionFailed, ConnectionLost
 from ..framing import (GREETING_STATUS, LOOP_COMMAND, FrameReader, command_script, greeting_pid, greeting_script,
                        new_tag)
 from ..jobs import CommandJob, GetJob, PutJob, Target
-from .base import Backend, OutputSink, Stream
+from .base import Backend, BackendInfo, OutputSink, Stream
 
 log = logging.getLogger("parallax.persistent_shell")
 
@@ -162,8 +162,8 @@ class PersistentShellBackend(Backend):
     """Runs commands through persistent shells on *inner*'s pooled connections."""
 
     def __init__(self, inner: Backend, greeting_timeout: float | None = None) -> None:
-        if "stream" not in inner.capabilities:
-            raise ValueError(f"persistent_shell: the {inner.name} backend cannot keep a remote shell open; "
+        if "stream" not in inner.info.capabilities:
+            raise ValueError(f"persistent_shell: the {inner.info.name} backend cannot keep a remote shell open; "
                              f"use a backend with the 'stream' capability (asyncssh, paramiko, openssh)")
         self.inner = inner
         self.greeting_timeout = greeting_timeout or GREETING_TIMEOUT
@@ -173,20 +173,9 @@ class PersistentShellBackend(Backend):
 
     # --- what the session and scheduler read are the wrapped backend's --------
     @property
-    def name(self) -> str:  # type: ignore[override]
-        return self.inner.name
-
-    @property
-    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
-        return self.inner.capabilities
-
-    @property
-    def supported_options(self) -> frozenset[str] | None:  # type: ignore[override]
-        return self.inner.supported_options
-
-    @property
-    def allows_local_shortcut(self) -> bool:  # type: ignore[override]
-        return self.inner.allows_local_shortcut
+    def info(self) -> BackendInfo:  # type: ignore[override]
+        """The wrapped backend's metadata (this layer is no backend of its own)."""
+        return self.inner.info
 
     @property
     def keep_connections(self) -> bool:

@@ -26,7 +26,7 @@ from ..events import EventBus
 from ..hookspecs import hookimpl
 from ..jobs import Job
 from ..options import Settings
-from ..plugins import backend_factory
+from ..plugins import create_backend
 from ..scheduler import Scheduler
 from ..session import ensure_fd_limit
 from . import primitives
@@ -159,7 +159,7 @@ async def _watch(cancel: Any, stop: asyncio.Event) -> bool:
 def make_backend(settings: Settings, keep: bool = False) -> Backend:
     """The backend *settings* name (wrapped for ``persistent_shell``); *keep*: its
     connections stay open between calls (a sharded Session's holder)."""
-    backend: Backend = backend_factory(settings.backend)(settings)
+    backend: Backend = create_backend(settings)
     if settings.persistent_shell:
         backend = PersistentShellBackend(backend, settings.connect_timeout)
     backend.keep_connections = keep

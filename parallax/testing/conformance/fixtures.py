@@ -13,8 +13,9 @@ Loaded as a plugin (``-p parallax.testing.conformance.fixtures``) this module
 also adds the command-line options ``--parallax-backend NAME`` (repeatable)
 and ``--parallax-host sshd|embedded``, which win over the environment.
 
-Backends declare what they achieve beyond the required behaviour in a
-``capabilities`` attribute (a set of the names in :data:`CAPABILITIES`); the
+Backends declare what they achieve beyond the required behaviour in the
+``capabilities`` of their ``info`` (a :class:`~parallax.backends.base.BackendInfo`,
+a set of the names in :data:`CAPABILITIES`); the
 suite asserts a capability only for backends that claim it.
 """
 
@@ -39,7 +40,7 @@ HOST_KINDS = ("sshd", "embedded")
 #: Number of lab hosts the suite needs (127.0.0.2 .. 127.0.0.5).
 LAB_HOSTS = 4
 
-#: Optional behaviours a backend may claim in its ``capabilities`` attribute.
+#: Optional behaviours a backend may claim in ``info.capabilities``.
 CAPABILITIES = {
     "remote-kill": "cancelling (or timing out) a running command also ends the remote command",
     "stream": "open_stream() keeps a remote command running with stdin open, so persistent_shell works",
@@ -211,13 +212,13 @@ def opts(lab: Any, backend_name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def backend_capabilities(backend_name: str) -> frozenset[str]:
-    """The optional behaviours (:data:`CAPABILITIES`) the backend claims via ``capabilities``."""
-    from parallax.options import resolve
+    """The optional behaviours (:data:`CAPABILITIES`) the backend claims in its ``info``."""
+    from parallax.backends.base import BackendSetup, build
     from parallax.plugins import backend_factory
 
-    backend = backend_factory(backend_name)(resolve(None, environ={}, backend=backend_name))
+    backend = build(backend_factory(backend_name), BackendSetup())
     try:
-        caps = frozenset(getattr(backend, "capabilities", None) or ())
+        caps = backend.info.capabilities
     finally:
         asyncio.run(backend.close())
     unknown = caps - CAPABILITIES.keys()
