@@ -6,11 +6,12 @@
 go where the openssh backend puts them (after ``ssh_options``).
 
 This is also the one place the asyncssh backend reads asyncssh's algorithm
-tables (``asyncssh.kex.get_kex_algs`` and its siblings, which asyncssh does
-not document as public): OpenSSH algorithm lists from an ssh config may name
-algorithms asyncssh lacks, which are dropped instead of failing the connect.
-``tests/integration/test_asyncssh_backend.py`` fails loudly if these tables
-move.
+tables (``asyncssh.kex.get_kex_algs``, ``get_default_kex_algs`` and their
+siblings, which asyncssh does not document as public): OpenSSH algorithm
+lists are applied to them by the shared :func:`parallax.ssh.algorithms.assemble`
+(names asyncssh lacks dropped; a list that leaves nothing is a ``BadInput``
+naming the option).  ``tests/integration/test_asyncssh_backend.py`` fails
+loudly if these tables move.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BadInput
 from ..jobs import Target
-from ..ssh.config import USER_CONFIG, ConfigError, ConfigResolver
+from ..ssh.algorithms import ALGORITHM_OPTIONS, AlgorithmError, assemble
 from ..ssh.hostconfig import HostConfig
 from ..ssh.jump import JumpHop
+from ..ssh.targets import TargetConfigs, connect_timeout, environment
 
 __all__ = ["Conf", "Confs", "algorithms", "connect_kwargs", "hop_target", "recorded_host_key_algs"]
 
@@ -35,63 +37,72 @@ _FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF
 _KEY_ALGS = {"ssh-rsa": "rsa-sha2-256,rsa-sha2-512,ssh-rsa"}
 
 
-def algorithms(kind: str) -> list[bytes]:
-    """asyncssh's supported algorithm names of *kind*: ``kex``, ``enc``, ``mac`` or ``key``."""
+#: HostConfig algorithm field -> (asyncssh.connect argument, kind for :func:`algorithms`)
+_ALG_ARGS = {"ciphers": ("encryption_algs", "enc"), "kex_algorithms": ("kex_algs", "kex"),
+             "macs": ("mac_algs", "mac"), "host_key_algorithms": ("server_host_key_algs", "key")}
+
+
+def algorithms(kind: str, default: bool = False) -> list[bytes]:
+    """asyncssh's algorithm names of *kind* (``kex``, ``enc``, ``mac`` or ``key``): all it
+    supports, or with *default* those it offers when not told otherwise."""
     if kind == "kex":
-        from asyncssh.kex import get_kex_algs
-        return get_kex_algs()
+        from asyncssh.kex import get_default_kex_algs, get_kex_algs
+        return [a for a in get_default_kex_algs() if not a.startswith(b"gss-")] if default else get_kex_algs()
     if kind == "enc":
-        from asyncssh.encryption import get_encryption_algs
-        return get_encryption_algs()
+        from asyncssh.encryption import get_default_encryption_algs, get_encryption_algs
+        return get_default_encryption_algs() if default else get_encryption_algs()
     if kind == "mac":
-        from asyncssh.mac import get_mac_algs
-        return get_mac_algs()
+        from asyncssh.mac import get_default_mac_algs, get_mac_algs
+        return get_default_mac_algs() if default else get_mac_algs()
     if kind == "key":
-        from asyncssh.public_key import get_certificate_algs, get_public_key_algs
+        from asyncssh.public_key import (
+            get_certificate_algs,
+            get_default_certificate_algs,
+            get_default_public_key_algs,
+            get_public_key_algs,
+        )
+        if default:
+            return get_default_certificate_algs() + get_default_public_key_algs()
         return get_certificate_algs() + get_public_key_algs()
     raise ValueError(f"algorithm kind {kind!r}: expected kex, enc, mac or key")
 
 
-def _fast_ciphers() -> list[str]:
-    """asyncssh's ciphers with AES-GCM first: chacha20-poly1305 (asyncssh's first) costs several
-    calls into ``cryptography`` per packet, AES-GCM one.  Every default cipher stays offered."""
-    algs = [a.decode() for a in algorithms("enc")]
-    first = [a for a in ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") if a in algs]
-    return first + [a for a in algs if a not in first]
+@functools.cache
+def _names(kind: str, default: bool = False) -> tuple[str, ...]:
+    names = tuple(a.decode() for a in algorithms(kind, default))
+    if kind == "enc" and default:  # AES-GCM first: chacha20-poly1305 (asyncssh's first) costs
+        first = tuple(a for a in ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") if a in names)
+        names = first + tuple(a for a in names if a not in first)  # several cryptography calls per packet
+    return names
 
 
-def _lenient(value: str | None, possible: Callable[[], list[bytes]]) -> str | None:
-    """*value* (an OpenSSH algorithm list, maybe ``+``/``-``/``^`` prefixed) without the names asyncssh lacks."""
-    if not value:
-        return None
-    prefix = value[0] if value[0] in "+-^" else ""
-    names = [n for n in value[len(prefix):].split(",") if n]
-    try:
-        known = {a.decode() for a in possible()}
-    except Exception:  # pragma: no cover - the tables moved (the backend test says so): pass through
-        return value
-    kept = [n for n in names if n in known or any(c in n for c in "*?!")]
-    return prefix + ",".join(kept) if kept else None
+def _lenient(value: str, kind: str) -> str | None:
+    """*value* (names, comma separated) without the names asyncssh lacks (None if nothing is left)."""
+    known = set(_names(kind))
+    kept = [n for n in value.split(",") if n in known]
+    return ",".join(kept) if kept else None
 
 
 def connect_kwargs(hc: HostConfig) -> dict[str, Any]:
     """The ``asyncssh.connect`` arguments *hc* decides (not keys, host keys, tunnel or timeout).
 
-    GSSAPI and X.509 are always off; ciphers default to :func:`_fast_ciphers`.
+    GSSAPI and X.509 are always off; ciphers default to asyncssh's with AES-GCM
+    first.  ``AlgorithmError`` for an algorithm option that leaves nothing asyncssh has.
     """
+    prompts = hc.number_of_password_prompts > 0
     kwargs: dict[str, Any] = {
         "gss_kex": False, "gss_auth": False, "x509_trusted_certs": None, "x509_trusted_cert_paths": [],
         "compression_algs": "zlib@openssh.com,zlib,none" if hc.compression else "none",
-        "password_auth": hc.password_authentication, "public_key_auth": hc.pubkey_authentication,
-        "kbdint_auth": hc.kbd_interactive_authentication, "family": _FAMILIES[hc.address_family],
+        "password_auth": hc.password_authentication and prompts, "public_key_auth": hc.pubkey_authentication,
+        "kbdint_auth": hc.kbd_interactive_authentication and prompts, "family": _FAMILIES[hc.address_family],
         "tcp_keepalive": hc.tcp_keep_alive,
     }
-    for value, arg, kind in ((hc.kex_algorithms, "kex_algs", "kex"), (hc.ciphers, "encryption_algs", "enc"),
-                             (hc.macs, "mac_algs", "mac"), (hc.host_key_algorithms, "server_host_key_algs", "key")):
-        algs = _lenient(value, functools.partial(algorithms, kind))
-        if algs:
-            kwargs[arg] = algs
-    kwargs.setdefault("encryption_algs", _fast_ciphers())
+    for option, name in ALGORITHM_OPTIONS.items():
+        arg, kind = _ALG_ARGS[name]
+        algs = assemble(option, getattr(hc, name), _names(kind, default=True), _names(kind), "asyncssh")
+        if algs is not None:
+            kwargs[arg] = list(algs)
+    kwargs.setdefault("encryption_algs", list(_names("enc", default=True)))
     if hc.server_alive_interval:
         kwargs["keepalive_interval"] = hc.server_alive_interval
         kwargs["keepalive_count_max"] = hc.server_alive_count_max
@@ -108,7 +119,7 @@ def recorded_host_key_algs(key_types: Iterable[str]) -> str | None:
     """The host key algorithms to offer for the key types known_hosts records (None: asyncssh's
     defaults): only those, so a server with several keys shows the recorded one (as asyncssh
     does with its own known_hosts, and OpenSSH's ``order_hostkeyalgs`` puts them first)."""
-    return _lenient(",".join(_KEY_ALGS.get(t, t) for t in key_types), lambda: algorithms("key"))
+    return _lenient(",".join(_KEY_ALGS.get(t, t) for t in key_types), "key")
 
 
 @dataclass(frozen=True)
@@ -126,10 +137,10 @@ class Conf:
 
 
 class Confs:
-    """One shared resolver per ssh config file; each target (connection and env) resolved once."""
+    """Targets through the shared resolver (one per ssh config file); each target (connection and env) once."""
 
     def __init__(self) -> None:
-        self._resolvers: dict[str | None, ConfigResolver] = {}
+        self._shared = TargetConfigs()
         self._confs: dict[tuple[Target, tuple[tuple[str, str], ...]], Conf] = {}
 
     def get(self, target: Target) -> Conf:
@@ -137,37 +148,23 @@ class Confs:
         key = (target.connection, target.env)
         conf = self._confs.get(key)
         if conf is None:
-            try:
-                conf = self._confs[key] = self._build(target)
-            except ConfigError as e:
-                raise BadInput(str(e), host=target.key) from None
+            conf = self._confs[key] = self._build(target)
         return conf
 
     def _build(self, target: Target) -> Conf:
-        path = target.ssh_config
-        resolver = self._resolvers.get(path)
-        if resolver is None:
-            try:
-                resolver = self._resolvers[path] = ConfigResolver(path if path is not None else USER_CONFIG)
-            except ConfigError as e:
-                raise BadInput(f"ssh_config: {e}", host=target.key) from None
-        options: list[tuple[str, str]] = list(target.ssh_options)
-        if target.known_hosts is not None and target.host_key_policy != "off":
-            options.append(("UserKnownHostsFile", target.known_hosts))  # after ssh_options, as on ssh's argv
-        hc = resolver.resolve(target.host, user=target.user, port=target.port,
-                              identity_files=[target.ssh_key] if target.ssh_key else [],
-                              ssh_options=options, host_key_policy=target.host_key_policy)
+        hc = self._shared.resolve(target)
+        try:
+            kwargs = connect_kwargs(hc)
+        except AlgorithmError as e:
+            raise BadInput(str(e), host=target.key) from None
         user_files = [p for p in hc.user_known_hosts_files if p != "/dev/null"]
-        env = hc.environment()
-        env.update(dict(target.env))
         return Conf(
             target=target, hc=hc,
             known_files=tuple(user_files + [p for p in hc.global_known_hosts_files if p != "/dev/null"]),
             record_file=user_files[0] if user_files else None,
             agent_path=None if hc.identities_only else hc.agent_socket(),
-            # as the openssh backend: ssh_options and the ssh config win over connect_timeout=
-            timeout=float(hc.connect_timeout) if hc.connect_timeout else target.connect_timeout,
-            env=tuple(env.items()), kwargs=connect_kwargs(hc))
+            timeout=connect_timeout(hc, target),
+            env=tuple(environment(hc, target).items()), kwargs=kwargs)
 
 
 def hop_target(hop: JumpHop, target: Target) -> Target:

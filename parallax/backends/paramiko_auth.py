@@ -1,5 +1,6 @@
-"""Authentication on a paramiko transport as OpenSSH does it: identity files, the agent, the
-default identities, then the password; and the identities, each read at most once per backend."""
+"""Authentication on a paramiko transport as OpenSSH does it: the methods in PreferredAuthentications
+order (default: identity files, the agent, the default identities, then the password); and the
+identities, each read at most once per backend."""
 
 from __future__ import annotations
 
@@ -66,12 +67,15 @@ _ENCRYPTED = "encrypted"
 
 
 def authenticate(conn: Conn, keys: KeyStore, home: str) -> None:
-    """Keys (explicit, agent, default files), then the password, like OpenSSH."""
+    """The methods of ``hc.auth_methods`` in their order (PreferredAuthentications, else keys
+    then the password), like OpenSSH: keys are the identity files, the agent, then the
+    default files; the one password is offered by password, else keyboard-interactive."""
     t, hc, target = conn.transport, conn.hc, conn.target
     user = hc.user
     notes: list[str] = []
     allowed: list[str] | None = None
     offered = 0
+    password_tried = False  # one secret: offered by one method at most
 
     def offer(key: paramiko.PKey) -> bool:
         nonlocal allowed, offered
@@ -89,12 +93,12 @@ def authenticate(conn: Conn, keys: KeyStore, home: str) -> None:
         conn.auth = "publickey"
         return t.is_authenticated()
 
-    def publickey_allowed() -> bool:
-        return t.is_active() and (allowed is None or "publickey" in allowed)
+    def may(method: str) -> bool:
+        return t.is_active() and (allowed is None or method in allowed)
 
     def offer_files(paths: Iterable[str]) -> bool:
         for path in paths:
-            if not publickey_allowed():
+            if not may("publickey"):
                 return False
             key, why = keys.get(path, target.key_passphrase)  # unlocks keys only
             if key is None:
@@ -103,10 +107,10 @@ def authenticate(conn: Conn, keys: KeyStore, home: str) -> None:
                 return True
         return False
 
-    if hc.pubkey:
+    def publickey() -> bool:
         if offer_files(hc.identity_files):
-            return
-        if hc.use_agent and publickey_allowed():
+            return True
+        if hc.use_agent and may("publickey"):
             try:
                 agent = paramiko.Agent()
             except Exception as e:  # a stale SSH_AUTH_SOCK must not stop other methods
@@ -114,33 +118,40 @@ def authenticate(conn: Conn, keys: KeyStore, home: str) -> None:
                 agent = None
             try:
                 for key in agent.get_keys() if agent is not None else ():
-                    if not publickey_allowed():
+                    if not may("publickey"):
                         break
                     if offer(key):
-                        return
+                        return True
             finally:
                 if agent is not None:
                     agent.close()
         if hc.default_identities:  # OpenSSH's defaults, those that exist
             defaults = (os.path.join(home, ".ssh", name) for name in DEFAULT_IDENTITIES)
             if offer_files(p for p in defaults if os.path.isfile(p)):
-                return
-    if target.password is not None and hc.password_auth and conn.password_ok and t.is_active():
+                return True
+        return False
+
+    def password(method: str) -> bool:
+        nonlocal allowed, password_tried
+        secret = target.password
+        if secret is None or password_tried or not conn.password_ok or not may(method):
+            return False
         try:
-            t.auth_password(user, target.password)
-            conn.auth = "password"
-        except paramiko.BadAuthenticationType as e:
+            if method == "password":
+                t.auth_password(user, secret)
+            else:
+                t.auth_interactive(user, lambda title, instr, prompts: [secret] * len(prompts))
+            conn.auth = method
+        except paramiko.BadAuthenticationType as e:  # the server does not take this method
             allowed = list(e.allowed_types)
-            if "keyboard-interactive" in allowed:
-                try:
-                    secret = target.password
-                    t.auth_interactive(user, lambda title, instr, prompts: [secret] * len(prompts))
-                    conn.auth = "keyboard-interactive"
-                except paramiko.AuthenticationException:
-                    pass
+            return False
         except paramiko.AuthenticationException:
             pass
-        if t.is_authenticated():
+        password_tried = True
+        return t.is_authenticated()
+
+    for method in hc.auth_methods:
+        if publickey() if method == "publickey" else password(method):
             return
     if not t.is_active():
         notes.append("the server closed the connection (too many authentication failures?)")

@@ -9,27 +9,32 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import logging
 import socket
 import threading
+from typing import TYPE_CHECKING
 
 import paramiko
 
 from ..jobs import Target
-from .sshconfig import HostConfig
+
+if TYPE_CHECKING:
+    from .sshconfig import HostConfig
 
 __all__ = [
     "MAX_JUMPS",
     "SETTLE_TIMEOUT",
     "Conn",
     "alive",
+    "apply_algorithms",
     "close_transport",
     "fingerprint",
     "join_all",
     "jump_depth",
-    "prefer_gcm",
     "prefer_key_types",
+    "security_defaults",
 ]
 
 log = logging.getLogger("parallax.paramiko")
@@ -92,16 +97,41 @@ def fingerprint(blob: bytes) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
-def prefer_gcm(t: paramiko.Transport) -> None:
-    """Offer AES-GCM first: one AEAD call per packet instead of AES-CTR plus an HMAC.
+_GCM = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
-    Every cipher paramiko knows stays offered, so no server is refused.
+
+def _gcm_first(ciphers: tuple[str, ...]) -> tuple[str, ...]:
+    first = tuple(c for c in _GCM if c in ciphers)
+    return first + tuple(c for c in ciphers if c not in first)
+
+
+@functools.cache
+def security_defaults() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """``(offered by default, supported)`` per attribute of ``Transport.get_security_options()``
+    (``ciphers``, ``kex``, ``digests``, ``key_types``), read once from a transport that never starts.
+
+    The default ciphers put AES-GCM first: one AEAD call per packet instead of
+    AES-CTR plus an HMAC; every cipher paramiko offers stays offered.
     """
+    a, b = socket.socketpair()
+    try:
+        opts = paramiko.Transport(a).get_security_options()
+        found = {attr: tuple(getattr(opts, attr)) for attr in ("ciphers", "kex", "digests", "key_types")}
+    finally:
+        a.close()
+        b.close()
+    return {attr: (_gcm_first(names) if attr == "ciphers" else names, names) for attr, names in found.items()}
+
+
+def apply_algorithms(t: paramiko.Transport, hc: HostConfig) -> None:
+    """Offer what *hc*'s Ciphers/KexAlgorithms/MACs/HostKeyAlgorithms chose, else paramiko's
+    defaults with AES-GCM first (:func:`security_defaults`)."""
     opts = t.get_security_options()
-    available = list(opts.ciphers)
-    first = [c for c in ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") if c in available]
-    if first:
-        opts.ciphers = first + [c for c in available if c not in first]
+    chosen = dict(hc.algorithms)
+    if "ciphers" not in chosen:
+        chosen["ciphers"] = security_defaults()["ciphers"][0]
+    for attr, names in chosen.items():
+        setattr(opts, attr, names)
 
 
 def prefer_key_types(t: paramiko.Transport, known_types: list[str]) -> None:

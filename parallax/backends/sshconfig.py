@@ -14,24 +14,22 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+import socket
 from dataclasses import dataclass, field
 
 from ..account import local_account
 from ..errors import BadInput
 from ..jobs import Target
 from ..ssh import config as sshconf
+from ..ssh.algorithms import ALGORITHM_OPTIONS, AlgorithmError, assemble
 from ..ssh.jump import format_jump, parse_jump
+from ..ssh.keywords import IN_PROCESS_OPTIONS
 from ..ssh.policy import HostKeyPolicy
+from ..ssh.targets import TargetConfigs, connect_timeout, environment
+from .paramiko_transport import security_defaults
 
-#: Lower-case ssh option names the paramiko backend honours in ``target.ssh_options``.
-SUPPORTED_OPTIONS = frozenset({
-    "batchmode", "compression", "connecttimeout", "globalknownhostsfile", "hostkeyalias", "hostname",
-    "identitiesonly", "identityagent", "identityfile", "loglevel", "numberofpasswordprompts",
-    "passwordauthentication", "port", "proxyjump", "pubkeyauthentication", "sendenv",
-    "serveraliveinterval", "serveralivecountmax", "setenv", "stricthostkeychecking", "user",
-    "userknownhostsfile", "kbdinteractiveauthentication", "tcpkeepalive",
-})
+#: Lower-case ssh option names the paramiko backend honours in ``target.ssh_options``: the shared set.
+SUPPORTED_OPTIONS = IN_PROCESS_OPTIONS
 
 #: OpenSSH's default identity files (``~/.ssh/<name>``), tried when none is configured.
 DEFAULT_IDENTITIES = tuple(os.path.basename(p) for p in sshconf.DEFAULT_IDENTITY_FILES)
@@ -43,6 +41,13 @@ _LOG_LEVELS = {
 }
 _POLICY_NAMES = {HostKeyPolicy.STRICT: "strict", HostKeyPolicy.ACCEPT_NEW: "accept-new",
                  HostKeyPolicy.NO: "no", HostKeyPolicy.OFF: "off"}
+_FAMILIES = {"any": 0, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
+#: HostConfig algorithm field -> the attribute of paramiko's ``Transport.get_security_options()``.
+_SECURITY_ATTRS = {"ciphers": "ciphers", "kex_algorithms": "kex", "macs": "digests",
+                   "host_key_algorithms": "key_types"}
+#: The methods paramiko tries when PreferredAuthentications is unset (the password before
+#: keyboard-interactive: both offer the one password given).
+_AUTH_ORDER = ("publickey", "password", "keyboard-interactive")
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,7 @@ class HostConfig:
     identity_files: tuple[str, ...]
     default_identities: bool
     use_agent: bool
-    pubkey: bool
-    password_auth: bool
+    auth_methods: tuple[str, ...]  # to try, in order: publickey, password, keyboard-interactive
     known_hosts: tuple[str, ...]  # the first one receives accept-new additions
     global_known_hosts: tuple[str, ...]
     host_key_name: str  # known_hosts lookup name: HostKeyAlias, host or [host]:port
@@ -66,29 +70,55 @@ class HostConfig:
     compression: bool
     keepalive: int
     log_level: int | None
+    family: int = 0  # AddressFamily: socket.AF_INET, AF_INET6 or 0 (any)
+    # (security-options attribute, names) for each algorithm option set: ciphers, kex, digests, key_types
+    algorithms: tuple[tuple[str, tuple[str, ...]], ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pubkey(self) -> bool:
+        """Whether public keys are offered at all."""
+        return "publickey" in self.auth_methods
+
+
+def auth_methods(hc: sshconf.HostConfig) -> tuple[str, ...]:
+    """The methods to try, in order: PreferredAuthentications (methods paramiko lacks left out),
+    else publickey, password, keyboard-interactive; each only if enabled (a password method
+    only with NumberOfPasswordPrompts above 0)."""
+    enabled = {
+        "publickey": hc.pubkey_authentication,
+        "password": hc.password_authentication and hc.number_of_password_prompts > 0,
+        "keyboard-interactive": hc.kbd_interactive_authentication and hc.number_of_password_prompts > 0,
+    }
+    order = hc.preferred_authentications if hc.preferred_authentications is not None else _AUTH_ORDER
+    return tuple(dict.fromkeys(m for m in order if enabled.get(m)))
+
+
+def algorithms(hc: sshconf.HostConfig) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The security options to set for *hc*'s Ciphers/KexAlgorithms/MACs/HostKeyAlgorithms
+    (``AlgorithmError`` naming the option when one leaves nothing paramiko has)."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    defaults = None
+    for option, name in ALGORITHM_OPTIONS.items():
+        spec = getattr(hc, name)
+        if not spec:
+            continue
+        defaults = defaults or security_defaults()
+        attr = _SECURITY_ATTRS[name]
+        default, supported = defaults[attr]
+        names = assemble(option, spec, default, supported, "paramiko")
+        if names is not None:
+            out.append((attr, names))
+    return tuple(out)
 
 
 class ConfigCache:
-    """One shared resolver per ssh config file; targets resolved once each."""
+    """Targets through the shared resolver (one per config file), each resolved once for paramiko."""
 
     def __init__(self) -> None:
-        self._resolvers: dict[str | None, sshconf.ConfigResolver] = {}
+        self._shared = TargetConfigs()
         self._resolved: dict[Target, HostConfig] = {}
-        self._lock = threading.Lock()
         self.local_user, self.home = local_account()
-
-    def _resolver(self, target: Target) -> sshconf.ConfigResolver:
-        path = target.ssh_config
-        with self._lock:
-            found = self._resolvers.get(path)
-            if found is None:
-                try:
-                    found = sshconf.ConfigResolver(path if path is not None else sshconf.USER_CONFIG)
-                except sshconf.ConfigError as e:
-                    raise BadInput(f"ssh_config: {e}", host=target.key) from None
-                self._resolvers[path] = found
-            return found
 
     def check(self, target: Target) -> None:
         """Validate *target*'s options and config before anything runs (``BadInput`` naming the culprit)."""
@@ -98,37 +128,22 @@ class ConfigCache:
         """The :class:`HostConfig` of *target* (cached)."""
         found = self._resolved.get(target)
         if found is None:
-            try:
-                found = self._resolve(target)
-            except sshconf.ConfigError as e:
-                raise BadInput(str(e), host=target.key) from None
-            self._resolved[target] = found
+            found = self._resolved[target] = self._resolve(target)
         return found
-
-    def _shared(self, target: Target) -> sshconf.HostConfig:
-        """*target* through the shared resolver (``ConfigError`` for a bad config)."""
-        options: list[tuple[str, str]] = list(target.ssh_options)
-        if target.known_hosts is not None and target.host_key_policy != "off":
-            options.append(("UserKnownHostsFile", target.known_hosts))  # after ssh_options, as on ssh's argv
-        return self._resolver(target).resolve(
-            target.host, user=target.user, port=target.port,
-            identity_files=[target.ssh_key] if target.ssh_key else [],
-            ssh_options=options, host_key_policy=target.host_key_policy)
 
     def check_jumps(self, target: Target) -> None:
         """Refuse a ProxyJump chain that loops (or runs past 16 hops), naming it (``BadInput``)."""
-        try:
-            self._resolver(target).jump_chain(self._shared(target))
-        except sshconf.ConfigError as e:
-            raise BadInput(str(e), host=target.key) from None
+        self._shared.check_jumps(target)
 
     def _resolve(self, target: Target) -> HostConfig:
-        hc = self._shared(target)
+        hc = self._shared.resolve(target)
         if hc.proxy_command:
             raise BadInput(f"ssh config for {target.host}: ProxyCommand is not supported by the paramiko backend "
                            "(use ProxyJump, or backend='openssh')", host=target.key)
-        env = hc.environment()
-        env.update(dict(target.env))
+        try:
+            algs = algorithms(hc)
+        except AlgorithmError as e:
+            raise BadInput(str(e), host=target.key) from None
         agent = hc.agent_socket()
         return HostConfig(
             hostname=hc.hostname,
@@ -137,20 +152,19 @@ class ConfigCache:
             identity_files=() if hc.default_identities else hc.identity_files,
             default_identities=hc.default_identities,
             use_agent=agent is not None and not hc.identities_only and agent == os.environ.get("SSH_AUTH_SOCK"),
-            pubkey=hc.pubkey_authentication,
-            password_auth=(hc.password_authentication or hc.kbd_interactive_authentication)
-            and hc.number_of_password_prompts > 0,
+            auth_methods=auth_methods(hc),
             known_hosts=hc.user_known_hosts_files,
             global_known_hosts=hc.global_known_hosts_files,
             host_key_name=hc.host_key_name,
             policy=_POLICY_NAMES[hc.host_key_policy],
-            # as the openssh backend: ssh_options and the ssh config win over connect_timeout=
-            connect_timeout=float(hc.connect_timeout) if hc.connect_timeout else target.connect_timeout,
+            connect_timeout=connect_timeout(hc, target),
             proxy_jump=format_jump(hc.proxy_jump) if hc.proxy_jump else None,
             compression=hc.compression,
             keepalive=hc.server_alive_interval,
             log_level=_LOG_LEVELS.get(hc.log_level.upper()) if hc.log_level else None,
-            env=env,
+            family=_FAMILIES[hc.address_family],
+            algorithms=algs,
+            env=environment(hc, target),
         )
 
     def jump_target(self, target: Target, hc: HostConfig) -> Target:
@@ -194,4 +208,4 @@ def logger_for(level: int | None) -> str:
     return name
 
 
-__all__ = ["SUPPORTED_OPTIONS", "ConfigCache", "HostConfig", "logger_for"]
+__all__ = ["SUPPORTED_OPTIONS", "ConfigCache", "HostConfig", "algorithms", "auth_methods", "logger_for"]

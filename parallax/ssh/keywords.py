@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ACCUMULATING", "CHOICES", "KEYWORDS", "Kind"]
+__all__ = ["ACCUMULATING", "CHOICES", "IN_PROCESS_OPTIONS", "KEYWORDS", "Kind"]
 
 
 class Kind(enum.Enum):
@@ -98,3 +98,16 @@ CHOICES: dict[str, dict[str, str]] = {
 
 #: Keywords whose values add up instead of the first one winning.
 ACCUMULATING = frozenset({"identityfile", "certificatefile", "sendenv"})
+
+#: The ssh options (lower case) every in-process backend (paramiko, asyncssh) honours in ``ssh_options``:
+#: one set, so that a call accepted by one is accepted by the other.  Each maps to a
+#: :class:`~parallax.ssh.hostconfig.HostConfig` field the backends apply; ``BatchMode`` is accepted
+#: because they never prompt, ``LogLevel`` sets the library's log threshold.
+IN_PROCESS_OPTIONS = frozenset({
+    "addressfamily", "batchmode", "ciphers", "compression", "connecttimeout", "globalknownhostsfile",
+    "hostkeyalgorithms", "hostkeyalias", "hostname", "identitiesonly", "identityagent", "identityfile",
+    "kbdinteractiveauthentication", "kexalgorithms", "loglevel", "macs", "numberofpasswordprompts",
+    "passwordauthentication", "port", "preferredauthentications", "proxyjump", "pubkeyauthentication",
+    "sendenv", "serveralivecountmax", "serveraliveinterval", "setenv", "stricthostkeychecking",
+    "tcpkeepalive", "user", "userknownhostsfile",
+})

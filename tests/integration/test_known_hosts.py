@@ -16,7 +16,7 @@ import struct
 import threading
 
 import parallax
-from parallax.backends.hostkeys import record_host_key
+from parallax.ssh.known_hosts_cache import pin_host_key
 from helpers import lab_opts
 
 def _blob(n: int) -> str:
@@ -30,7 +30,7 @@ KEYS = [(f"[10.0.0.{n}]:22", "ssh-ed25519", _blob(n)) for n in range(40)]
 
 
 def _record_all(path: str) -> None:
-    threads = [threading.Thread(target=record_host_key, args=(path, *entry)) for entry in KEYS * 3]
+    threads = [threading.Thread(target=pin_host_key, args=(path, *entry)) for entry in KEYS * 3]
     for t in threads:
         t.start()
     for t in threads:
@@ -59,8 +59,8 @@ def test_recorder_keeps_a_file_without_final_newline_intact(tmp_path):
     path = tmp_path / "known_hosts"
     old, new = _blob(1), _blob(2)
     path.write_text(f"old ssh-ed25519 {old}")
-    assert record_host_key(str(path), "new", "ssh-ed25519", new)
-    assert not record_host_key(str(path), "new", "ssh-ed25519", new)
+    assert pin_host_key(str(path), "new", "ssh-ed25519", new)
+    assert not pin_host_key(str(path), "new", "ssh-ed25519", new)
     assert path.read_text() == f"old ssh-ed25519 {old}\nnew ssh-ed25519 {new}\n"
 
 

@@ -1,10 +1,12 @@
-"""Recording host keys under ``accept-new``: one place for every backend.
+"""known_hosts files as the in-process backends use them: parsed once per change, and pinned under accept-new.
 
 A key accepted under ``accept-new`` is only pinned if it reaches the
 known_hosts file; a policy that silently records nothing would accept a
 changed key on the next call.  So the file's directory is created (0700)
 and the file itself (0600) before anything connects, and a file that cannot
-be written is an error naming the path, never a quiet warning.
+be written is an error naming the path, never a quiet warning.  The openssh
+backend uses the same preparation (:func:`prepare_openssh_record_file`):
+``ssh`` cannot create a missing directory itself.
 
 Appends go through :func:`parallax.ssh.hostkeys.record_host_key`: a lock
 per file inside this process and ``flock`` across processes, one ``write``
@@ -20,8 +22,10 @@ import threading
 
 from ..errors import BadInput
 from ..jobs import Target
-from ..ssh.hostkeys import HostKey, KnownHosts
-from ..ssh.hostkeys import record_host_key as shared_record
+from .hostkeys import HostKey, KnownHosts, record_host_key
+
+__all__ = ["KnownHostsCache", "pin_host_key", "prepare_openssh_record_file", "prepare_record_file",
+           "unrecordable"]
 
 _PREPARED: set[str] = set()
 
@@ -55,9 +59,9 @@ def _make_dirs(directory: str) -> None:
             raise
 
 
-def record_host_key(path: str, name: str, keytype: str, blob: str) -> bool:
-    """Append ``name keytype blob`` to *path* unless that entry is already there (the
-    appending itself is :func:`parallax.ssh.hostkeys.record_host_key`, shared by every backend).
+def pin_host_key(path: str, name: str, keytype: str, blob: str) -> bool:
+    """Pin a key accepted under accept-new: create *path* (:func:`prepare_record_file`) and append
+    ``name keytype blob`` unless that entry is already there (:func:`parallax.ssh.hostkeys.record_host_key`).
 
     Returns whether a line was written.  Safe against concurrent callers in
     this process and in others (``flock``).  Raises ``OSError`` when the file
@@ -68,7 +72,7 @@ def record_host_key(path: str, name: str, keytype: str, blob: str) -> bool:
         key = HostKey.from_parts(keytype, blob)
     except ValueError as e:
         raise OSError(f"{path}: cannot record a malformed {keytype} key: {e}") from None
-    return shared_record(path, name, key)
+    return record_host_key(path, name, key)
 
 
 def unrecordable(path: str, target: Target, e: OSError) -> BadInput:
@@ -122,7 +126,3 @@ class KnownHostsCache:
             if found is None or found[0] != stamp:
                 found = self._cache[paths] = (stamp, KnownHosts.load(paths))
             return found[1]
-
-
-__all__ = ["KnownHostsCache", "prepare_openssh_record_file", "prepare_record_file", "record_host_key",
-           "unrecordable"]
