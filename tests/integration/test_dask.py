@@ -1,6 +1,6 @@
 """A call sharded across a Dask cluster (``cluster=``) against the lab's real sshd.
 
-One ``LocalCluster`` of two worker processes serves the whole module.  The
+One ``LocalCluster`` of three worker processes serves the whole module.  The
 same calls made locally and through the cluster give identical results; the
 server side shows that ``limit`` holds across workers; a worker killed with
 SIGKILL mid-call gives ``WorkerLost`` for the host it had started, and no
@@ -141,12 +141,16 @@ def test_an_error_that_cannot_make_the_round_trip_travels_as_a_plain_error():
     assert type(lost) is parallax.WorkerLost and lost.task is None  # the caller restores its own job
 
 
-# --- against the lab, through a LocalCluster of two worker processes --------------------------------
+# --- against the lab, through a LocalCluster of three worker processes ------------------------------
+
+
+WORKERS = 3
 
 
 @pytest.fixture(scope="module")
 def dask_client():
-    cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
+    # Started once for the module; a cluster that cannot start fails the tests (no skip).
+    cluster = LocalCluster(n_workers=WORKERS, processes=True, threads_per_worker=1, dashboard_address=None)
     client = Client(cluster)
     try:
         yield client
@@ -157,8 +161,8 @@ def dask_client():
 
 @pytest.fixture
 def cluster(dask_client):
-    """The module's client, with both workers up (a test may have killed one)."""
-    dask_client.wait_for_workers(2, timeout=60)
+    """The module's client, with every worker up (a test may have killed one)."""
+    dask_client.wait_for_workers(WORKERS, timeout=60)
     return dask_client
 
 
@@ -332,28 +336,64 @@ def test_a_backend_object_cannot_travel(cluster):
         parallax.run(["a", "b"], "true", backend=MockBackend(MockHosts()), cluster=cluster)
 
 
-def test_limit_holds_across_workers_measured_on_the_server(ssh_lab, cluster):
-    marks = os.path.join(ssh_lab.scratch_dir, f"limit-{uuid.uuid4().hex}")
-    os.makedirs(marks)
-    os.chmod(marks, 0o777)
-    addresses = ssh_lab.addresses
-    hosts = [HostSpec(key=f"n{i:03d}", host=addresses[i % len(addresses)], port=ssh_lab.port) for i in range(200)]
-    cmd = f'f=$(mktemp -p {marks}); date +%s.%N > "$f"; sleep 1; date +%s.%N >> "$f"'
-    res = ok(parallax.run(hosts, cmd, cluster=cluster, limit=40, **lab_opts(ssh_lab, "asyncssh", timeout=120)))
-    assert len(res) == 200
-    spans = []
-    for path in glob.glob(os.path.join(marks, "*")):
-        with open(path) as f:
-            start, end = (float(x) for x in f.read().split())
-        spans.append((start, end))
-    assert len(spans) == 200
+def _peak(spans: list[tuple[float, float]]) -> int:
+    """The most spans open at one instant (an end at the same instant as a start closes first)."""
     edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
     peak = running = 0
     for _, step in edges:
         running += step
         peak = max(peak, running)
-    assert peak <= 40, f"{peak} hosts ran at once with limit=40"
-    assert peak > 20, f"only {peak} at once: the two shards (limit 20 each) did not run side by side"
+    return peak
+
+
+def test_limit_holds_across_workers_measured_on_the_server(ssh_lab, cluster):
+    # 1,000 hosts (distinct result keys over the lab's addresses) through the three workers
+    # with limit=200: shares of 67 + 67 + 66.  Each command stamps its start and end on the
+    # server; the first ones also wait on a FIFO that the test opens once 200 commands have
+    # started, so a correct run reaches exactly 200 at once (all three shards side by side)
+    # and any command the scheduler let in beyond the limit overlaps them and shows.
+    marks = os.path.join(ssh_lab.scratch_dir, f"limit-{uuid.uuid4().hex}")
+    gate = marks + ".gate"
+    os.makedirs(marks)
+    os.chmod(marks, 0o777)
+    os.mkfifo(gate, 0o666)
+    os.chmod(gate, 0o666)
+    addresses = ssh_lab.addresses
+    count, limit = 1000, 200
+    hosts = [HostSpec(key=f"n{i:04d}", host=addresses[i % len(addresses)], port=ssh_lab.port) for i in range(count)]
+    # One file per shell pid, appended to: pids are reused in a run of 1,000 (pid_max may be 32768).
+    cmd = f'f={marks}/$$; date +%s.%N >> "$f"; : < {gate}; sleep 0.5; date +%s.%N >> "$f"'
+    done = threading.Event()
+    opened: list[int] = []
+
+    def open_the_gate() -> None:
+        give_up = time.monotonic() + 30
+        while len(os.listdir(marks)) < limit and time.monotonic() < give_up and not done.is_set():
+            time.sleep(0.01)
+        opened.append(len(os.listdir(marks)))
+        fd = os.open(gate, os.O_RDWR)  # never blocks on Linux; the waiting commands' opens return
+        done.wait()
+        os.close(fd)
+
+    gatekeeper = threading.Thread(target=open_the_gate)
+    gatekeeper.start()
+    try:
+        res = ok(parallax.run(hosts, cmd, cluster=cluster, limit=limit, **lab_opts(ssh_lab, "asyncssh", timeout=120)))
+    finally:
+        done.set()
+        gatekeeper.join()
+    assert len(res) == count
+    spans = []
+    for path in glob.glob(os.path.join(marks, "*")):
+        with open(path) as f:
+            stamps = [float(x) for x in f.read().split()]
+        assert len(stamps) % 2 == 0 and stamps == sorted(stamps), (path, stamps)  # one command at a time per pid
+        spans += zip(stamps[::2], stamps[1::2])
+    assert len(spans) == count  # every host's command ran once
+    peak = _peak(spans)
+    assert peak <= limit, f"{peak} hosts ran at once with limit={limit}"
+    assert peak == limit, (f"only {peak} at once ({opened[0]} started when the gate opened): "
+                           f"the {WORKERS} shards (limit {limit // WORKERS} each) did not run side by side")
 
 
 def _sleepers(lab) -> list[int]:
@@ -474,7 +514,7 @@ def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_l
 
 
 def _by_worker(lab):
-    """shard_by putting the lab's hosts on the LocalCluster's two workers (names "0" and "1")."""
+    """shard_by putting the lab's hosts on two of the LocalCluster's workers (names "0" and "1")."""
     group = {h: str(i // 2) for i, h in enumerate(lab.hosts)}
     return group.__getitem__
 
@@ -502,7 +542,7 @@ def test_a_sharded_session_keeps_its_connections_open(ssh_lab, cluster):
         first = ok(s.run("echo $SSH_CONNECTION"))
         connections = ssh_lab.connection_count()
         holders = _holders(cluster)
-        assert sorted(len(keys) for keys in holders.values()) == [1, 1], holders  # one per shard, one per worker
+        assert sorted(len(keys) for keys in holders.values()) == [0, 1, 1], holders  # one per shard, one per worker
         for _ in range(3):
             again = ok(s.run("echo $SSH_CONNECTION"))
             assert _sources(again) == _sources(first)  # each host through the same connection
