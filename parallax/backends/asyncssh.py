@@ -5,7 +5,7 @@ configuration comes from :mod:`parallax.ssh.config` (turned into asyncssh's
 arguments by :mod:`.asyncssh_options`; asyncssh is called with ``config=None``
 and every setting explicit, so ``$HOME/.ssh`` is never read behind the
 caller's back); host keys are judged by :mod:`parallax.ssh.hostkeys` and
-:mod:`parallax.ssh.policy` and recorded by :mod:`parallax.backends.hostkeys`;
+:mod:`parallax.ssh.policy` and recorded by :mod:`parallax.ssh.known_hosts_cache`;
 connections are shared through :class:`parallax.ssh.pool.ConnectionPool`;
 copy and slurp are :mod:`parallax.ssh.transfer` over :mod:`.asyncssh_sftp`;
 asyncssh's exceptions become the shared classes in :mod:`.asyncssh_errors`.
@@ -40,28 +40,22 @@ from ..errors import AuthenticationFailed, BadInput, Error, HostKeyChanged, Host
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from ..ssh.hostkeys import HostKey, KnownHosts, decide, load_revoked_keys
+from ..ssh.known_hosts_cache import KnownHostsCache, unrecordable
+from ..ssh.known_hosts_cache import pin_host_key as record_host_key
+from ..ssh.keywords import IN_PROCESS_OPTIONS
 from ..ssh.policy import HostKeyPolicy
 from ..ssh.pool import ConnectionPool
 from . import asyncssh_errors as errors
 from .asyncssh_options import Conf, Confs, hop_target, recorded_host_key_algs
 from .asyncssh_sftp import CLOSE_GRACE, SFTPFS, close_sftp
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
-from .hostkeys import KnownHostsCache, record_host_key, unrecordable
 
 T = TypeVar("T")
 
 CANCEL_GRACE = 0.2  # seconds a cancelled command waits for its channel's close to be confirmed
 
-#: Lower-case ssh option names this backend honours in ``ssh_options`` (values checked by the shared resolver).
-SUPPORTED_OPTIONS = frozenset({
-    "user", "port", "hostname", "identityfile", "identitiesonly", "identityagent", "stricthostkeychecking",
-    "userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "connecttimeout", "proxyjump",
-    "batchmode",  # accepted: this backend never prompts
-    "loglevel",  # accepted: parallax logs quietly whatever the level (crmsh sets it)
-    "compression", "serveraliveinterval", "serveralivecountmax", "tcpkeepalive", "addressfamily",
-    "passwordauthentication", "pubkeyauthentication", "kbdinteractiveauthentication", "preferredauthentications",
-    "kexalgorithms", "ciphers", "macs", "hostkeyalgorithms", "setenv", "sendenv",
-})
+#: Lower-case ssh option names this backend honours in ``ssh_options``: the set shared with paramiko.
+SUPPORTED_OPTIONS = IN_PROCESS_OPTIONS
 
 #: known_hosts as asyncssh is told it when parallax checks keys: nothing trusted in advance, so every key
 #: reaches ``_Client.validate_host_public_key`` (an empty value would make asyncssh read ~/.ssh/known_hosts).

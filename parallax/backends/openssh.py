@@ -43,9 +43,9 @@ from ..errors import (
 )
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
+from ..ssh.known_hosts_cache import prepare_openssh_record_file
 from .askpass import AskpassServer
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
-from .hostkeys import prepare_openssh_record_file
 from .process import ProcessStream, close_process, run_process, start_process
 from .sockets import tcp_client_address
 

@@ -48,9 +48,10 @@ from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh import transfer
 from ..ssh.pool import ConnectionPool
 from ..ssh.hostkeys import HostCertificateUnsupported, HostKey, HostKeyStatus, KnownHosts, decide
+from ..ssh.known_hosts_cache import KnownHostsCache, unrecordable
+from ..ssh.known_hosts_cache import pin_host_key as record_host_key
 from ..ssh.policy import HostKeyPolicy
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
-from .hostkeys import KnownHostsCache, record_host_key, unrecordable
 from .paramiko_auth import KeyStore, authenticate
 from .paramiko_channel import ChannelReader, ChannelStream, end_channel, feed_stdin
 from .paramiko_errors import map_error, why
@@ -60,11 +61,11 @@ from .paramiko_transport import (
     SETTLE_TIMEOUT,
     Conn,
     alive,
+    apply_algorithms,
     close_transport,
     fingerprint,
     join_all,
     jump_depth,
-    prefer_gcm,
     prefer_key_types,
 )
 from .sshconfig import (
@@ -163,7 +164,7 @@ class ParamikoBackend(Backend):
             sock.close()
             raise map_error(e, target) from None
         self._transports.add(transport)
-        prefer_gcm(transport)
+        apply_algorithms(transport, hc)
         conn = Conn(transport, hc, target, target.connection, jump)
         try:
             await self._blocking(self._handshake, conn, abort=lambda: close_transport(transport))
@@ -177,10 +178,12 @@ class ParamikoBackend(Backend):
     async def _tcp(self, hc: HostConfig, target: Target) -> socket.socket:
         loop = asyncio.get_running_loop()
         try:
-            infos = socket.getaddrinfo(hc.hostname, hc.port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+            infos = socket.getaddrinfo(hc.hostname, hc.port, hc.family, socket.SOCK_STREAM, 0,
+                                       socket.AI_NUMERICHOST)
         except socket.gaierror:
             try:
-                infos = await self._blocking(socket.getaddrinfo, hc.hostname, hc.port, 0, socket.SOCK_STREAM)
+                infos = await self._blocking(socket.getaddrinfo, hc.hostname, hc.port, hc.family,
+                                             socket.SOCK_STREAM)
             except socket.gaierror as e:
                 raise NameResolutionFailed.at(target, why(e)) from None
         last: OSError | None = None
