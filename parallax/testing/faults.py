@@ -14,7 +14,9 @@ and the servers are not kind::
   process that holds every packet for half the round-trip time, drops a share
   of them at random, and drops everything to or from a black-holed range.
   The kernels this was written on have no ``netem`` qdisc and no packet
-  filter, so nothing here needs them.  All traffic stays on this machine
+  filter, so nothing here needs them.  :meth:`FaultLab.start_capture` /
+  :meth:`FaultLab.stop_capture` record every TCP packet's header on the link
+  (the benchmarks count round trips from it).  All traffic stays on this machine
   (addresses in 198.18.0.0/15, the range reserved for benchmarks, inside a
   namespace the lab creates and removes itself, on errors and Ctrl-C too;
   namespaces left by a killed process are removed by the next lab).
@@ -41,21 +43,37 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import weakref
-from typing import Any
-from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
 
 from .processes import command_line
 from .sshd import SSHLab
 
-__all__ = ["FaultLab", "SilentHost", "can_build_link", "frozen", "kill_sessions"]
+__all__ = ["FaultLab", "Packet", "SilentHost", "can_build_link", "frozen", "kill_sessions"]
 
 NETWORK = ipaddress.IPv4Network("198.18.0.0/15")  # RFC 2544: benchmarking, never routed
 SSH_PORT = 2222  # inside the namespace nothing else listens
+#: Host and black-holed addresses together fit in the lab's /24 (.1 .. .252; .254 is this machine's end).
+MAX_ADDRESSES = 252
+#: Packets a TUN device queues for the forwarder; the kernel's default (500) drops bursts of bulk TCP.
+TXQUEUELEN = "10000"
 _PREFIX = "pxfault-"
 _TUNSETIFF = 0x400454CA
 _IFF_TUN, _IFF_NO_PI = 0x0001, 0x1000
+
+
+class Packet(NamedTuple):
+    """One TCP packet seen on the link by :meth:`FaultLab.stop_capture`."""
+
+    time: float  # time.monotonic() when it entered the link, before its delay
+    to_lab: bool  # from this machine into the namespace (client to server)
+    address: str  # the lab host's address
+    client_port: int  # the port of this machine's end: (address, client_port) is one connection
+    flags: int  # TCP flags (SYN 0x02, FIN 0x01, RST 0x04, ACK 0x10)
+    payload: int  # TCP payload bytes
 
 
 def can_build_link() -> tuple[bool, str]:
@@ -124,7 +142,13 @@ def _cleanup(state: _LabState) -> None:
 class FaultLab:
     """*hosts* sshd hosts in a private network namespace behind a link with round-trip
     time *rtt* (seconds), random loss *loss* (0..1, per packet and direction) and
-    *blackholed* extra addresses that drop every packet.
+    *blackholed* extra addresses that drop every packet (hosts + blackholed <= 252).
+
+    *extra_config* goes into the sshd_config; a function of the host addresses
+    gives it once they are known (e.g. ``Match LocalAddress`` blocks).
+    *offload* lets the link carry TCP segmentation bursts of up to 64 KiB as
+    one packet (as a virtio NIC does; the MTU stays 1500): a tenth of the
+    forwarder's CPU for bulk transfers, but *loss* then drops whole bursts.
 
     The SSHLab attributes a client needs are available directly (``hosts``,
     ``addresses``, ``port``, ``user``, ``client_key``, ``known_hosts``,
@@ -132,16 +156,23 @@ class FaultLab:
     """
 
     def __init__(self, hosts: int = 3, *, rtt: float = 0.0, loss: float = 0.0, blackholed: int = 4,
-                 seed: int | None = None, extra_config: str = "") -> None:
-        if isinstance(hosts, bool) or not isinstance(hosts, int) or not 1 <= hosts <= 120:
-            raise ValueError(f"hosts must be 1..120, not {hosts!r}")
-        if isinstance(blackholed, bool) or not isinstance(blackholed, int) or not 0 <= blackholed <= 120:
-            raise ValueError(f"blackholed must be 0..120, not {blackholed!r}")
+                 seed: int | None = None, extra_config: str | Callable[[list[str]], str] = "",
+                 offload: bool = False) -> None:
+        if isinstance(hosts, bool) or not isinstance(hosts, int) or not 1 <= hosts <= MAX_ADDRESSES:
+            raise ValueError(f"hosts must be 1..{MAX_ADDRESSES}, not {hosts!r}")
+        if (isinstance(blackholed, bool) or not isinstance(blackholed, int)
+                or not 0 <= blackholed <= MAX_ADDRESSES - hosts):
+            raise ValueError(f"blackholed must be 0..{MAX_ADDRESSES - hosts} (hosts + blackholed <= "
+                             f"{MAX_ADDRESSES}), not {blackholed!r}")
+        if not isinstance(extra_config, str) and not callable(extra_config):
+            raise TypeError(f"extra_config must be a str or a function of the addresses, "
+                            f"not {type(extra_config).__name__}")
         self._check_link(rtt, loss)
         self.n_hosts = hosts
         self.rtt, self.loss, self.seed = rtt, loss, seed
         self.extra_config = extra_config
         self.blackholed_count = blackholed
+        self.offload = bool(offload)
         self.addresses: list[str] = []
         self.blackholed_addresses: list[str] = []
         self.namespace = ""
@@ -179,7 +210,8 @@ class FaultLab:
         net = _free_subnet(random.Random())
         hosts = list(net.hosts())
         self.addresses = [str(a) for a in hosts[1:1 + self.n_hosts]]
-        self.blackholed_addresses = [str(a) for a in hosts[128:128 + self.blackholed_count]]
+        first_hole = max(128, 1 + self.n_hosts) if 128 + self.blackholed_count <= MAX_ADDRESSES else 1 + self.n_hosts
+        self.blackholed_addresses = [str(a) for a in hosts[first_hole:first_hole + self.blackholed_count]]
         local = str(hosts[-1])  # this machine's end of the link
         tag = f"{os.getpid() % 100000}{rng.randrange(1000):03d}"[-8:]
         self.namespace = f"{_PREFIX}{os.getpid()}-{tag}"
@@ -188,7 +220,8 @@ class FaultLab:
         self._state.namespace = self.namespace
         fwd = subprocess.Popen(
             [sys.executable, "-m", "parallax.testing._forwarder", outer, inner,
-             json.dumps(self._link_config(self.rtt, self.loss, self.blackholed_addresses, self.seed))],
+             json.dumps({**self._link_config(self.rtt, self.loss, self.blackholed_addresses, self.seed),
+                         "offload": self.offload})],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True, text=True,
         )
         self._state.forwarder = fwd
@@ -196,15 +229,16 @@ class FaultLab:
             raise RuntimeError(f"fault lab: the forwarder did not start (status {fwd.wait()})")
         _ip("link", "set", inner, "netns", self.namespace)
         _ip("addr", "add", f"{local}/32", "dev", outer)
-        _ip("link", "set", outer, "up")
+        _ip("link", "set", outer, "txqueuelen", TXQUEUELEN, "up")
         _ip("route", "add", str(net), "dev", outer, "src", local)
         ns = ["-n", self.namespace]
         _ip(*ns, "link", "set", "lo", "up")
         for addr in self.addresses:
             _ip(*ns, "addr", "add", f"{addr}/32", "dev", inner)
-        _ip(*ns, "link", "set", inner, "up")
+        _ip(*ns, "link", "set", inner, "txqueuelen", TXQUEUELEN, "up")
         _ip(*ns, "route", "add", "default", "dev", inner)
-        self.lab = SSHLab(self.n_hosts, port=SSH_PORT, addresses=self.addresses, extra_config=self.extra_config,
+        extra = self.extra_config if isinstance(self.extra_config, str) else self.extra_config(list(self.addresses))
+        self.lab = SSHLab(self.n_hosts, port=SSH_PORT, addresses=self.addresses, extra_config=extra,
                           command_prefix=["ip", "netns", "exec", self.namespace])
         self._state.lab = self.lab
         self.lab.start()
@@ -234,12 +268,41 @@ class FaultLab:
         loss = self.loss if loss is None else loss
         self._check_link(rtt, loss)
         holes = self.blackholed_addresses if blackhole is None else list(blackhole)
+        self._send(self._link_config(rtt, loss, holes, None))
+        self.rtt, self.loss = rtt, loss
+
+    def start_capture(self) -> None:
+        """Start recording the header of every TCP packet on the link (see :meth:`stop_capture`)."""
+        self._send({"record": True})
+
+    def stop_capture(self) -> list[Packet]:
+        """Stop recording; the TCP packets seen since :meth:`start_capture`, in order, as
+        :data:`Packet` tuples ``(time, to_lab, address, client_port, tcp_flags, payload_bytes)``:
+        *time* is ``time.monotonic()`` when the packet entered the link (before its delay),
+        *to_lab* is True from this machine to the namespace, *address* the lab host's address and
+        *client_port* the port on this machine's end (the two name one TCP connection)."""
+        fwd = self._state.forwarder
+        fd, path = tempfile.mkstemp(prefix="parallax-capture-", suffix=".json")
+        os.close(fd)
+        try:
+            self._send({"dump": path})
+            assert fwd is not None and fwd.stdout is not None
+            while (line := fwd.stdout.readline()) and line.strip() != "dumped":
+                pass
+            if not line:
+                raise RuntimeError("fault lab: the forwarder ended before it wrote its capture")
+            with open(path) as f:
+                rows = json.load(f)
+            return [Packet(float(t), bool(i), str(a), int(p), int(fl), int(n)) for t, i, a, p, fl, n in rows]
+        finally:
+            os.unlink(path)
+
+    def _send(self, message: dict[str, Any]) -> None:
         fwd = self._state.forwarder
         if fwd is None or fwd.stdin is None or fwd.poll() is not None:
             raise RuntimeError("the fault lab is not running")
-        fwd.stdin.write(json.dumps(self._link_config(rtt, loss, holes, None)) + "\n")
+        fwd.stdin.write(json.dumps(message) + "\n")
         fwd.stdin.flush()
-        self.rtt, self.loss = rtt, loss
 
     def forwarder_cpu(self) -> float:
         """CPU seconds (user + system) the forwarder process has used so far."""
