@@ -43,6 +43,13 @@ def _asyncssh(setup: BackendSetup) -> Backend:
     return AsyncSSHBackend(setup)
 
 
+def _libssh2(setup: BackendSetup) -> Backend:
+    _need("ssh2", "libssh2")
+    from .libssh2 import Libssh2Backend
+
+    return Libssh2Backend(setup)
+
+
 def _mock(setup: BackendSetup) -> Backend:
     from .mock import MockBackend
 
@@ -51,4 +58,5 @@ def _mock(setup: BackendSetup) -> Backend:
 
 @hookimpl
 def parallax_backends() -> dict[str, Callable[[BackendSetup], Backend]]:
-    return {"openssh": _openssh, "paramiko": _paramiko, "asyncssh": _asyncssh, "mock": _mock}
+    return {"openssh": _openssh, "paramiko": _paramiko, "asyncssh": _asyncssh, "libssh2": _libssh2,
+            "mock": _mock}

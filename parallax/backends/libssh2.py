@@ -1,0 +1,336 @@
+"""The libssh2 backend: the protocol work in C (libssh2 via ``ssh2-python``), driven by parallax's event loop.
+
+libssh2 runs in non-blocking mode on sockets asyncio owns; each call that
+would block waits with ``loop.add_reader``/``add_writer`` in the directions
+libssh2 reports (:mod:`.libssh2_io`): no thread per host, no busy loop.
+Like the asyncssh backend it is a thin adapter over :mod:`parallax.ssh`:
+the target's configuration from the shared resolver (:mod:`.libssh2_options`),
+host keys judged by :mod:`parallax.ssh.hostkeys` and the one policy table
+(:mod:`.libssh2_conn`), connections shared through
+:class:`parallax.ssh.pool.ConnectionPool`, copy and slurp as
+:mod:`parallax.ssh.transfer` over :mod:`.libssh2_sftp`, and libssh2's
+failures translated once in :mod:`.libssh2_errors`.
+
+What is libssh2-specific:
+
+* Identities are offered as files (libssh2 reads and unlocks them in C);
+  no SSH agent (ssh2-python's agent calls block), so ``IdentityAgent`` is
+  not honoured; an encrypted default identity without a passphrase is skipped.
+* ``ProxyJump`` hops are libssh2 sessions too, bridged by a ``direct-tcpip``
+  channel and a socketpair (:mod:`.libssh2_conn`).
+* Exit status: the remote status; killed by signal N: ``128 + N``.
+* Cancellation sends ``TERM`` (libssh2's signal request), closes the channel and re-raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from ssh2 import exceptions as x
+from ssh2.channel import Channel
+
+from ..errors import BadInput, Error, Timeout, UnsupportedOption
+from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
+from ..ssh import transfer
+from ..ssh.algorithms import AlgorithmError
+from ..ssh.hostkeys import KnownHosts, load_revoked_keys
+from ..ssh.keywords import IN_PROCESS_OPTIONS
+from ..ssh.known_hosts_cache import KnownHostsCache
+from ..ssh.policy import HostKeyPolicy
+from ..ssh.pool import ConnectionPool
+from . import libssh2_errors as errors
+from .asyncssh_options import hop_target
+from .base import Backend, OutputSink, Stream, StreamSink
+from .libssh2_conn import Connection, check_algorithms, open_connection, write_all
+from .libssh2_io import Wire
+from .libssh2_options import Conf, Confs
+from .libssh2_sftp import SFTPFS
+
+T = TypeVar("T")
+
+CANCEL_GRACE = 0.2  # seconds a cancelled command waits for its channel's close to be confirmed
+READ_SIZE = 256 * 1024
+
+#: The shared in-process options, less what libssh2 cannot honour here: the SSH agent (ssh2-python's
+#: agent calls block), ServerAliveCountMax (libssh2 does not count unanswered keepalives),
+#: PreferredAuthentications and NumberOfPasswordPrompts (one fixed order: keys, then the password once).
+SUPPORTED_OPTIONS = IN_PROCESS_OPTIONS - {"identityagent", "serveralivecountmax", "preferredauthentications",
+                                          "numberofpasswordprompts"}
+
+
+def _signal_status(name: bytes | str | None) -> int:
+    text = name.decode() if isinstance(name, bytes) else (name or "")
+    try:
+        return 128 + signal.Signals["SIG" + text.upper().removeprefix("SIG")].value
+    except KeyError:
+        return 255
+
+
+async def _read_until_eof(wire: Wire, chan: Channel, sink: OutputSink) -> None:
+    """Stream the channel's stdout and stderr into *sink* until the remote end's EOF."""
+    fresh = True
+    while True:
+        rc, data = chan.read(READ_SIZE)
+        if rc > 0:
+            sink.stdout(data)
+        rc2, data2 = chan.read_stderr(READ_SIZE)
+        if rc2 > 0:
+            sink.stderr(data2)
+        if rc > 0 or rc2 > 0:
+            fresh = True
+            continue
+        if chan.eof():
+            return
+        await wire.wait(kick=fresh)
+        fresh = False
+
+
+async def _start(wire: Wire, command: str, env: tuple[tuple[str, str], ...]) -> Channel:
+    """A session channel running *command* with *env* (variables the server refuses are dropped, as ssh does)."""
+    chan: Channel = await wire.call(wire.session.open_session)
+    try:
+        for name, value in env:
+            with contextlib.suppress(x.ChannelRequestDenied, x.ChannelFailure):
+                await wire.call(chan.setenv, name, value)
+        await wire.call(chan.execute, command)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            chan.close()
+        raise
+    return chan
+
+
+async def _end(wire: Wire, chan: Channel, term: bool) -> None:
+    """Best effort, briefly: TERM the remote command (if *term*) and close the channel."""
+    async def finish() -> None:
+        if term:
+            with contextlib.suppress(x.SSH2Error):
+                await wire.call(chan.signal, "TERM")
+        await wire.call(chan.close)
+
+    with contextlib.suppress(Exception, asyncio.TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(finish(), CANCEL_GRACE)
+
+
+class _Stream:
+    """A long-lived channel (see :meth:`Libssh2Backend.open_stream`): output to the sink, stdin queued."""
+
+    def __init__(self, wire: Wire, chan: Channel, sink: StreamSink) -> None:
+        self.wire, self.chan, self.sink = wire, chan, sink
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read())
+        self._writer = loop.create_task(self._write())
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _read(self) -> None:
+        exc: BaseException | None = None
+        try:
+            await _read_until_eof(self.wire, self.chan, self.sink)
+        except asyncio.CancelledError:
+            exc = ConnectionResetError("the channel was closed")
+        except (x.SSH2Error, OSError) as e:
+            exc = e
+        self._writer.cancel()
+        self.sink.closed(exc)
+
+    async def _write(self) -> None:
+        with contextlib.suppress(x.SSH2Error, OSError):
+            while (data := await self._queue.get()) is not None:
+                await write_all(self.wire, self.chan, data)
+            await self.wire.call(self.chan.send_eof)
+
+    def _spawn(self, aw: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def write(self, data: bytes) -> None:
+        """Send *data* to the command's stdin (in order, as the window allows)."""
+        if self.wire.closed or self._reader.done():
+            raise ConnectionResetError("the channel is closed")
+        self._queue.put_nowait(data)
+
+    def signal(self, name: str) -> None:
+        """Best effort: deliver signal *name* to the remote command."""
+        async def send() -> None:
+            with contextlib.suppress(x.SSH2Error, OSError):
+                await self.wire.call(self.chan.signal, name.upper().removeprefix("SIG"))
+
+        self._spawn(send())
+
+    def close(self) -> None:
+        """End the channel (the sink's ``closed`` follows)."""
+        async def shut() -> None:
+            await _end(self.wire, self.chan, False)
+            self._reader.cancel()
+
+        self._spawn(shut())
+
+
+class Libssh2Backend(Backend):
+    """libssh2 transport: pooled non-blocking sessions, channels per job, SFTP transfers."""
+
+    name = "libssh2"
+    capabilities = frozenset({"remote-kill", "stream", "check"})
+    supported_options = SUPPORTED_OPTIONS
+
+    def __init__(self, setup: object = None) -> None:
+        self.setup = setup
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            self._connect, lambda c: c.alive, lambda c: c.close())
+        self._confs = Confs()
+        self._known = KnownHostsCache()
+
+    def check_target(self, target: Target) -> None:
+        """Refuse unsupported options and raw ssh arguments, and bad option values, before connecting."""
+        super().check_target(target)
+        if target.ssh_extra:
+            raise UnsupportedOption(
+                f"ssh_extra {list(target.ssh_extra)!r} (raw OpenSSH arguments) is not supported by the "
+                f"{self.name} backend; use ssh_options", host=target.key)
+        hc = self._confs.get(target).hc  # the shared resolver checks the options and the config file
+        try:
+            check_algorithms(hc)
+        except AlgorithmError as e:
+            raise BadInput(f"{target.label}: {e}", host=target.key) from None
+        if hc.proxy_command and not hc.proxy_jump:
+            raise UnsupportedOption(f"ProxyCommand is not supported by the {self.name} backend "
+                                    f"(use ProxyJump, or the openssh backend)", host=target.key)
+
+    def _known_hosts(self, conf: Conf) -> KnownHosts | None:
+        """The known_hosts entries to judge keys by (``None``: policy off), RevokedHostKeys included."""
+        if conf.hc.host_key_policy is HostKeyPolicy.OFF:
+            return None
+        known = self._known.load(conf.known_files)
+        revoked = conf.hc.revoked_host_keys
+        if revoked:
+            try:
+                known = KnownHosts(known.entries, load_revoked_keys(revoked))
+            except (OSError, ValueError) as e:
+                raise BadInput(f"RevokedHostKeys for {conf.target.label} cannot be read: {e}",
+                               host=conf.target.key) from None
+        return known
+
+    async def _open(self, conf: Conf, via: Connection | None) -> Connection:
+        opening = open_connection(conf, self._known_hosts(conf), via)
+        if not conf.timeout:
+            return await opening
+        try:
+            return await asyncio.wait_for(opening, conf.timeout)
+        except asyncio.TimeoutError:
+            raise Timeout.at(conf.target, f"no answer within {conf.timeout:g} s") from None
+
+    async def _connect(self, target: Target) -> Connection:
+        """Connect to *target*, through its ProxyJump hops in order (what the pool calls)."""
+        conf = self._confs.get(target)
+        hops: list[Connection] = []
+        try:
+            via = None
+            for hop in conf.hc.proxy_jump:
+                via = await self._open(self._confs.get(hop_target(hop, target)), via)
+                hops.append(via)
+            conn = await self._open(conf, via)
+        except BaseException:
+            for hop_conn in reversed(hops):
+                await hop_conn.close()
+            raise
+        conn.hops = hops
+        return conn
+
+    async def _on_channel(self, target: Target, open_: Callable[[Wire], Awaitable[T]],
+                          refused: Callable[[Target, BaseException], Error]) -> T:
+        """Open a channel with *open_* on the pooled connection; a dead pooled one is re-established once."""
+        async def operation(conn: Connection) -> T:
+            try:
+                return await open_(conn.wire)
+            except (x.ChannelFailure, x.ChannelRequestDenied, x.SFTPProtocolError, x.SFTPError) as e:
+                raise refused(target, e) from e
+
+        with errors.on_connection(target):
+            return await self._pool.use(target, operation, errors.is_dead)
+
+    async def disconnect(self, target: Target) -> None:
+        """Close and forget *target*'s pooled connection."""
+        await self._pool.discard(target)
+
+    async def close(self) -> None:
+        """Close every pooled connection (idempotent)."""
+        await self._pool.close()
+
+    async def run(self, job: CommandJob, sink: OutputSink) -> int:
+        """Run the job's command on a channel of the pooled connection."""
+        target = job.target
+        env = self._confs.get(target).env
+        holder: list[Wire] = []
+
+        async def open_(wire: Wire) -> Channel:
+            holder.append(wire)
+            return await _start(wire, job.command, env)
+
+        chan = await self._on_channel(target, open_, errors.session_refused)
+        wire = holder[-1]
+        try:
+            with errors.on_connection(target):
+                try:
+                    if job.stdin:
+                        await write_all(wire, chan, job.stdin)
+                    await wire.call(chan.send_eof)
+                    await _read_until_eof(wire, chan, sink)
+                    await wire.call(chan.close)
+                except (x.SSH2Error, ConnectionError) as e:
+                    raise errors.lost(target, e) from e
+        except BaseException as e:
+            await _end(wire, chan, not isinstance(e, Error))
+            raise
+        status = chan.get_exit_status()
+        exit_signal = chan.get_exit_signal()
+        if exit_signal[1]:
+            return _signal_status(exit_signal[1])
+        return int(status)
+
+    async def check(self, job: CheckJob, sink: OutputSink) -> str:
+        """Connect and authenticate (the pooled connection), opening no channel."""
+        conn, _ = await self._pool.acquire(job.target)
+        return conn.auth
+
+    async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
+        """Start *command* on a channel of the pooled connection, its stdin left open."""
+        env = self._confs.get(target).env
+
+        async def open_(wire: Wire) -> _Stream:
+            return _Stream(wire, await _start(wire, command, env), sink)
+
+        return await self._on_channel(target, open_, errors.session_refused)
+
+    async def _transfer(self, target: Target, walk: Callable[[SFTPFS], Awaitable[None]]) -> None:
+        """Run a :mod:`parallax.ssh.transfer` walk over an SFTP session on the pooled connection."""
+        async def open_(wire: Wire) -> tuple[Wire, Any]:
+            return wire, await wire.call(wire.session.sftp_init)
+
+        wire, sftp = await self._on_channel(target, open_, errors.sftp_refused)
+        fs = SFTPFS(wire, sftp)
+        del sftp  # the adapter holds the only reference: its shutdown frees (ends) the session
+        try:
+            with errors.in_sftp_session(target):
+                await walk(fs)
+        finally:
+            fs.shutdown()
+
+    async def put(self, job: PutJob, sink: OutputSink) -> None:
+        """Copy local ``src`` to remote ``dst`` as ``scp [-r] -p``."""
+        await self._transfer(job.target, lambda fs: transfer.put(
+            fs, job.src, transfer.sftp_path(job.dst), target=job.target, recursive=job.recursive))
+
+    async def get(self, job: GetJob, sink: OutputSink) -> None:
+        """Copy remote ``src`` to local ``dst`` as ``scp [-r] -p``, never writing outside the slurp root."""
+        await self._transfer(job.target, lambda fs: transfer.get(
+            fs, transfer.sftp_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
+            recursive=job.recursive, label=job.src))
+
+
+__all__ = ["SUPPORTED_OPTIONS", "Libssh2Backend"]

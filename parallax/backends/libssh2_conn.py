@@ -1,0 +1,309 @@
+"""One libssh2 connection: TCP (or a ProxyJump tunnel), handshake, host key, authentication, keepalive, close.
+
+Everything that is SSH semantics comes from the shared layer: the target's
+:class:`~parallax.backends.libssh2_options.Conf` (the shared resolver's
+``HostConfig``), the host-key verdict of :mod:`parallax.ssh.hostkeys` under
+the policy of :mod:`parallax.ssh.policy` (accept-new records through
+:mod:`parallax.backends.hostkeys`).  libssh2 hands over the server's host key
+blob (``session.hostkey()``) after the key exchange; authentication starts
+only once the key was accepted.
+
+A ProxyJump hop's connection carries the next one: a ``direct-tcpip``
+channel on the hop, bridged to a local ``socketpair`` whose other end the
+next libssh2 session handshakes on (libssh2 only talks to a socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field
+
+from ssh2 import exceptions as x
+from ssh2.session import (
+    LIBSSH2_FLAG_COMPRESS,
+    LIBSSH2_METHOD_CRYPT_CS,
+    LIBSSH2_METHOD_CRYPT_SC,
+    LIBSSH2_METHOD_HOSTKEY,
+    LIBSSH2_METHOD_KEX,
+    LIBSSH2_METHOD_MAC_CS,
+    LIBSSH2_METHOD_MAC_SC,
+    MethodType,
+    Session,
+)
+
+from ..errors import AuthenticationFailed, Error, HostKeyUnknown
+from ..ssh.hostconfig import HostConfig
+from ..ssh.hostkeys import HostKey, KnownHosts, decide
+from ..ssh.policy import HostKeyPolicy
+from . import libssh2_errors as errors
+from ..ssh.known_hosts_cache import pin_host_key, unrecordable
+from .libssh2_io import EAGAIN, Wire
+from .libssh2_options import FAST_CIPHERS, Conf, is_encrypted, merge_algorithms, recorded_host_key_algs
+
+__all__ = ["CLOSE_GRACE", "Connection", "open_connection"]
+
+CLOSE_GRACE = 0.5  # seconds a disconnect may take before the socket is simply closed
+_FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
+
+
+@dataclass(eq=False)
+class Connection:
+    """An authenticated libssh2 session and what it needs kept: its ProxyJump hops and helper tasks."""
+
+    wire: Wire
+    auth: str  # the method that authenticated: publickey, password, keyboard-interactive
+    hops: list[Connection] = field(default_factory=list)  # first hop first; closed after this one
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)  # keepalive, tunnel pump
+
+    @property
+    def alive(self) -> bool:
+        """Whether the connection may still carry channels."""
+        return not self.wire.closed
+
+    async def close(self) -> None:
+        """Disconnect (briefly), close the socket, stop helper tasks, then close the hops (idempotent)."""
+        wire = self.wire
+        if not wire.closed:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(wire.call(wire.session.disconnect), CLOSE_GRACE)
+            wire.close()
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        for hop in reversed(self.hops):
+            await hop.close()
+
+
+async def _tcp(conf: Conf, loop: asyncio.AbstractEventLoop) -> socket.socket:
+    """A connected non-blocking TCP socket to the target (each address in turn, as ssh tries them)."""
+    hc = conf.hc
+    infos = await loop.getaddrinfo(hc.hostname, hc.port, family=_FAMILIES[hc.address_family],
+                                   type=socket.SOCK_STREAM)
+    last: OSError | None = None
+    for family, kind, proto, _, addr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if hc.tcp_keep_alive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if hc.bind_address:
+                sock.bind((hc.bind_address, 0))
+            await loop.sock_connect(sock, addr)
+            return sock
+        except OSError as e:
+            sock.close()
+            last = e
+        except BaseException:
+            sock.close()
+            raise
+    raise last or OSError(f"no address for {hc.hostname}")
+
+
+async def _tunnel(hop: Connection, conf: Conf) -> tuple[socket.socket, asyncio.Task[None]]:
+    """A socket reaching the target through *hop* (a direct-tcpip channel) and the task bridging them."""
+    wire, hc = hop.wire, conf.hc
+    chan = await wire.call(wire.session.direct_tcpip_ex, hc.hostname, hc.port, "127.0.0.1", 0)
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    return theirs, asyncio.get_running_loop().create_task(_pump(wire, chan, ours))
+
+
+async def _pump(wire: Wire, chan: object, sock: socket.socket) -> None:
+    """Copy bytes both ways between channel *chan* of *wire* and local socket *sock* until both end."""
+    loop = asyncio.get_running_loop()
+
+    async def outward() -> None:
+        while True:
+            data = await loop.sock_recv(sock, 65536)
+            if not data:
+                await wire.call(chan.send_eof)  # type: ignore[attr-defined]
+                return
+            await write_all(wire, chan, data)
+
+    async def inward() -> None:
+        while True:
+            rc, data = await wire.call(chan.read, 65536)  # type: ignore[attr-defined]
+            if rc <= 0 and not data:
+                sock.shutdown(socket.SHUT_WR)
+                return
+            await loop.sock_sendall(sock, data)
+
+    try:
+        await asyncio.gather(outward(), inward())
+    except (x.SSH2Error, OSError):
+        pass  # either side gone: the session over the tunnel reports its own loss
+    finally:
+        sock.close()
+        with contextlib.suppress(Exception):
+            chan.close()  # type: ignore[attr-defined]
+
+
+async def write_all(wire: Wire, chan: object, data: bytes) -> None:
+    """Write all of *data* to channel *chan* (libssh2 takes part of it when the window is full)."""
+    view = memoryview(data)
+    while view:
+        rc, written = chan.write(bytes(view))  # type: ignore[attr-defined]
+        view = view[written:]
+        if rc == EAGAIN and view:
+            await wire.wait()
+
+
+#: libssh2's KEX pseudo-algorithms (extension negotiation, strict KEX): kept whatever KexAlgorithms says.
+_KEX_EXTENSIONS = ("ext-info-c", "kex-strict-c-v00@openssh.com")
+
+
+def _wanted(hc: HostConfig) -> list[tuple[MethodType, str, str | None, tuple[str, ...]]]:
+    return [(LIBSSH2_METHOD_KEX, "KexAlgorithms", hc.kex_algorithms, ()),
+              (LIBSSH2_METHOD_CRYPT_CS, "Ciphers", hc.ciphers, FAST_CIPHERS),
+              (LIBSSH2_METHOD_CRYPT_SC, "Ciphers", hc.ciphers, FAST_CIPHERS),
+              (LIBSSH2_METHOD_MAC_CS, "MACs", hc.macs, ()), (LIBSSH2_METHOD_MAC_SC, "MACs", hc.macs, ()),
+              (LIBSSH2_METHOD_HOSTKEY, "HostKeyAlgorithms", hc.host_key_algorithms, ())]
+
+
+def check_algorithms(hc: HostConfig) -> None:
+    """``AlgorithmError`` if an algorithm option of *hc* leaves nothing libssh2 can offer (before connecting)."""
+    session = Session()
+    for method, option, spec, first in _wanted(hc):
+        merge_algorithms(option, spec, session.supported_algs(method), first)
+
+
+def _prefer(session: Session, conf: Conf, known: KnownHosts | None) -> None:
+    """Tell libssh2 the algorithms the config asks for (names libssh2 lacks dropped)."""
+    hc = conf.hc
+    for method, option, spec, first in _wanted(hc)[:-1]:
+        pref = merge_algorithms(option, spec, session.supported_algs(method), first)
+        if pref and method is LIBSSH2_METHOD_KEX:
+            pref = ",".join([pref, *(e for e in _KEX_EXTENSIONS if e not in pref.split(","))])
+        if pref:
+            session.method_pref(method, pref)
+    supported = session.supported_algs(LIBSSH2_METHOD_HOSTKEY)
+    pref = merge_algorithms("HostKeyAlgorithms", hc.host_key_algorithms, supported)
+    if pref is None and known is not None:
+        pref = recorded_host_key_algs(known.known_types(hc.host_key_name), supported)
+    if pref:
+        session.method_pref(LIBSSH2_METHOD_HOSTKEY, pref)
+    if hc.compression:
+        session.flag(LIBSSH2_FLAG_COMPRESS)
+
+
+def _key_type(blob: bytes) -> str:
+    size = int.from_bytes(blob[:4], "big")
+    return blob[4:4 + size].decode("ascii", "replace")
+
+
+def _judge_host_key(session: Session, conf: Conf, known: KnownHosts) -> bool:
+    """Check the server's key against known_hosts under the policy; record it under accept-new.
+    Returns whether password authentication stays allowed; raises the refusal."""
+    target, hc = conf.target, conf.hc
+    blob, _ = session.hostkey()
+    name = hc.host_key_name
+    try:
+        offered = HostKey.from_parts(_key_type(blob), base64.b64encode(blob).decode())
+        verdict = known.check(name, offered)
+    except ValueError as e:
+        raise HostKeyUnknown.at(target, str(e)) from None
+    decision = decide(hc.host_key_policy, verdict)
+    if not decision.accept:
+        raise errors.host_key_refused(target, name, verdict, offered, conf.known_files)
+    if decision.record and conf.record_file:
+        try:
+            pin_host_key(conf.record_file, name, offered.type, offered.base64)
+        except (OSError, ValueError) as e:  # a key accept-new cannot pin is not accepted
+            raise unrecordable(conf.record_file, target, e if isinstance(e, OSError) else OSError(str(e))) from None
+    return not decision.disable_password
+
+
+async def _authenticate(wire: Wire, conf: Conf, password_ok: bool) -> str:
+    """OpenSSH's order: each identity file, then the password; returns the method that worked."""
+    target, hc, session = conf.target, conf.hc, wire.session
+    passphrase = target.key_passphrase  # unlocks keys only; never sent as a password
+    if target.ssh_key and not os.path.exists(target.ssh_key):
+        raise AuthenticationFailed.at(target, f"identity file {target.ssh_key} not found")
+    reasons: list[str] = []
+    if hc.pubkey_authentication:
+        for path in hc.identity_files:
+            if not os.path.exists(path):
+                continue  # like ssh: a configured but missing identity is skipped
+            if passphrase is None and is_encrypted(path):
+                reasons.append(f"key {path} is encrypted and no passphrase was given")
+                continue
+            try:
+                await wire.call(session.userauth_publickey_fromfile, hc.user, path, passphrase or "")
+                return "publickey"
+            except (x.FileError, x.KeyfileAuthFailedError) as e:
+                reasons.append(f"cannot load key {path}: {errors.detail(e, session)}")
+            except x.AuthenticationError:
+                reasons.append(f"key {path} was refused")
+    password = target.password
+    if password is not None and password_ok:
+        if hc.password_authentication:
+            try:
+                await wire.call(session.userauth_password, hc.user, password)
+                return "password"
+            except x.AuthenticationError:
+                reasons.append("the password was refused")
+        if hc.kbd_interactive_authentication:
+            try:
+                await wire.call(session.userauth_keyboardinteractive, hc.user, password)
+                return "keyboard-interactive"
+            except (x.AuthenticationError, x.MethodNoneError):
+                reasons.append("keyboard-interactive authentication was refused")
+    raise AuthenticationFailed.at(target, "; ".join(reasons) or "no identity to offer")
+
+
+async def _keepalive(wire: Wire, interval: int) -> None:
+    while not wire.closed:
+        await asyncio.sleep(interval)
+        try:
+            await wire.call(wire.session.keepalive_send)
+        except (x.SSH2Error, OSError):
+            wire.close()
+            return
+
+
+async def open_connection(conf: Conf, known: KnownHosts | None, via: Connection | None) -> Connection:
+    """Connect to *conf*'s target (through hop *via* when given), judge the host key against
+    *known* (``None``: policy off) and authenticate."""
+    loop = asyncio.get_running_loop()
+    target, hc = conf.target, conf.hc
+    session = Session()
+    tasks: list[asyncio.Task[None]] = []
+    sock: socket.socket | None = None
+    wire: Wire | None = None
+    try:
+        with errors.connecting(target, hc.hostname, conf.timeout, session):
+            if via is None:
+                sock = await _tcp(conf, loop)
+            else:
+                sock, pump = await _tunnel(via, conf)
+                tasks.append(pump)
+            session.set_blocking(False)
+            _prefer(session, conf, known)
+            wire = Wire(sock, session, loop)
+            await wire.call(session.handshake, sock)
+            password_ok = True if known is None else _judge_host_key(session, conf, known)
+            auth = await _authenticate(wire, conf, password_ok)
+    except BaseException as e:
+        if wire is not None:
+            wire.close()
+        elif sock is not None:
+            sock.close()
+        for task in tasks:
+            task.cancel()
+        if isinstance(e, Error) or not isinstance(e, Exception):
+            raise
+        raise errors.lost(target, e) from e  # pragma: no cover - connecting() translated it
+    if hc.server_alive_interval:
+        session.keepalive_config(False, hc.server_alive_interval)
+        tasks.append(loop.create_task(_keepalive(wire, hc.server_alive_interval)))
+    return Connection(wire, auth, tasks=tasks)
+
+
+__all__ += ["write_all"]

@@ -1,0 +1,107 @@
+"""A target as the libssh2 backend connects to it: the shared resolver's
+:class:`~parallax.ssh.hostconfig.HostConfig` plus what libssh2 is told before the handshake.
+
+:class:`Confs` resolves each target once through :mod:`parallax.ssh.config`
+(one resolver per ssh config file); ``known_hosts=`` goes after
+``ssh_options``, as the other backends put it.  :func:`method_prefs` turns
+OpenSSH algorithm lists (``+``/``-``/``^`` forms included) into libssh2's
+``method_pref`` strings, dropping names libssh2 lacks instead of failing.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..jobs import Target
+from ..ssh.algorithms import assemble
+from ..ssh.hostconfig import HostConfig
+from ..ssh.targets import TargetConfigs, connect_timeout, environment
+
+__all__ = ["FAST_CIPHERS", "Conf", "Confs", "is_encrypted", "merge_algorithms", "recorded_host_key_algs"]
+
+#: Signature algorithms of a recorded host key type (one per type, except RSA's).
+_KEY_ALGS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
+#: Ciphers offered first when no Ciphers is configured: AES-GCM/CTR run on AES-NI in OpenSSL.
+FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com", "aes256-ctr")
+
+
+def merge_algorithms(option: str, spec: str | None, supported: Sequence[str],
+                     first: Iterable[str] = ()) -> str | None:
+    """libssh2's preference string for OpenSSH option *option* set to *spec*, over libssh2's
+    *supported* names (in libssh2's order) by the shared :func:`parallax.ssh.algorithms.assemble`;
+    ``None``: libssh2's default.  *first*: put ahead when *spec* is unset.  ``AlgorithmError``
+    when *spec* leaves nothing libssh2 has."""
+    if not spec:
+        lead = [a for a in first if a in supported]
+        return ",".join(lead + [a for a in supported if a not in lead]) if lead else None
+    chosen = assemble(option, spec, supported, supported, "libssh2")
+    return ",".join(chosen) if chosen else None
+
+
+def recorded_host_key_algs(key_types: Iterable[str], supported: Sequence[str]) -> str | None:
+    """The host key algorithms to offer for the key types known_hosts records (``None``: libssh2's
+    defaults), so a server with several keys shows the recorded one (as OpenSSH orders them)."""
+    wanted = [alg for t in key_types for alg in _KEY_ALGS.get(t, (t,)) if alg in supported]
+    return ",".join(wanted) if wanted else None
+
+
+def is_encrypted(path: str) -> bool:
+    """Whether private key file *path* needs a passphrase (PEM ``ENCRYPTED`` or an OpenSSH key
+    whose cipher is not ``none``); an unreadable file counts as not encrypted (libssh2 reports it)."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(65536)
+    except OSError:
+        return False
+    if b"ENCRYPTED" in text:
+        return True
+    begin = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+    if begin not in text:
+        return False
+    body = text.split(begin, 1)[1].split(b"-----END", 1)[0]
+    try:
+        blob = base64.b64decode(b"".join(body.split()))
+    except ValueError:
+        return False
+    magic = b"openssh-key-v1\0"
+    if not blob.startswith(magic) or len(blob) < len(magic) + 4:
+        return False
+    size = int.from_bytes(blob[len(magic):len(magic) + 4], "big")
+    return blob[len(magic) + 4:len(magic) + 4 + size] != b"none"
+
+
+@dataclass(frozen=True)
+class Conf:
+    """One target resolved once: its :class:`HostConfig` and what the backend derives from it."""
+
+    target: Target
+    hc: HostConfig
+    known_files: tuple[str, ...]  # user then global, without /dev/null
+    record_file: str | None  # where accept-new records
+    timeout: float | None
+    env: tuple[tuple[str, str], ...]  # SendEnv matches, SetEnv, then the call's env
+
+
+class Confs:
+    """Targets through the shared :class:`~parallax.ssh.targets.TargetConfigs`; each target
+    (connection and env) turned into a :class:`Conf` once."""
+
+    def __init__(self) -> None:
+        self.targets = TargetConfigs()
+        self._confs: dict[tuple[Target, tuple[tuple[str, str], ...]], Conf] = {}
+
+    def get(self, target: Target) -> Conf:
+        """*target*'s :class:`Conf`; ``BadInput`` naming the bad option, line or file."""
+        key = (target.connection, target.env)
+        conf = self._confs.get(key)
+        if conf is None:
+            hc = self.targets.resolve(target)
+            user_files = [p for p in hc.user_known_hosts_files if p != "/dev/null"]
+            conf = self._confs[key] = Conf(
+                target=target, hc=hc,
+                known_files=tuple(user_files + [p for p in hc.global_known_hosts_files if p != "/dev/null"]),
+                record_file=user_files[0] if user_files else None,
+                timeout=connect_timeout(hc, target), env=tuple(environment(hc, target).items()))
+        return conf

@@ -1,0 +1,188 @@
+"""The :class:`parallax.ssh.transfer.RemoteFS` adapter over libssh2's SFTP (``ssh2.sftp``), non-blocking.
+
+The ``scp -r -p`` rules are :mod:`parallax.ssh.transfer`; this module only
+turns libssh2's SFTP calls (each run through :meth:`.libssh2_io.Wire.call`)
+into that interface: attributes into :class:`~parallax.ssh.transfer.Attrs`,
+an SFTP status about one path into an ``OSError`` with its errno.  A file's
+contents move in large ``read``/``write`` calls, which libssh2 splits into
+many SFTP requests in flight itself (its own pipelining, in C).
+
+An SFTP session is ended in blocking mode, bounded by :data:`SHUTDOWN_TIMEOUT`
+(ssh2-python ends it only when the object is freed, and a non-blocking end
+would leave the server's SFTP channel open): one round trip during which
+the event loop waits.  ssh2-python marks a file handle closed as soon as its close is *started*;
+in non-blocking mode libssh2 then finishes the close only when the session
+ends, so the close request is sent (the server releases the file at once)
+and the handle's small record stays until the SFTP session is shut down.
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+from typing import Any
+
+from ssh2 import exceptions as x
+from ssh2.sftp import (
+    LIBSSH2_FXF_CREAT,
+    LIBSSH2_FXF_READ,
+    LIBSSH2_FXF_TRUNC,
+    LIBSSH2_FXF_WRITE,
+    LIBSSH2_SFTP_ATTR_ACMODTIME,
+    LIBSSH2_SFTP_ATTR_PERMISSIONS,
+    SFTP,
+)
+from ssh2.sftp_handle import SFTPAttributes
+
+from ..ssh import transfer
+from .libssh2_io import EAGAIN, Wire
+
+__all__ = ["BLOCK", "SFTPFS"]
+
+#: Milliseconds the blocking end of an SFTP session may take.
+SHUTDOWN_TIMEOUT = 2000
+#: Bytes per read/write call: libssh2 keeps up to this much in flight as ~30 KB requests.
+BLOCK = 1024 * 1024
+
+#: SFTP status codes (draft-ietf-secsh-filexfer-02) -> errno.
+_STATUS_ERRNO = {2: errno.ENOENT, 3: errno.EACCES, 4: errno.EIO, 10: errno.ENOENT, 12: errno.EROFS,
+                 14: errno.ENOSPC, 15: errno.EDQUOT, 11: errno.EEXIST, 19: errno.ENOTDIR, 24: errno.EISDIR}
+_STATUS_TEXT = {2: "No such file", 3: "Permission denied", 4: "Failure", 10: "No such file",
+                11: "File already exists", 12: "Read-only file system", 14: "No space left on device",
+                19: "Not a directory", 24: "Is a directory"}
+#: SFTP status codes that mean the session, not the path, is gone.
+_LOST = {6, 7}  # NO_CONNECTION, CONNECTION_LOST
+
+
+def _attrs(a: SFTPAttributes) -> transfer.Attrs:
+    return transfer.Attrs(a.permissions or 0, a.filesize, a.atime, a.mtime)
+
+
+class SFTPFS:
+    """:class:`parallax.ssh.transfer.RemoteFS` over one libssh2 SFTP session on *wire*."""
+
+    def __init__(self, wire: Wire, sftp: SFTP) -> None:
+        self._wire = wire
+        self._sftp: SFTP | None = sftp
+
+    @property
+    def _live(self) -> SFTP:
+        if self._sftp is None:
+            raise ConnectionResetError(errno.ECONNRESET, "the SFTP session has ended")
+        return self._sftp
+
+    def shutdown(self) -> None:
+        """End the SFTP session (see the module's text); the adapter is unusable afterwards."""
+        sftp, self._sftp = self._sftp, None
+        wire = self._wire
+        if sftp is None or wire.closed:
+            return
+        session = wire.session
+        session.set_timeout(SHUTDOWN_TIMEOUT)
+        session.set_blocking(True)
+        try:
+            del sftp  # the last reference: ssh2-python shuts the session down as it frees it
+        finally:
+            session.set_blocking(False)
+            session.set_timeout(0)
+            wire.kick()  # the blocking end may have read packets other channels wait for
+
+    def _os_error(self, e: x.SSH2Error) -> Exception:
+        """An SFTP failure about one path as an ``OSError``; a lost session as raised."""
+        if not isinstance(e, x.SFTPProtocolError):
+            return e
+        status = self._live.last_error()
+        if status in _LOST:
+            return ConnectionResetError(errno.ECONNRESET, "the SFTP session was lost")
+        code = _STATUS_ERRNO.get(status, errno.EIO)
+        return OSError(code, _STATUS_TEXT.get(status, f"SFTP status {status}"))
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await self._wire.call(fn, *args)
+        except (x.SFTPProtocolError, x.SFTPHandleError) as e:
+            raise self._os_error(e) from None
+
+    async def stat(self, path: str) -> transfer.Attrs:
+        """Attributes of *path*, following symlinks."""
+        return _attrs(await self._call(self._live.stat, path))
+
+    async def listdir(self, path: str) -> list[transfer.Entry]:
+        """The entries of directory *path*, not following symlinks."""
+        handle = await self._call(self._live.opendir, path)
+        entries: list[transfer.Entry] = []
+        try:
+            names = handle.readdir(4096)
+            while True:
+                item = await self._call(next, names, None)
+                if item is None:
+                    break
+                _, raw, attrs = item
+                try:
+                    name = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise OSError(errno.EILSEQ, transfer.NOT_UTF8) from None
+                entries.append(transfer.Entry(name, _attrs(attrs)))
+        finally:
+            await self._close(handle)
+        return entries
+
+    async def mkdir(self, path: str) -> None:
+        """Create directory *path*, owner-only until chmod."""
+        await self._call(self._live.mkdir, path, 0o700)
+
+    async def _setstat(self, path: str, flags: int, **values: int) -> None:
+        attrs = SFTPAttributes()
+        attrs.flags = flags
+        for name, value in values.items():
+            setattr(attrs, name, value)
+        await self._call(self._live.setstat, path, attrs)
+
+    async def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of *path*."""
+        await self._setstat(path, LIBSSH2_SFTP_ATTR_PERMISSIONS, permissions=stat.S_IMODE(mode))
+
+    async def utime(self, path: str, atime: float, mtime: float) -> None:
+        """Set the access and modification times of *path* (SFTP v3 carries whole seconds)."""
+        await self._setstat(path, LIBSSH2_SFTP_ATTR_ACMODTIME, atime=int(atime), mtime=int(mtime))
+
+    async def get_file(self, remote: str, local: transfer.Writer, size: int | None) -> None:
+        """Remote file *remote* into *local*, until its end (*size* is only a hint)."""
+        handle = await self._call(self._live.open, remote, LIBSSH2_FXF_READ, 0)
+        try:
+            while True:
+                rc, data = await self._call(handle.read, BLOCK)
+                if rc < 0:  # pragma: no cover - ssh2-python returns errors as codes here
+                    raise OSError(errno.EIO, f"SFTP read failed ({rc})")
+                if not data:
+                    return
+                local.write(data)
+        finally:
+            await self._close(handle)
+
+    async def put_file(self, local: transfer.Reader, remote: str, size: int) -> None:
+        """Create or truncate remote file *remote* with what *local* holds."""
+        flags = LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC
+        handle = await self._call(self._live.open, remote, flags, 0o600)
+        try:
+            while True:
+                data = local.read(BLOCK)
+                if not data:
+                    return
+                view = memoryview(data)
+                while view:  # a partial write answers (EAGAIN, bytes written): go on from there
+                    try:
+                        rc, written = handle.write(bytes(view))
+                    except (x.SFTPProtocolError, x.SFTPHandleError) as e:
+                        raise self._os_error(e) from None
+                    view = view[written:]
+                    if rc == EAGAIN and view:
+                        await self._wire.wait()
+        finally:
+            await self._close(handle)
+
+    async def _close(self, handle: Any) -> None:
+        try:
+            await self._wire.call(handle.close)
+        except (x.SSH2Error, ConnectionError, TypeError):
+            pass  # the transfer's own failure (or lost session) is what the caller sees
