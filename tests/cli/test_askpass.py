@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
 
 import pytest
 from cli_helpers import Pane, clean_env, cli, parallax_exe, wait_exit
 
-from parallax.testing.sshd import TEST_ACCOUNT
+from parallax.testing.passwords import password_lab as password_lab_of
 
 PASSWORD = "pa ss-w0rd'\"$x"  # the same one tests/integration/test_password_auth.py uses
 
 
 @pytest.fixture(scope="module")
 def password_lab():
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("setting the test account's password needs root")
-        pytest.skip("setting the test account's password needs root")
-    from parallax.testing.sshd import SSHLab
-
-    lab = SSHLab(hosts=2, extra_config="PasswordAuthentication yes\nPubkeyAuthentication no\n").start()
-    assert lab.user == TEST_ACCOUNT
-    subprocess.run(["chpasswd"], input=f"{lab.user}:{PASSWORD}\n", text=True, check=True)
-    try:
+    with password_lab_of(PASSWORD, pubkey=False) as lab:
         yield lab
-    finally:
-        subprocess.run(["usermod", "-p", "*", lab.user], check=True)
-        lab.stop()
 
 
 def flags(lab) -> list[str]:

@@ -7,35 +7,19 @@ directly and to ssh through parallax's SSH_ASKPASS helper.
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 
 import parallax
-from parallax.testing.sshd import TEST_ACCOUNT
+from parallax.testing.passwords import password_lab as password_lab_of
 
 PASSWORD = "pa ss-w0rd'\"$x"
 BACKENDS = ["openssh", "paramiko", "asyncssh"]
 
 
 @pytest.fixture(scope="module")
-def password_lab(tmp_path_factory):
-    if os.geteuid() != 0:
-        reason = "setting the test account's password needs root"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from parallax.testing.sshd import SSHLab
-
-    lab = SSHLab(hosts=2, extra_config="PasswordAuthentication yes\nPubkeyAuthentication no\n").start()
-    assert lab.user == TEST_ACCOUNT
-    subprocess.run(["chpasswd"], input=f"{lab.user}:{PASSWORD}\n", text=True, check=True)
-    try:
+def password_lab():
+    with password_lab_of(PASSWORD, pubkey=False) as lab:
         yield lab
-    finally:
-        subprocess.run(["usermod", "-p", "*", lab.user], check=True)
-        lab.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -30,34 +30,17 @@ from parallax.options import Options, resolve
 from parallax.planner import plan_commands
 from parallax.session import AsyncSession
 from parallax.testing.processes import process_table, processes_with
-from parallax.testing.sshd import TEST_ACCOUNT
+from parallax.testing.passwords import password_lab, set_password
 
 PASSWORD = "pw-" + uuid.uuid4().hex[:12] + " 'q\"$x"
 PASSPHRASE = "pp-" + uuid.uuid4().hex[:12] + " phrase"
 BACKENDS = ["openssh", "paramiko", "asyncssh"]
 
 
-def set_password(user: str, password: str) -> None:
-    subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True)
-
-
 @pytest.fixture(scope="module")
 def lab():
-    if os.geteuid() != 0:
-        reason = "setting the test account's password needs root"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from parallax.testing.sshd import SSHLab
-
-    lab = SSHLab(hosts=2, extra_config="PasswordAuthentication yes\n").start()
-    assert lab.user == TEST_ACCOUNT
-    set_password(lab.user, PASSWORD)
-    try:
+    with password_lab(PASSWORD) as lab:
         yield lab
-    finally:
-        subprocess.run(["usermod", "-p", "*", lab.user], check=True)
-        lab.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import socket
 import stat
@@ -849,4 +850,115 @@ def test_per_host_settings_win_over_the_call(backend_name: Any, lab: Any, opts: 
     assert isinstance(results["wrong"], parallax.AuthenticationFailed)
 
 
-__all__ = [name for name in list(globals()) if name.startswith("test_")] + list(_fixture_names)
+
+# --- one set of ssh options for the in-process backends; what they mean (issue 10) ------------
+
+
+def _supported_options(backend_name: str) -> frozenset[str] | None:
+    """The ssh options *backend_name* lists as honoured (None: it takes every option, as openssh)."""
+    from parallax.backends.base import BackendSetup, build
+    from parallax.plugins import backend_factory
+
+    factory = backend_factory(backend_name)
+    info = getattr(factory, "info", None)
+    if info is None:  # a factory function: ask a built backend
+        backend = build(factory, BackendSetup())
+        try:
+            info = backend.info
+        finally:
+            asyncio.run(backend.close())
+    supported: frozenset[str] | None = info.supported_options
+    return supported
+
+
+def _outcome(hosts: list[str], command: str, **kw: Any) -> Any:
+    """The one result of ``parallax.run``, or the exception it raised before running (a refusal)."""
+    try:
+        return only(parallax.run(hosts, command, **kw))
+    except parallax.Error as exc:
+        return exc
+
+
+def test_in_process_backends_take_the_same_ssh_options(backend_name: Any) -> None:
+    from parallax.ssh.keywords import IN_PROCESS_OPTIONS, KEYWORDS
+
+    supported = _supported_options(backend_name)
+    if supported is None:  # hands every option to OpenSSH
+        return
+    unknown = sorted(o for o in supported if o not in KEYWORDS)
+    assert not unknown, f"{backend_name} lists ssh options OpenSSH does not know: {unknown}"
+    if backend_name not in ("paramiko", "asyncssh"):  # a plugin may honour fewer (refused up front) or more
+        return
+    assert supported == IN_PROCESS_OPTIONS, (
+        f"{backend_name} honours other ssh options than parallax.ssh.keywords.IN_PROCESS_OPTIONS: "
+        f"missing {sorted(IN_PROCESS_OPTIONS - supported)}, extra {sorted(supported - IN_PROCESS_OPTIONS)}")
+
+
+def test_ciphers_restricts_what_is_offered(backend_name: Any, lab: Any, opts: Any) -> None:
+    from parallax.testing.sshd import SSHLab
+
+    host = lab.hosts[:1]
+    supported = _supported_options(backend_name)
+    if "ciphers" not in (supported or {"ciphers"}):
+        assert isinstance(_outcome(host, "true", ssh_options=["Ciphers=aes128-ctr"], **opts),
+                          parallax.UnsupportedOption)
+        return
+    # a list naming nothing the backend has is refused (in-process: before connecting), naming the option
+    before = lab.connection_count() if hasattr(lab, "connection_count") else None
+    bad = _outcome(host, "echo must-not-run", ssh_options=["Ciphers=no-such-cipher"], **opts)
+    assert isinstance(bad, parallax.Error), repr(bad)
+    if supported is not None:
+        assert isinstance(bad, parallax.BadInput) and "Ciphers" in str(bad), repr(bad)
+        if before is not None:
+            time.sleep(0.1)
+            assert lab.connection_count() == before, "a bad Ciphers value was refused after connecting"
+    else:  # openssh: ssh itself refuses it
+        assert "cipher" in str(bad).lower(), bad
+    assert ok(_outcome(host, "echo ctr", ssh_options=["Ciphers=aes128-ctr"], **opts)).stdout == b"ctr\n"
+    # The lab servers (OpenSSH 9.2's and asyncssh's defaults) offer no CBC cipher.
+    since = len(lab.log_text()) if isinstance(lab, SSHLab) else None  # OpenSSH's sshd logs the offer
+    refused = _outcome(host, "echo must-not-run", ssh_options=["Ciphers=aes256-cbc"], **opts)
+    assert isinstance(refused, parallax.TransportError), f"Ciphers=aes256-cbc was not what got offered: {refused!r}"
+    assert "cipher" in str(refused).lower() or "encryption" in str(refused).lower(), refused
+    if since is not None:
+        assert wait_until(lambda: "Their offer: aes256-cbc" in lab.log_text()[since:], 5), \
+            lab.log_text()[since:][-800:]
+
+
+@pytest.fixture(scope="module")
+def conformance_password_lab() -> Any:
+    """A lab sshd taking keys and passwords, its account with :data:`LOGIN_PASSWORD` (root only)."""
+    from parallax.testing.passwords import password_lab
+
+    with password_lab(LOGIN_PASSWORD, hosts=1) as password_lab_:
+        yield password_lab_
+
+
+LOGIN_PASSWORD = "conf-" + uuid.uuid4().hex[:10] + " 'q"
+
+
+def test_preferred_authentications_picks_the_method(
+        backend_name: Any, conformance_password_lab: Any, monkeypatch: Any
+) -> None:
+    lab = conformance_password_lab
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    kw = dict(ssh_key=lab.client_key, password=LOGIN_PASSWORD, known_hosts=lab.known_hosts, default_user=lab.user,
+              backend=backend_name, host_key_policy="strict", timeout=30)
+    if "preferredauthentications" not in (_supported_options(backend_name) or {"preferredauthentications"}):
+        refused = _outcome(lab.hosts, "true", ssh_options=["PreferredAuthentications=password"], **kw)
+        assert isinstance(refused, parallax.UnsupportedOption), repr(refused)
+        return
+    for option, method in ((None, "publickey"), ("password", "password"), ("password,publickey", "password"),
+                           ("publickey,password", "publickey")):
+        since = len(lab.log_text())
+        ssh_options = [f"PreferredAuthentications={option}"] if option else []
+        ok(_outcome(lab.hosts, "true", ssh_options=ssh_options, **kw))
+        assert wait_until(lambda since=since: _logins(lab.log_text()[since:]), 5)
+        assert set(_logins(lab.log_text()[since:])) == {method}, (option, _logins(lab.log_text()[since:]))
+
+
+def _logins(log: str) -> list[str]:
+    """The methods of the logins in an sshd log ("Accepted password for ..." and the like)."""
+    return re.findall(r"Accepted (\S+) for ", log)
+
+__all__ = [name for name in list(globals()) if name.startswith(("test_", "conformance_"))] + list(_fixture_names)
