@@ -13,9 +13,9 @@ failures translated once in :mod:`.libssh2_errors`.
 
 What is libssh2-specific:
 
-* Identities are offered as files (libssh2 reads and unlocks them in C);
-  no SSH agent (ssh2-python's agent calls block), so ``IdentityAgent`` is
-  not honoured; an encrypted default identity without a passphrase is skipped.
+* Identities are offered as files (libssh2 reads and unlocks them in C)
+  after the agent's keys; an encrypted default identity without a
+  passphrase is skipped.  The password is tried once per method.
 * ``ProxyJump`` hops are libssh2 sessions too, bridged by a ``direct-tcpip``
   channel and a socketpair (:mod:`.libssh2_conn`).
 * Exit status: the remote status; killed by signal N: ``128 + N``.
@@ -55,11 +55,8 @@ T = TypeVar("T")
 CANCEL_GRACE = 0.2  # seconds a cancelled command waits for its channel's close to be confirmed
 READ_SIZE = 256 * 1024
 
-#: The shared in-process options, less what libssh2 cannot honour here: the SSH agent (ssh2-python's
-#: agent calls block), ServerAliveCountMax (libssh2 does not count unanswered keepalives),
-#: PreferredAuthentications and NumberOfPasswordPrompts (one fixed order: keys, then the password once).
-SUPPORTED_OPTIONS = IN_PROCESS_OPTIONS - {"identityagent", "serveralivecountmax", "preferredauthentications",
-                                          "numberofpasswordprompts"}
+#: Lower-case ssh option names this backend honours in ``ssh_options``: the shared in-process set.
+SUPPORTED_OPTIONS = IN_PROCESS_OPTIONS
 
 
 def _signal_status(name: bytes | str | None) -> int:

@@ -220,45 +220,93 @@ def _judge_host_key(session: Session, conf: Conf, known: KnownHosts) -> bool:
     return not decision.disable_password
 
 
-async def _authenticate(wire: Wire, conf: Conf, password_ok: bool) -> str:
-    """OpenSSH's order: each identity file, then the password; returns the method that worked."""
+async def _agent_auth(wire: Wire, user: str, path: str, reasons: list[str]) -> bool:
+    """Offer the keys of the agent at socket *path* (its local socket is quick; the server's
+    answers are waited for like every libssh2 call)."""
+    session = wire.session
+    try:
+        agent = session.agent_init()
+        agent.set_identity_path(path)
+        agent.connect()
+    except (x.SSH2Error, OSError, MemoryError) as e:
+        reasons.append(f"agent {path} not usable ({errors.detail(e, session)})")
+        return False
+    try:
+        agent.list_identities()
+        for identity in agent.get_identities():
+            try:
+                await wire.call(agent.userauth, user, identity)
+                return True
+            except x.AuthenticationError:
+                continue
+        reasons.append("no agent key was accepted")
+        return False
+    except x.AgentError as e:
+        reasons.append(f"agent {path}: {errors.detail(e, session)}")
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            agent.disconnect()
+
+
+async def _keys(wire: Wire, conf: Conf, reasons: list[str]) -> bool:
+    """publickey: the agent's keys (unless IdentitiesOnly), then each identity file, as OpenSSH orders them."""
     target, hc, session = conf.target, conf.hc, wire.session
     passphrase = target.key_passphrase  # unlocks keys only; never sent as a password
+    agent = None if hc.identities_only else hc.agent_socket()
+    if agent and await _agent_auth(wire, hc.user, agent, reasons):
+        return True
+    for path in hc.identity_files:
+        if not os.path.exists(path):
+            continue  # like ssh: a configured but missing identity is skipped
+        if passphrase is None and is_encrypted(path):
+            reasons.append(f"key {path} is encrypted and no passphrase was given")
+            continue
+        try:
+            await wire.call(session.userauth_publickey_fromfile, hc.user, path, passphrase or "")
+            return True
+        except (x.FileError, x.KeyfileAuthFailedError) as e:
+            reasons.append(f"cannot load key {path}: {errors.detail(e, session)}")
+        except x.AuthenticationError:
+            reasons.append(f"key {path} was refused")
+    return False
+
+
+#: OpenSSH's default PreferredAuthentications, less what parallax never does (gssapi, hostbased).
+_DEFAULT_ORDER = ("publickey", "keyboard-interactive", "password")
+
+
+async def _authenticate(wire: Wire, conf: Conf, password_ok: bool) -> str:
+    """The methods in PreferredAuthentications order (OpenSSH's by default); returns the one that worked.
+    The password is tried once per method (a fixed password gains nothing from more prompts);
+    NumberOfPasswordPrompts 0 means never."""
+    target, hc, session = conf.target, conf.hc, wire.session
     if target.ssh_key and not os.path.exists(target.ssh_key):
         raise AuthenticationFailed.at(target, f"identity file {target.ssh_key} not found")
     reasons: list[str] = []
-    if hc.pubkey_authentication:
-        for path in hc.identity_files:
-            if not os.path.exists(path):
-                continue  # like ssh: a configured but missing identity is skipped
-            if passphrase is None and is_encrypted(path):
-                reasons.append(f"key {path} is encrypted and no passphrase was given")
-                continue
+    password = target.password if password_ok and hc.number_of_password_prompts > 0 else None
+    enabled = {"publickey": hc.pubkey_authentication, "password": hc.password_authentication,
+               "keyboard-interactive": hc.kbd_interactive_authentication}
+    for method in hc.preferred_authentications or _DEFAULT_ORDER:
+        if not enabled.get(method):
+            continue
+        if method == "publickey":
+            if await _keys(wire, conf, reasons):
+                return method
+        elif password is not None:
+            call = session.userauth_password if method == "password" else session.userauth_keyboardinteractive
             try:
-                await wire.call(session.userauth_publickey_fromfile, hc.user, path, passphrase or "")
-                return "publickey"
-            except (x.FileError, x.KeyfileAuthFailedError) as e:
-                reasons.append(f"cannot load key {path}: {errors.detail(e, session)}")
-            except x.AuthenticationError:
-                reasons.append(f"key {path} was refused")
-    password = target.password
-    if password is not None and password_ok:
-        if hc.password_authentication:
-            try:
-                await wire.call(session.userauth_password, hc.user, password)
-                return "password"
-            except x.AuthenticationError:
-                reasons.append("the password was refused")
-        if hc.kbd_interactive_authentication:
-            try:
-                await wire.call(session.userauth_keyboardinteractive, hc.user, password)
-                return "keyboard-interactive"
-            except (x.AuthenticationError, x.MethodNoneError):
-                reasons.append("keyboard-interactive authentication was refused")
+                await wire.call(call, hc.user, password)
+                return method
+            except (x.AuthenticationError, x.MethodNoneError, x.MethodNotSupported):
+                reasons.append(f"{method} authentication was refused")
     raise AuthenticationFailed.at(target, "; ".join(reasons) or "no identity to offer")
 
 
-async def _keepalive(wire: Wire, interval: int) -> None:
+async def _keepalive(wire: Wire, interval: int, count_max: int) -> None:
+    """ServerAliveInterval/CountMax: a keepalive every *interval* seconds; the connection counts as
+    dead (closed) after *count_max* intervals in a row without a byte from the server."""
+    missed = 0
     while not wire.closed:
         await asyncio.sleep(interval)
         try:
@@ -266,6 +314,13 @@ async def _keepalive(wire: Wire, interval: int) -> None:
         except (x.SSH2Error, OSError):
             wire.close()
             return
+        if await wire.heard_within(interval):
+            missed = 0
+        else:
+            missed += 1
+            if count_max and missed >= count_max:
+                wire.close()
+                return
 
 
 async def open_connection(conf: Conf, known: KnownHosts | None, via: Connection | None) -> Connection:
@@ -301,8 +356,8 @@ async def open_connection(conf: Conf, known: KnownHosts | None, via: Connection 
             raise
         raise errors.lost(target, e) from e  # pragma: no cover - connecting() translated it
     if hc.server_alive_interval:
-        session.keepalive_config(False, hc.server_alive_interval)
-        tasks.append(loop.create_task(_keepalive(wire, hc.server_alive_interval)))
+        session.keepalive_config(True, hc.server_alive_interval)
+        tasks.append(loop.create_task(_keepalive(wire, hc.server_alive_interval, hc.server_alive_count_max)))
     return Connection(wire, auth, tasks=tasks)
 
 

@@ -140,6 +140,28 @@ class Wire:
         self._wake(self._writers, True)
         self._unwatch()
 
+    async def heard_within(self, seconds: float) -> bool:
+        """Whether the server sent something (or a call made progress) within *seconds*; an end of
+        the connection closes the wire (what keepalive counting needs)."""
+        fut: asyncio.Future[bool] = self.loop.create_future()
+        self._readers.append(fut)
+        if not self._reading:
+            self.loop.add_reader(self.fd, self._on_readable)
+            self._reading = True
+        try:
+            done, _ = await asyncio.wait([fut], timeout=seconds)
+        finally:
+            self._forget(fut)
+        if done and fut.result() and not self.closed:
+            try:
+                if self.sock.recv(1, socket.MSG_PEEK) == b"":
+                    self.close()
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self.close()
+        return bool(done) and not self.closed
+
     def kick(self) -> None:
         """Wake the inbound waiters (after a call made outside :meth:`call`, which read the socket)."""
         self._kick()
