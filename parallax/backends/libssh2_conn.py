@@ -38,7 +38,6 @@ from ssh2.session import (
 from ..errors import AuthenticationFailed, Error, HostKeyUnknown
 from ..ssh.hostconfig import HostConfig
 from ..ssh.hostkeys import HostKey, KnownHosts, decide
-from ..ssh.policy import HostKeyPolicy
 from . import libssh2_errors as errors
 from ..ssh.known_hosts_cache import pin_host_key, unrecordable
 from .libssh2_io import EAGAIN, Wire

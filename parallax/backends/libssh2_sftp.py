@@ -87,11 +87,11 @@ class SFTPFS:
             session.set_timeout(0)
             wire.kick()  # the blocking end may have read packets other channels wait for
 
-    def _os_error(self, e: x.SSH2Error) -> Exception:
+    def _os_error(self, e: BaseException) -> BaseException:
         """An SFTP failure about one path as an ``OSError``; a lost session as raised."""
         if not isinstance(e, x.SFTPProtocolError):
             return e
-        status = self._live.last_error()
+        status = int(self._live.last_error())
         if status in _LOST:
             return ConnectionResetError(errno.ECONNRESET, "the SFTP session was lost")
         code = _STATUS_ERRNO.get(status, errno.EIO)

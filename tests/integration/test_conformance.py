@@ -21,6 +21,7 @@ COMBINATIONS = [
     ("paramiko", "sshd"),
     ("asyncssh", "sshd"),
     ("asyncssh", "embedded"),
+    ("libssh2", "sshd"),
 ]
 
 # The example third-party backend (tests/plugin_example, installed by .ci/run) must pass
