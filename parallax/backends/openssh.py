@@ -24,6 +24,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from typing import Any
 from collections.abc import Coroutine, Iterable
 
@@ -46,6 +47,7 @@ from ..ssh import transfer
 from ..ssh.known_hosts_cache import prepare_openssh_record_file
 from .askpass import AskpassServer
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
+from .grace import CLEANUP_CONNECT_TIMEOUT, CLEANUP_TIMEOUT, CLEANUP_WAIT, CLOSE_GRACE, MASTER_EXIT_GRACE
 from .process import ProcessStream, close_process, run_process, start_process
 from .sockets import tcp_client_address
 
@@ -58,25 +60,24 @@ POLICY_OPTIONS = {
             ("GlobalKnownHostsFile", "/dev/null")),
 }
 
-KILL_REMOTE_TIMEOUT = 5.0  # seconds for the connection that ends a cancelled remote command
-KILL_CONNECT_TIMEOUT = 1  # seconds (whole, as ssh takes them) for it to connect and see the banner
-# How long a multiplexed session that ended without a status waits to see whether its master died.
-MASTER_EXIT_GRACE = 0.5
 # $1 $2: the cancelled session's client address and port, as sshd wrote them in SSH_CONNECTION;
 # $3 (when not empty): a line of the cancelled command, for sessions multiplexed over one
 # ControlMaster, which all share its SSH_CONNECTION: only processes whose command line holds
 # it are ours.  Each match's process group (sshd makes every session one) gets TERM, except
 # this script's own.  Scanned twice, 0.3 s apart: a command whose exec request was still on
-# its way when the client was killed may start a moment after the first scan.
+# its way when the client was killed may start a moment after the first scan.  The second
+# scan runs detached (its output to /dev/null), so the connection ends right after the first.
 _KILL_SCRIPT = (
-    'me=$(cut -d" " -f5 /proc/$$/stat); for i in 1 2; do '
+    'me=$(cut -d" " -f5 /proc/$$/stat); scan() { '
     'for f in $(grep -l -a -F -e "SSH_CONNECTION=$1 $2 " /proc/[0-9]*/environ 2>/dev/null); do '
     'd=${f%/environ}; '
     '[ -z "$3" ] || grep -q -a -z -F -e "$3" "$d/cmdline" 2>/dev/null || continue; '
     'g=$(cut -d" " -f5 "$d/stat" 2>/dev/null) || continue; '
     '[ "$g" = "$me" ] || [ "$g" -le 1 ] || kill -TERM "-$g" 2>/dev/null; '
-    'done; [ $i = 2 ] || sleep 0.3; done; exit 0'
+    'done; }; scan "$@"; (sleep 0.3; scan "$@") </dev/null >/dev/null 2>&1 & exit 0'
 )
+# In a -E log at DEBUG1: the server sent its banner (it is not frozen or gone).
+_BANNER = "Remote protocol version "
 # The verbosity every command's ssh runs at, whatever LogLevel the caller asked for: how it
 # ended is read from the private -E log (a remote exit 255 is not an SSH failure, a dropped
 # session is ConnectionLost).  Given first on the command line, "-o LogLevel=..." beats the
@@ -183,7 +184,8 @@ class OpenSSHBackend(Backend):
         self._lock = threading.Lock()
         self._seq = 0
         self._streams: set[_Stream] = set()
-        self._cleanups: set[asyncio.Task[None]] = set()
+        # remote cleanups running in the background: when each started and its ssh's log
+        self._cleanups: dict[asyncio.Task[None], tuple[float, str | None]] = {}
 
     def check_target(self, target: Target) -> None:
         """A named ssh_config that does not exist is refused before anything runs (as on every backend)."""
@@ -369,7 +371,9 @@ class OpenSSHBackend(Backend):
                 # ending it takes another connection, which must not hold up the caller's
                 # timeout or deadline: it runs in the background, awaited by close().
                 if client and client[0] and (control or "Authenticated to " in _read(log_path)):
-                    self._background(self._kill_remote(target, control, client[0], job.command))
+                    kill_log = self._next_log()
+                    self._background(self._kill_remote(target, control, client[0], kill_log, job.command),
+                                     None if control else kill_log)
                 raise
             if rc == 255:
                 log = _read(log_path)
@@ -397,11 +401,33 @@ class OpenSSHBackend(Backend):
             return True
         return False
 
-    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run remote cleanup without making the caller wait; :meth:`close` awaits it."""
+    def _background(self, coro: Coroutine[Any, Any, None], log_path: str | None = None) -> None:
+        """Run remote cleanup without making the caller wait; :meth:`close` awaits it
+        (*log_path*: the ``-E`` log of its own connection, which tells whether the server answered)."""
         task = asyncio.ensure_future(coro)
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
+        self._cleanups[task] = (time.monotonic(), log_path)
+        task.add_done_callback(lambda t: self._cleanups.pop(t, None))
+
+    async def _await_cleanups(self) -> None:
+        """Wait for the remote cleanups of cancelled jobs (each bounded by CLEANUP_TIMEOUT).
+
+        The close of a one-call session that completed (its hosts' timeouts or the deadline
+        cancelled those jobs) gives up a cleanup whose server has not sent its banner
+        CLEANUP_WAIT after it started: the host froze or is gone, and waiting would only
+        hold the call's results back.  A Session, or a call that is itself being cancelled
+        (Ctrl-C), waits for every cleanup.
+        """
+        while self._cleanups:
+            cleanups = dict(self._cleanups)
+            if not (self.keep_connections or _being_cancelled()):
+                for task, (started, log_path) in sorted(cleanups.items(), key=lambda item: item[1][0]):
+                    left = started + CLEANUP_WAIT - time.monotonic()
+                    if left > 0 and not task.done():
+                        await asyncio.wait([task], timeout=left)
+                    if not task.done() and log_path is not None and _BANNER not in _read(log_path):
+                        log.debug("giving up a remote cleanup: the server sent no banner within %g s", CLEANUP_WAIT)
+                        task.cancel()  # its ssh is ended; nothing stays behind locally
+            await asyncio.gather(*cleanups, return_exceptions=True)
 
     async def check(self, job: CheckJob, sink: OutputSink) -> str:
         """Connect and authenticate with ``ssh -N`` (no session, no command); see :mod:`.openssh_check`."""
@@ -416,7 +442,7 @@ class OpenSSHBackend(Backend):
         self._streams.add(stream)
         return stream
 
-    async def _kill_remote(self, target: Target, control: str | None, client: tuple[str, int],
+    async def _kill_remote(self, target: Target, control: str | None, client: tuple[str, int], log_path: str,
                            job_command: str | None = None) -> None:
         """End a cancelled command on the host: the OpenSSH client cannot signal it.
 
@@ -429,13 +455,12 @@ class OpenSSHBackend(Backend):
         lines = [ln for ln in (job_command or "").splitlines() if ln.strip()] if control else []
         command = (f"sh -c {shlex.quote(_KILL_SCRIPT)} parallax-kill {shlex.quote(ip)} {port} "
                    f"{shlex.quote(lines[0] if lines else '')}")
-        log_path = self._next_log()
         try:
             argv = self.ssh_argv(target, command, log_path, control)
             # A host that accepted the session and then froze must not hold a call's close up
             # for long: the first -o wins over the caller's ConnectTimeout (which ends with the banner).
-            argv[3:3] = ["-o", f"ConnectTimeout={KILL_CONNECT_TIMEOUT}"]
-            await asyncio.wait_for(run_process(argv, _Collect(), None, self._env(target)), KILL_REMOTE_TIMEOUT)
+            argv[3:3] = ["-o", f"ConnectTimeout={CLEANUP_CONNECT_TIMEOUT}"]
+            await asyncio.wait_for(run_process(argv, _Collect(), None, self._env(target)), CLEANUP_TIMEOUT)
         except Exception as e:  # a timeout, ssh missing, no password: the call's results are in already
             log.debug("%s: could not end the remote command: %s", target.key, e)
         finally:
@@ -477,8 +502,7 @@ class OpenSSHBackend(Backend):
                                                 f"{transfer.bad_name(suspect['name']) or repr(suspect['name'])}")
 
     async def close(self) -> None:
-        if self._cleanups:  # remote commands of cancelled jobs being ended (bounded by KILL_REMOTE_TIMEOUT)
-            await asyncio.gather(*list(self._cleanups), return_exceptions=True)
+        await self._await_cleanups()  # remote commands of cancelled jobs being ended
         streams, self._streams = list(self._streams), set()
         for stream in streams:
             stream.close()
@@ -548,7 +572,7 @@ class _Master:
     async def stop(self) -> None:
         self.kill()
         try:
-            await asyncio.wait_for(self.proc.wait(), 5)
+            await asyncio.wait_for(self.proc.wait(), CLOSE_GRACE)
         except asyncio.TimeoutError:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -609,7 +633,7 @@ class _Stream:
     async def _run_kill(self, argv: list[str], log_path: str) -> None:
         try:
             await asyncio.wait_for(run_process(argv, _Collect(), None, self.backend._env(self.target)),
-                                   KILL_REMOTE_TIMEOUT)
+                                   CLEANUP_TIMEOUT)
         except (asyncio.TimeoutError, OSError) as e:
             log.debug("%s: could not signal the remote shell: %s", self.target.key, e)
         finally:
@@ -623,7 +647,7 @@ class _Stream:
         if self.proc is not None:
             await self.proc.wait()
         if self._signals:
-            await asyncio.wait(list(self._signals), timeout=KILL_REMOTE_TIMEOUT)
+            await asyncio.wait(list(self._signals), timeout=CLEANUP_TIMEOUT)
 
 
 class _StderrTail:
@@ -662,6 +686,13 @@ class _Collect:
 
     def text(self) -> str:
         return b"".join(self.parts).decode("utf-8", "replace")
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task is being cancelled (Ctrl-C reaching a call); ``True`` where
+    Python cannot tell (3.10 has no ``Task.cancelling``): then every cleanup is awaited."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return cancelling is None or bool(cancelling())
 
 
 def _read(path: str) -> str:

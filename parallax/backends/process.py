@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .base import OutputSink
-
-KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+from .grace import CANCEL_GRACE
 
 
 class _Protocol(asyncio.SubprocessProtocol):
@@ -54,14 +53,15 @@ def _status(rc: int | None) -> int:
 async def _end_group(pid: int, exited: asyncio.Future[Any], signals: tuple[int | None, ...],
                      *, through_cancel: bool = False) -> None:
     """Send each of *signals* (``None``: none) to the group of *pid* in turn, waiting
-    up to KILL_GRACE after each for *exited*; stops as soon as the process is gone.
+    up to :data:`~parallax.backends.grace.CANCEL_GRACE` after each for *exited*; stops
+    as soon as the process is gone.
     *through_cancel*: a cancellation while waiting moves on to the next signal."""
     waited = (asyncio.TimeoutError, asyncio.CancelledError) if through_cancel else (asyncio.TimeoutError,)
     for sig in signals:
         if sig is not None:
             _killpg(pid, sig)
         try:
-            await asyncio.wait_for(asyncio.shield(exited), KILL_GRACE)
+            await asyncio.wait_for(asyncio.shield(exited), CANCEL_GRACE)
             return
         except waited:
             pass
