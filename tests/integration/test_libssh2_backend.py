@@ -1,0 +1,71 @@
+"""The libssh2 backend's own machinery (what the conformance suite does not reach): several
+channels waiting on one non-blocking session at once, and libssh2's algorithm names."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("ssh2", reason="the libssh2 extra (ssh2-python) is not installed")
+
+from parallax.backends.libssh2 import Libssh2Backend  # noqa: E402
+from parallax.backends.libssh2_options import is_encrypted, merge_algorithms  # noqa: E402
+from parallax.jobs import CommandJob, Target  # noqa: E402
+from parallax.ssh.algorithms import AlgorithmError  # noqa: E402
+from parallax.testing import SSHLab  # noqa: E402
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def stdout(self, data: bytes) -> None:
+        self.out += data
+
+    def stderr(self, data: bytes) -> None:
+        pass
+
+
+def test_concurrent_channels_on_one_session_all_finish(ssh_lab: SSHLab) -> None:
+    """Eight commands at once on ONE pooled connection, their output interleaved in time: every
+    channel must see all of its data although libssh2 reads other channels' packets for it."""
+    lab = ssh_lab
+    target = Target(key=lab.hosts[0], host=lab.addresses[0], port=lab.port, user=lab.user,
+                    ssh_key=lab.client_key, known_hosts=lab.known_hosts, ssh_config="/dev/null")
+    command = "for i in 1 2 3 4 5; do head -c 70000 /dev/zero | tr '\\0' {n}; sleep 0.05; done"
+
+    async def main() -> list[tuple[int, bytes]]:
+        backend = Libssh2Backend()
+        try:
+            await backend.run(CommandJob(target, "true"), Collect())  # one connection, pooled
+            sinks = [Collect() for _ in range(8)]
+            statuses = await asyncio.wait_for(asyncio.gather(*(
+                backend.run(CommandJob(target, command.format(n=n)), sink) for n, sink in enumerate(sinks))), 60)
+            assert len(backend._pool) == 1
+            return [(s, bytes(k.out)) for s, k in zip(statuses, sinks)]
+        finally:
+            await backend.close()
+
+    for n, (status, out) in enumerate(asyncio.run(main())):
+        assert status == 0
+        assert out == str(n).encode() * 350000, (n, len(out))
+
+
+def test_algorithm_lists_follow_openssh_over_libssh2_names() -> None:
+    supported = ["aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes128-ctr"]
+    assert merge_algorithms("Ciphers", None, supported, ["aes128-ctr"]) == \
+        "aes128-ctr,aes256-gcm@openssh.com,aes128-gcm@openssh.com"
+    assert merge_algorithms("Ciphers", "-aes256*", supported) == "aes128-gcm@openssh.com,aes128-ctr"
+    assert merge_algorithms("Ciphers", "chacha20-poly1305@openssh.com,aes128-ctr", supported) == "aes128-ctr"
+    with pytest.raises(AlgorithmError, match="Ciphers"):
+        merge_algorithms("Ciphers", "chacha20-poly1305@openssh.com", supported)
+
+
+def test_encrypted_keys_are_recognised(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    for name, phrase in (("plain", ""), ("locked", "secret phrase")):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", phrase, "-f", str(tmp_path / name)], check=True)
+    assert not is_encrypted(str(tmp_path / "plain"))
+    assert is_encrypted(str(tmp_path / "locked"))
