@@ -81,6 +81,25 @@ def command_script(command: str, tag: str) -> bytes:
             + _trailer(tag, '"$__parallax_rc"')).encode()
 
 
+#: Bytes a gated script leaves as they are; every other byte becomes a ``printf`` octal escape.
+_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _,.:/=+-")
+
+
+def gated_command_script(command: str, tag: str) -> bytes:
+    """:func:`command_script` as ONE line that only a shell that evaluates POSIX
+    arithmetic runs, for sending together with the greeting (one round trip fewer).
+
+    The script travels as ``printf`` octal escapes inside single quotes, so a
+    shell that cannot parse the line (csh, fish) sees one syntax error and no
+    line of the command, and the gate is the greeting's own test: a shell whose
+    greeting fails never runs it, so falling back to a plain channel is safe.
+    """
+    script = command_script(command, tag)
+    escaped = "".join(chr(b) if b in _PLAIN else f"\\{b:03o}" for b in script)
+    return (f"if [ \"$(({GREETING_STATUS - 1}+1))\" = {GREETING_STATUS} ]; "
+            f"then eval \"$(printf '{escaped}')\"; fi\n").encode()
+
+
 class FrameReader:
     """Passes one stream's bytes to *emit* until the end marker, holding back
     only a possible partial marker at the end of a chunk.
@@ -156,5 +175,5 @@ def _partial_suffix(buf: bytes, marker: bytes) -> int:
     return 0
 
 
-__all__ = ["GREETING_STATUS", "LOOP_COMMAND", "FrameReader", "command_script", "greeting_pid", "greeting_script",
-           "new_tag"]
+__all__ = ["GREETING_STATUS", "LOOP_COMMAND", "FrameReader", "command_script", "gated_command_script", "greeting_pid",
+           "greeting_script", "new_tag"]

@@ -46,6 +46,7 @@ from ..ssh.keywords import IN_PROCESS_OPTIONS
 from ..ssh.policy import HostKeyPolicy
 from ..ssh.pool import ConnectionPool
 from . import asyncssh_errors as errors
+from .asyncssh_auth import sign_at_once
 from .asyncssh_options import Conf, Confs, hop_target, recorded_host_key_algs
 from .asyncssh_sftp import CLOSE_GRACE, SFTPFS, close_sftp
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
@@ -117,6 +118,9 @@ class _Client(asyncssh.SSHClient):
             return self.refusal
         recorded = self.known is not None and self.known.known_types(self.conf.hc.host_key_name)
         return (HostKeyChanged if recorded else HostKeyUnknown).at(self.conf.target, detail)
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        sign_at_once(conn)  # publickey first, a file key's signature in the first request
+
 
     def connection_lost(self, exc: Exception | None) -> None:
         for jump in self.jumps:

@@ -13,8 +13,8 @@ import asyncio
 import logging
 
 from ..errors import ConnectionFailed, ConnectionLost
-from ..framing import (GREETING_STATUS, LOOP_COMMAND, FrameReader, command_script, greeting_pid, greeting_script,
-                       new_tag)
+from ..framing import (GREETING_STATUS, LOOP_COMMAND, FrameReader, command_script, gated_command_script, greeting_pid,
+                       greeting_script, new_tag)
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, BackendInfo, OutputSink, Stream
 
@@ -26,6 +26,10 @@ CANCEL_GRACE = 2.0  # seconds a cancelled command gets to end before its shell i
 
 class _Unusable(Exception):
     """The shell never answered its greeting (a non-POSIX login shell, for one)."""
+
+
+class _Unanswered(Exception):
+    """No greeting in time, and the first command went with it: it may be running."""
 
 
 class _Ended(Exception):
@@ -64,6 +68,8 @@ class _Shell:
         self._out: FrameReader | None = None
         self._err: FrameReader | None = None
         self._done: asyncio.Future[int] | None = None
+        self._queued: tuple[str, OutputSink] | None = None  # the command sent with the greeting
+        self.pending: asyncio.Future[int] | None = None  # its end, once the greeting answered
 
     # --- StreamSink: called by the backend as output arrives --------------------
     def stdout(self, data: bytes) -> None:
@@ -89,8 +95,18 @@ class _Shell:
             self._done.set_exception(_Ended(e))
             return
         if self._out is not None and self._err is not None and self._out.done and self._err.done:
-            status = self._out.status
-            self._done.set_result(255 if status is None else status)
+            status = 255 if self._out.status is None else self._out.status
+            done, queued, self._queued = self._done, self._queued, None
+            if queued is not None and status == GREETING_STATUS:
+                # the command sent with the greeting runs now: its frame starts right here, so no
+                # byte that came in the greeting's last chunk is lost
+                extra_out, extra_err = self._out.extra, self._err.extra
+                self.pending = self._frame(*queued)
+                if extra_out:
+                    self._feed(self._out, extra_out)
+                if extra_err:
+                    self._feed(self._err, extra_err)
+            done.set_result(status)
 
     # --- driving it ------------------------------------------------------------
     def _frame(self, tag: str, sink: OutputSink) -> asyncio.Future[int]:
@@ -100,26 +116,62 @@ class _Shell:
         self._done.add_done_callback(_consume)
         return self._done
 
-    async def start(self, backend: Backend, target: Target, timeout: float) -> None:
-        """Open the shell and wait for its greeting; :class:`_Unusable` if it never comes."""
+    async def start(self, backend: Backend, target: Target, timeout: float,
+                    first: tuple[str, OutputSink] | None = None) -> None:
+        """Open the shell and wait for its greeting; :class:`_Unusable` if it never comes.
+
+        *first* (command, sink) is sent in the same write, gated on the greeting's
+        test (:func:`~parallax.framing.gated_command_script`): once the greeting
+        answered, :attr:`pending` is its end.  A shell that ends or fails the
+        greeting never ran it; one that stays silent past *timeout* may have:
+        :class:`_Unanswered`.
+        """
         tag = new_tag()
         greeting = _Collect()
         done = self._frame(tag, greeting)
+        script = greeting_script(tag)
+        if first is not None:
+            first_tag = new_tag()
+            script += gated_command_script(first[0], first_tag)
+            self._queued = (first_tag, first[1])
         self.stream = await backend.open_stream(target, LOOP_COMMAND, self)
         try:
-            self.stream.write(greeting_script(tag))
+            self.stream.write(script)
             status = await asyncio.wait_for(asyncio.shield(done), timeout)
-        except (_Ended, asyncio.TimeoutError, OSError) as e:
+        except asyncio.TimeoutError:
+            self.close()
+            if first is not None:
+                raise _Unanswered(f"no answer within {timeout:g} s") from None
+            raise _Unusable("TimeoutError") from None
+        except (_Ended, OSError) as e:
             self.close()
             raise _Unusable(str(e) or type(e).__name__) from None
         except BaseException:
+            if first is not None:
+                await self._end_first(done, greeting)
             self.close()
             raise
         if status != GREETING_STATUS:
             self.close()
             raise _Unusable(f"greeting answered {status}")
-        if hasattr(self.stream, "remote_pid"):
+        self._note_pid(greeting)
+
+    def _note_pid(self, greeting: _Collect) -> None:
+        if self.stream is not None and hasattr(self.stream, "remote_pid"):
             self.stream.remote_pid = greeting_pid(greeting.out)
+
+    async def _end_first(self, greeted: asyncio.Future[int], greeting: _Collect) -> None:
+        """Cancelled before the greeting answered: end the command sent with it if it started
+        (within one CANCEL_GRACE in all)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CANCEL_GRACE
+        try:
+            await asyncio.wait_for(asyncio.shield(greeted), CANCEL_GRACE)
+        except (_Ended, asyncio.TimeoutError, asyncio.CancelledError):
+            return
+        if self.pending is not None:
+            self._note_pid(greeting)
+            await self.interrupt(max(0.0, deadline - loop.time()))
 
     async def run(self, command: str, sink: OutputSink) -> int:
         """Run *command*; its output goes to *sink*; returns its exit status."""
@@ -194,11 +246,15 @@ class PersistentShellBackend(Backend):
         if job.stdin or target.env or target.connection in self._plain:
             return await self.inner.run(job, sink)
         for attempt in (0, 1):
-            shell = await self._take(target)
+            shell = await self._take(target, job.command, sink)
             if shell is None:
                 return await self.inner.run(job, sink)
             try:
-                status = await shell.run(job.command, sink)
+                if shell.pending is not None:  # a new shell: the command went with its greeting
+                    pending, shell.pending = shell.pending, None
+                    status = await asyncio.shield(pending)
+                else:
+                    status = await shell.run(job.command, sink)
             except _NotSent as e:  # a shell that died between calls: start another, once
                 self._forget(shell)
                 if attempt:
@@ -215,8 +271,9 @@ class PersistentShellBackend(Backend):
             return status
         raise AssertionError("unreachable")
 
-    async def _take(self, target: Target) -> _Shell | None:
-        """An idle shell on *target*'s connection, or a new one (``None``: use plain channels)."""
+    async def _take(self, target: Target, command: str, sink: OutputSink) -> _Shell | None:
+        """An idle shell on *target*'s connection, or a new one that was sent *command* with its
+        greeting (its :attr:`_Shell.pending`); ``None``: use plain channels."""
         key = target.connection
         idle = self._idle.get(key)
         while idle:
@@ -227,7 +284,12 @@ class PersistentShellBackend(Backend):
         shell = _Shell()
         self._all.add(shell)
         try:
-            await shell.start(self.inner, target, self.greeting_timeout)
+            await shell.start(self.inner, target, self.greeting_timeout, (command, sink))
+        except _Unanswered as e:
+            self._all.discard(shell)
+            self._plain.add(key)
+            raise ConnectionFailed.at(target, f"the remote shell did not answer its greeting ({e}); the command "
+                                              f"sent with it may have started, so it is not run again") from None
         except _Unusable as e:
             self._all.discard(shell)
             if shell.end_exc is None:
