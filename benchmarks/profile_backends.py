@@ -29,8 +29,8 @@ from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
-import parallax  # noqa: E402
-from parallax.testing import SSHLab  # noqa: E402
+import parallax
+from parallax.testing import SSHLab
 
 
 def cpu() -> float:
@@ -103,12 +103,12 @@ async def libssh2_phases(lab: Any) -> Phases:
         await ph.time("auth", conn._authenticate(wire, conf, ok))
         chan = await ph.time("channel", _start(wire, "true", ()))
 
-        async def run() -> None:
+        async def run(wire: Wire, chan: Any) -> None:
             await wire.call(chan.send_eof)
             await _read_until_eof(wire, chan, Sink())
             await wire.call(chan.close)
 
-        await ph.time("exec", run())
+        await ph.time("exec", run(wire, chan))
         await ph.time("close", conn.Connection(wire, "publickey").close())
     return ph
 

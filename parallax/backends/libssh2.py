@@ -44,7 +44,7 @@ from ..ssh.policy import HostKeyPolicy
 from ..ssh.pool import ConnectionPool
 from . import libssh2_errors as errors
 from .asyncssh_options import hop_target
-from .base import Backend, OutputSink, Stream, StreamSink
+from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .libssh2_conn import Connection, check_algorithms, open_connection, write_all
 from .libssh2_io import Wire
 from .libssh2_options import Conf, Confs
@@ -172,11 +172,9 @@ class _Stream:
 class Libssh2Backend(Backend):
     """libssh2 transport: pooled non-blocking sessions, channels per job, SFTP transfers."""
 
-    name = "libssh2"
-    capabilities = frozenset({"remote-kill", "stream", "check"})
-    supported_options = SUPPORTED_OPTIONS
+    info = BackendInfo("libssh2", SUPPORTED_OPTIONS, frozenset({"remote-kill", "stream", "check"}))
 
-    def __init__(self, setup: object = None) -> None:
+    def __init__(self, setup: BackendSetup | None = None) -> None:
         self.setup = setup
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             self._connect, lambda c: c.alive, lambda c: c.close())

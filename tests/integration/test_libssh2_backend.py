@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("ssh2", reason="the libssh2 extra (ssh2-python) is not installed")
 
-from parallax.backends.libssh2 import Libssh2Backend  # noqa: E402
-from parallax.backends.libssh2_options import is_encrypted, merge_algorithms  # noqa: E402
-from parallax.jobs import CommandJob, Target  # noqa: E402
-from parallax.ssh.algorithms import AlgorithmError  # noqa: E402
-from parallax.testing import SSHLab  # noqa: E402
+from parallax.backends.libssh2 import Libssh2Backend
+from parallax.backends.libssh2_options import is_encrypted, merge_algorithms
+from parallax.jobs import CommandJob, Target
+from parallax.ssh.algorithms import AlgorithmError
+from parallax.testing import SSHLab
 
 
 class Collect:
