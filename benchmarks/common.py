@@ -38,12 +38,22 @@ class Workload:
     hosts: int
     limit: int
     command: str = ""
-    chroot_hosts: bool = False  # W4: hosts whose sessions are chrooted (distinct file systems)
+    chroot_hosts: bool = False  # W4, W8: hosts whose sessions are chrooted (distinct file systems)
+    rtt: float = 0.0  # > 0: the hosts sit behind the latency lab's link of this round-trip time
+    count_rtts: bool = False  # W6, W9: count round trips per host from the link's packet capture
+    max_repeat: int = 0  # > 0: at most this many runs per configuration, whatever --repeat says (W10)
+    big_lab: bool = False  # W10: a loopback lab of its own (W1-W5's lab keeps its size and known_hosts)
+
+
+#: The latency lab's round-trip time (W6-W9).
+LATENCY_RTT = 0.05
 
 
 def workloads(quick: bool) -> list[Workload]:
-    """The five workloads; ``quick`` shrinks the host counts."""
+    """The ten workloads; ``quick`` shrinks the host counts."""
     q = quick
+    rtt = LATENCY_RTT
+    at = f"at {rtt * 1000:g} ms RTT"
     return [
         Workload("W1", "`true` on {n} hosts, limit {l}", "run", 40 if q else 100, 32, "true"),
         Workload("W2", "`true` on {n} hosts, limit {l}", "run", 120 if q else 400, 100, "true"),
@@ -53,6 +63,16 @@ def workloads(quick: bool) -> list[Workload]:
                  10 if q else 30, chroot_hosts=True),
         Workload("W5", f"{W5_CALLS} calls of `true` in a row on {{n}} hosts through one client/session", "repeat",
                  20 if q else 50, 20 if q else 50, "true"),
+        Workload("W6", f"`true` on {{n}} hosts {at}, limit {{l}}", "run", 40 if q else 100, 32, "true", rtt=rtt,
+                 count_rtts=True),
+        Workload("W7", f"1 MiB of output from each of {{n}} hosts {at}, limit {{l}}", "run", 16 if q else 50,
+                 16 if q else 50, W3_COMMAND, rtt=rtt),
+        Workload("W8", f"a 10 MiB file copied to {{n}} hosts {at}, limit {{l}}", "put", 10 if q else 30,
+                 10 if q else 30, chroot_hosts=True, rtt=rtt),
+        Workload("W9", f"{W5_CALLS} calls of `true` in a row on {{n}} hosts {at} through one client/session",
+                 "repeat", 20 if q else 50, 20 if q else 50, "true", rtt=rtt, count_rtts=True),
+        Workload("W10", "`true` on {n} hosts on loopback, limit {l}", "run", 256 if q else 2000, 256, "true",
+                 max_repeat=2, big_lab=True),
     ]
 
 

@@ -54,15 +54,18 @@ def measure(spec: Spec, mod: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     gc.collect()
     cpu0 = cpu_now()
+    marks = [time.monotonic()]  # call boundaries, on the clock the latency lab's capture uses
     t0 = time.perf_counter()
     client = mod.Client(spec, addrs, wl["limit"])
     try:
         if wl["kind"] == "run":
             results = client.run(wl["command"])
             t1 = time.perf_counter()
+            marks.append(time.monotonic())
         elif wl["kind"] == "put":
             results = client.put(spec.local_file, spec.extra["remote"])
             t1 = time.perf_counter()
+            marks.append(time.monotonic())
         elif wl["kind"] == "repeat":
             calls = []
             all_results = []
@@ -70,6 +73,7 @@ def measure(spec: Spec, mod: Any) -> dict[str, Any]:
             for _ in range(W5_CALLS):
                 all_results.append(client.run(wl["command"]))
                 now = time.perf_counter()
+                marks.append(time.monotonic())
                 calls.append(now - start)
                 start = now
             t1 = time.perf_counter()
@@ -83,7 +87,7 @@ def measure(spec: Spec, mod: Any) -> dict[str, Any]:
         client.close()
     t2 = time.perf_counter()
     cpu1 = cpu_now()
-    out.update(wall=t2 - t0, close=t2 - tc, work_wall=t1 - t0, cpu_work=cpu1 - cpu0)
+    out.update(wall=t2 - t0, close=t2 - tc, work_wall=t1 - t0, cpu_work=cpu1 - cpu0, marks=marks)
     if wl["kind"] == "run":
         check_run(results, addrs, wl["command"])
     elif wl["kind"] == "put":

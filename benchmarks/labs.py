@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+from typing import Any
 
 from common import W4_REMOTE
 
@@ -35,42 +36,76 @@ def safe_chroot_base() -> str:
 
 
 class Lab:
-    """One SSHLab: ``main`` addresses for W1-W3/W5, plus W4's addresses whose sessions are chrooted."""
+    """One SSHLab on loopback: ``main`` addresses for the command workloads, plus the copy workloads'
+    addresses whose sessions are chrooted (one directory per address: distinct file systems)."""
 
-    def __init__(self, n_main: int, n_chroot: int) -> None:
+    rtt = 0.0
+
+    def __init__(self, n_main: int, n_chroot: int, name: str = "loopback") -> None:
         from parallax.testing.sshd import SSHLab
 
-        self.lab = SSHLab(hosts=n_main + n_chroot, max_startups="1000:30:2000")
-        self.main = self.lab.addresses[:n_main]
-        self.chrooted = self.lab.addresses[n_main:]
-        self.chroot_base = safe_chroot_base()
+        self.name = name
+        self.n_main, self.n_chroot = n_main, n_chroot
+        self.chroot_base = os.path.join(safe_chroot_base(), name)
+        self.main: list[str] = []
+        self.chrooted: list[str] = []
+        self.listeners: set[int] = set()
+        self.lab: Any = SSHLab(hosts=n_main + n_chroot, max_startups="1000:30:2000")
+        self.lab.extra_config = self._chroot_config(self.lab.addresses)
+
+    def _chroot_config(self, addresses: list[str]) -> str:
+        """Split *addresses* into main and chrooted ones, make the chroots, return the sshd_config blocks."""
+        self.main, self.chrooted = addresses[: self.n_main], addresses[self.n_main:]
+        if os.path.exists(self.chroot_base):
+            shutil.rmtree(self.chroot_base)
+        os.makedirs(self.chroot_base, mode=0o755)
+        os.chmod(os.path.dirname(self.chroot_base), 0o755)
         blocks = []
         for addr in self.chrooted:
+            up = os.path.join(self.chroot_dir(addr), "up")
+            os.makedirs(up)
+            os.chmod(self.chroot_dir(addr), 0o755)
             blocks += [f"Match LocalAddress {addr}", f"    ChrootDirectory {self.chroot_dir(addr)}"]
-        self.lab.extra_config = "\n".join(blocks)
+        return "\n".join(blocks)
+
+    def _own_chroots(self) -> None:
+        """The login account (created by the lab's start) owns every chroot's upload directory."""
+        import pwd
+
+        pw = pwd.getpwnam(self.lab.user)
+        for addr in self.chrooted:
+            up = os.path.join(self.chroot_dir(addr), "up")
+            os.chown(up, pw.pw_uid, pw.pw_gid)
+            os.chmod(up, 0o755)
 
     def chroot_dir(self, addr: str) -> str:
         return os.path.join(self.chroot_base, addr)
 
     def start(self) -> None:
-        import pwd
-
-        if os.path.exists(self.chroot_base):
-            shutil.rmtree(self.chroot_base)
-        os.makedirs(self.chroot_base, mode=0o755)
-        pw = pwd.getpwnam(self.lab.user)
-        for addr in self.chrooted:
-            os.makedirs(os.path.join(self.chroot_dir(addr), "up"))
-            os.chmod(self.chroot_dir(addr), 0o755)
-            up = os.path.join(self.chroot_dir(addr), "up")
-            os.chown(up, pw.pw_uid, pw.pw_gid)
-            os.chmod(up, 0o755)
         self.lab.start()
+        self._own_chroots()
         self.listeners = set(self.lab.listener_pids())
 
     def stop(self) -> None:
         self.lab.stop()
         shutil.rmtree(self.chroot_base, ignore_errors=True)
+
+    def forwarder_cpu(self) -> float:
+        """CPU seconds of the link's forwarder so far (none on loopback)."""
+        return 0.0
+
+    def before_run(self) -> None:
+        """Make every run start from the same state (nothing on loopback)."""
+
+    def start_capture(self) -> None:
+        raise RuntimeError(f"the {self.name} lab has no link to capture packets on")
+
+    def stop_capture(self) -> list[Any]:
+        raise RuntimeError(f"the {self.name} lab has no link to capture packets on")
+
+    def own_pids(self) -> set[int]:
+        """The lab's own processes among this script's children (never a driver's leftovers)."""
+        return self.listeners
 
     def sessions(self) -> int:
         """sshd processes serving connections (everything below the listeners)."""
@@ -80,7 +115,6 @@ class Lab:
         deadline = time.monotonic() + QUIET_TIMEOUT
         while self.sessions() > 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-
     def w4_paths(self) -> dict[str, str]:
         return {a: os.path.join(self.chroot_dir(a), W4_REMOTE.lstrip("/")) for a in self.chrooted}
 
@@ -106,3 +140,52 @@ class Lab:
             raise AssertionError(f"{len(problems)}/{len(addresses)} hosts have no correct copy: "
                                  + "; ".join(problems[:5]) + (f"; stderr: {proc.stderr.strip()[:300]}"
                                                               if proc.stderr.strip() else ""))
+
+
+class LatencyLab(Lab):
+    """The same hosts inside a network namespace behind a user-space link of round-trip time *rtt*
+    (:class:`parallax.testing.faults.FaultLab`, with TCP segmentation offload so bulk copies are not
+    bound by the forwarder; no loss)."""
+
+    def __init__(self, n_main: int, n_chroot: int, rtt: float, name: str = "latency") -> None:
+        from parallax.testing.faults import FaultLab
+
+        self.name = name
+        self.n_main, self.n_chroot = n_main, n_chroot
+        self.rtt = rtt
+        self.chroot_base = os.path.join(safe_chroot_base(), name)
+        self.main, self.chrooted = [], []
+        self.listeners = set()
+        self.fault = FaultLab(hosts=n_main + n_chroot, rtt=rtt, blackholed=0, offload=True,
+                              extra_config=self._chroot_config)
+        self.lab = None
+
+    def start(self) -> None:
+        self.fault.start()
+        self.lab = self.fault.lab
+        self._own_chroots()
+        self.listeners = set(self.lab.listener_pids())
+
+    def stop(self) -> None:
+        self.fault.stop()
+        shutil.rmtree(self.chroot_base, ignore_errors=True)
+
+    def forwarder_cpu(self) -> float:
+        return self.fault.forwarder_cpu() if self.lab is not None else 0.0
+
+    def own_pids(self) -> set[int]:
+        return self.listeners | {p for p in [self.fault.forwarder_pid] if p is not None}
+
+    def before_run(self) -> None:
+        """Forget the TCP metrics (ssthresh, cwnd, RTT) the kernel cached for the lab's addresses on
+        both ends, so every run starts its connections cold, as the first one did."""
+        net = self.main[0].rsplit(".", 1)[0] + ".0/24"
+        subprocess.run(["ip", "tcp_metrics", "flush", net], capture_output=True, check=False)
+        subprocess.run(["ip", "-n", self.fault.namespace, "tcp_metrics", "flush", "all"], capture_output=True,
+                       check=False)
+
+    def start_capture(self) -> None:
+        self.fault.start_capture()
+
+    def stop_capture(self) -> list[Any]:
+        return self.fault.stop_capture()

@@ -84,14 +84,24 @@ def cpu_with_children_s(pids: set[int]) -> float:
     return total / TICK
 
 
+def open_fds(pid: int) -> int:
+    """File descriptors *pid* has open (0 if it is gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
 class Sampler(threading.Thread):
-    """Peak proportional set size (PSS) of a driver and its child processes, sampled every 100 ms."""
+    """Peak proportional set size (PSS) and open file descriptors of a driver and its child
+    processes, sampled every 100 ms."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_kib = 0
         self.peak_procs = 0
+        self.peak_fds = 0
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -100,4 +110,5 @@ class Sampler(threading.Thread):
             total = sum(pss_kib(p) for p in pids)
             self.peak_kib = max(self.peak_kib, total)
             self.peak_procs = max(self.peak_procs, len(pids))
+            self.peak_fds = max(self.peak_fds, sum(open_fds(p) for p in pids))
             self.stop_event.wait(0.1)

@@ -10,6 +10,10 @@ from common import W4_REMOTE, Workload
 Config = Any  # run.Config (a label, driver, config string, peer flag, workloads and note)
 
 
+#: Tables with a client CPU per host column.
+PER_HOST_CPU = ("W1", "W6", "W10")
+
+
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -19,7 +23,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in records if r.get("ok")]
     failed = [r for r in records if not r.get("ok")]
     keys = ["wall", "close", "work_wall", "cpu_work", "cpu_process", "rss_mib", "peak_pss_mib", "import_s",
-            "startup_s", "process_wall", "first", "repeat_mean", "peak_procs", "server_cpu", "other_cpu"]
+            "startup_s", "process_wall", "first", "repeat_mean", "peak_procs", "server_cpu", "other_cpu",
+            "peak_fds", "link_cpu", "rtts_first", "rtts_repeat", "conns_first"]
     out: dict[str, Any] = {"runs": len(records), "ok": len(ok), "failed": len(failed)}
     for k in keys:
         vals = [r[k] for r in ok if r.get(k) is not None]
@@ -27,6 +32,12 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             out[k] = median(vals)
             if k in ("wall", "first", "repeat_mean"):
                 out[f"{k}_range"] = [min(vals), max(vals)]
+    for k, lo in (("rtts_first_max", "rtts_first_min"), ("rtts_repeat_max", None)):
+        highs = [r[k] for r in ok if r.get(k) is not None]
+        if highs:
+            out[k] = max(highs)
+            if lo:
+                out[lo] = min(r[lo] for r in ok if r.get(lo) is not None)
     if failed:
         out["error"] = failed[0].get("error", "unknown error")
     versions = {r.get("version") for r in records if r.get("version")}
@@ -95,32 +106,39 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
         if cfg.peer:
             v = meta["versions"].get(cfg.driver, "?")
             lines.append(f"- {cfg.label}: {v}")
+    loop = bool(meta.get("lab"))
     lines += [
         "",
         "## Setup",
         "",
-        (f"- One `parallax.testing.SSHLab` on loopback: {meta['lab']['hosts']} addresses (127.0.0.2 ...), one port, "
+        *[line for line in [(f"- W1-W5: one `parallax.testing.SSHLab` on loopback: {meta['lab'].get('hosts', '?')} "
+        "addresses "
+        "(127.0.0.2 ...), one port, "
         "one sshd per 16 addresses, login account with `/bin/sh`, KEX curve25519 only, MaxStartups 1000:30:2000, "
         "MaxSessions 100. Client and server share the same cores, so on loopback the server is often the "
-        "bottleneck: compare client CPU as well as wall time."),
+        "bottleneck: compare client CPU as well as wall time.")] if loop],
+        *latency_setup(meta.get("labs", {})),
         ("- Every library checks host keys against the lab's known_hosts (parallel-ssh has no such option: its "
         "driver checks every host's key with libssh2's known-hosts API after connecting, before the command; "
         "Fabric auto-adds unknown keys by default: its driver gives every connection its host's known_hosts entry "
         "and sets paramiko's RejectPolicy)."),
-        (f"- W4 hosts are {meta['lab']['chrooted']} extra addresses whose sessions are chrooted (`Match LocalAddress` "
-        "+ `ChrootDirectory`), one directory per address: every host has its own file system for "
-        f"`{W4_REMOTE}`, as real hosts do. After each W4 run one untimed ssh command hashes every copy "
-        "(`b2sum`) and the files are removed."),
+        *[line for line in [f"- W4 (and W8) hosts are {meta['lab'].get('chrooted', '?')} extra addresses whose "
+        "sessions are chrooted "
+        "(`Match LocalAddress` + `ChrootDirectory`), one directory per address: every host has its own file system "
+        f"for `{W4_REMOTE}`, as real hosts do. After each W4/W8 run one untimed ssh command hashes every copy "
+        "(`b2sum`) and the files are removed."] if loop],
         host_key_line(meta),
-        ("- Every run checks every host: exit status 0, exactly 1 MiB of the expected bytes (W3), the copied file's "
-        "checksum (W4). A lost or wrong host makes the run FAILED."),
+        ("- Every run checks every host: exit status 0, exactly 1 MiB of the expected bytes (W3, W7), the copied "
+        "file's checksum (W4, W8). A lost or wrong host makes the run FAILED."),
         ("- Each run is a fresh driver process (`benchmarks/driver.py`). **wall s**: inside the driver, from "
         "creating the client (or the first module-level call) to after closing it (interpreter start and imports "
         "excluded; **close s** is the part spent closing). **CPU s**: user+system of the driver and its reaped child "
         "processes (ssh, scp) over the same span. **CPU s (process)**: the whole driver process incl. start-up and "
         "imports (`wait4`). **RSS MiB**: the driver process's peak RSS. **tree PSS MiB**: peak proportional set "
         "size of the driver plus all its child processes (sampled every 100 ms). **server CPU s**: CPU of the "
-        "lab's sshd processes serving the run (same cores as the client)."),
+        "lab's sshd processes serving the run (same cores as the client). **link CPU s** (W6-W9): CPU of the "
+        "latency lab's forwarder during the run (same cores too). **peak fds** (W10): most file descriptors open at "
+        "once in the driver and its child processes (sampled every 100 ms). **RTTs**: see \"Round trips\"."),
         ("- Runs are interleaved (every configuration once, then again), with a pause until the lab's sshd has "
         "no session left between runs."),
         "",
@@ -165,6 +183,14 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
                        if bcv and pcv else "")
                 ratio_lines.append(f"- **{wl.name}: {bv / pv:.2f}** — {bn} {bv:.2f} s{spread(bn, 'wall', wl.name, 2)} "
                                    f"vs {pn} {pv:.2f} s{spread(pn, 'wall', wl.name, 2)}{cpu}")
+    if "W1" in summary:
+        bcn, bcv = best([c.label for c in cfgs if not c.peer], "cpu_work", "W1")
+        pssh = summary["W1"].get("parallel-ssh ParallelSSHClient", {}).get("cpu_work")
+        w1 = next(w for w in wls if w.name == "W1")
+        if bcv and pssh:
+            ratio_lines.append(f"- **W1 client CPU per host: {bcv / pssh:.2f}** — {bcn} "
+                               f"{bcv * 1000 / w1.hosts:.1f} ms vs parallel-ssh ParallelSSHClient "
+                               f"{pssh * 1000 / w1.hosts:.1f} ms (on {meta['machine'].get('cpu', '?')})")
     if "W5" in summary:
         ratio_lines += ["", "W5 first call / repeat call for parallax Sessions:", ""]
         for c in cfgs:
@@ -180,15 +206,21 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
         lines += [f"## {wl.name}: {wl.title.format(n=wl.hosts, l=wl.limit)}", ""]
         if wl.kind == "repeat":
             head = ["configuration", "first call s", "repeat call s", "first/repeat", "wall s", "CPU s",
-                    "CPU s (process)", "server CPU s", "RSS MiB", "tree PSS MiB", "runs"]
+                    "CPU s (process)", "server CPU s", "RSS MiB", "tree PSS MiB"]
         else:
             head = ["configuration", "wall s", "close s", "CPU s"]
-            if wl.name == "W1":
+            if wl.name in PER_HOST_CPU:
                 head.append("CPU ms/host")
             head += ["CPU s (process)", "server CPU s", "RSS MiB", "tree PSS MiB"]
             if wl.kind == "put":
                 head.append("MiB/s")
-            head.append("runs")
+        if wl.rtt:
+            head.append("link CPU s")
+        if wl.name == "W10":
+            head.append("peak fds")
+        if wl.count_rtts:
+            head += ["RTTs first call", "RTTs repeat call"] if wl.kind == "repeat" else ["RTTs/host"]
+        head.append("runs")
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         notes = []
         for cfg in cfgs:
@@ -210,16 +242,24 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
                 row = [label, fmt(s.get("first"), 3), fmt(s.get("repeat_mean"), 3), fmt(fr, 1), fmt(s.get("wall")),
                        fmt(s.get("cpu_work")), fmt(s.get("cpu_process")), fmt(s.get("server_cpu")),
                        fmt(s.get("rss_mib"), 0),
-                       fmt(s.get("peak_pss_mib"), 0), runs]
+                       fmt(s.get("peak_pss_mib"), 0)]
             else:
                 row = [label, fmt(s.get("wall")), fmt(s.get("close")), fmt(s.get("cpu_work"))]
-                if wl.name == "W1":
+                if wl.name in PER_HOST_CPU:
                     row.append(fmt(s["cpu_work"] * 1000 / wl.hosts, 1) if s.get("cpu_work") else "–")
                 row += [fmt(s.get("cpu_process")), fmt(s.get("server_cpu")), fmt(s.get("rss_mib"), 0),
                         fmt(s.get("peak_pss_mib"), 0)]
                 if wl.kind == "put":
                     row.append(fmt(wl.hosts * 10 / s["wall"], 0) if s.get("wall") else "–")
-                row.append(runs)
+            if wl.rtt:
+                row.append(fmt(s.get("link_cpu")))
+            if wl.name == "W10":
+                row.append(fmt(s.get("peak_fds"), 0))
+            if wl.count_rtts:
+                row.append(rtt_cell(s, "first"))
+                if wl.kind == "repeat":
+                    row.append(rtt_cell(s, "repeat"))
+            row.append(runs)
             lines.append("| " + " | ".join(row) + " |")
         na = [c for c in cfgs if wl.name not in c.workloads]
         if na:
@@ -227,17 +267,18 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
             for c in na:
                 if c.config.endswith("/shell"):
                     reasons.append(f"{c.label}: not run (a persistent shell pays off from a Session's second "
-                                   "call on; W5 measures it)")
-                elif wl.name == "W5":
+                                   "call on; W5 and W9 measure it)")
+                elif wl.kind == "repeat":
                     reasons.append(f"{c.label}: n/a (a module-level call opens and closes its connections; "
-                                   "W5 measures Sessions)")
+                                   f"{wl.name} measures Sessions)")
                 else:
                     reasons.append(f"{c.label}: not run (a Session's first call costs about what the module "
-                                   "call does, see W1 and W5; skipped to keep the full run under 15 minutes)")
+                                   "call does, see W1, W5, W6 and W9; skipped to keep the full run's time down)")
             lines += [""] + [f"- {r}" for r in reasons]
         if notes:
             lines += ["", *notes]
         lines.append("")
+    lines += round_trip_lines(wls, cfgs, summary)
     lines += ["## Machine activity during the runs", ""]
     la = meta.get("loadavg", {})
     lines.append(f"- Load average (1/5/15 min) at start: {la.get('start', '?')}; at end: {la.get('end', '?')}.")
@@ -255,3 +296,85 @@ def write_markdown(path: str, meta: dict[str, Any], wls: list[Workload], cfgs: l
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
+
+
+def rtt_cell(s: dict[str, Any], which: str) -> str:
+    """Median round trips per host, with the largest (and for first calls the smallest) in brackets."""
+    med = s.get(f"rtts_{which}")
+    if med is None:
+        return "–"
+    lo, hi = s.get(f"rtts_{which}_min"), s.get(f"rtts_{which}_max")
+    rng = f" ({lo}–{hi})" if lo is not None and hi is not None and lo != hi else (
+        f" (max {hi})" if hi is not None and hi != med else "")
+    return f"{med:g}{rng}"
+
+
+def latency_setup(labs: dict[str, Any]) -> list[str]:
+    """The Setup lines for the latency lab (W6-W9) and W10's lab."""
+    out = []
+    lat = labs.get("latency")
+    if lat:
+        out.append(
+            f"- W6-W9: a `parallax.testing.faults.FaultLab`: {lat['hosts']} addresses (198.18.x.y) in a network "
+            f"namespace of its own with the same sshd setup ({lat['sshd']} sshd), reached through a user-space "
+            f"link with {lat['rtt'] * 1000:g} ms round-trip time and no loss: two TUN devices joined by a Python "
+            "forwarder that holds every packet for half the RTT, so every client pays the same delay. The link "
+            "takes TCP segmentation offload (bursts of up to 64 KiB as one packet, the MTU stays 1500), so bulk "
+            "copies are not bound by the forwarder: 30 x 10 MiB through it alone take about 1 s and 0.55 CPU s "
+            "(`benchmarks/link_throughput.py --offload`); its CPU per run is the **link CPU s** column. The kernel's "
+            "cached TCP metrics for the lab's addresses are flushed before every run, so every run starts cold. "
+            f"{lat['chrooted']} of the addresses are chrooted for W8 as W4's are.")
+    big = labs.get("big")
+    if big:
+        out.append(f"- W10: a loopback `SSHLab` of its own with {big['hosts']} addresses ({big['sshd']} sshd), so "
+                   "W1-W5's lab (and its known_hosts file) keeps its size. W10 runs at most twice per "
+                   "configuration: one run costs about 50 s of sshd CPU.")
+    return out
+
+
+def round_trip_lines(wls: list[Workload], cfgs: list[Config], summary: dict[str, dict[str, dict[str, Any]]]
+                     ) -> list[str]:
+    """The "Round trips" section: the floor, how it is derived, and each configuration's distance from it."""
+    from rtt_count import FLOOR, FLOOR_RTTS, REPEAT_FLOOR, SHELL_REPEAT_FLOOR
+
+    counted = [w for w in wls if w.count_rtts and w.name in summary]
+    if not counted:
+        return []
+    out = ["## Round trips", "",
+           "Counted per host from the latency lab's packet capture (`benchmarks/rtt_count.py`): the link records "
+           "every TCP packet's header when it enters; a host's count is the longest chain of packets with data "
+           "(or SYN) that alternate direction, each at least 0.45 RTT after the one before, one round trip per "
+           "client-to-server-to-client hop, up to the server's last packet with data in the call (the median "
+           "over hosts and runs; the range in brackets). It is exact when neither end pauses more than half an "
+           "RTT between two messages, an upper bound otherwise.", "",
+           f"**The floor: {FLOOR_RTTS} round trips** for a new SSH connection and one command, for a client that "
+           "waits for every answer the protocol makes it wait for and sends everything else at once:", ""]
+    out += [f"{i}. {what}: {n}" for i, (what, n) in enumerate(FLOOR, 1)]
+    out += ["",
+            "Why not fewer: the client's banner and KEXINIT can ride on the handshake's ACK, but the ECDH init "
+            "needs the server's KEXINIT (the negotiated method), which sshd sends after the TCP handshake; "
+            "the exec request needs the channel number from the open confirmation. The floor counts the "
+            "ssh-userauth service request as a round trip of its own: RFC 4253 has the server accept the service "
+            "before its messages; a client that sent its USERAUTH_REQUEST right behind the service request would "
+            "need 6 with a server that handles them in order, which the RFC does not promise. Above the floor: "
+            "+1 for a publickey query (a request without signature, answered by PK_OK) before the signed request, "
+            "+1 for a `none` method request first (OpenSSH's `ssh` does both: 9), +1 for each channel request "
+            "that waits for its reply before the exec. A repeat call on an open connection needs "
+            f"{REPEAT_FLOOR} (channel open, exec); on a persistent shell {SHELL_REPEAT_FLOOR}.", "",
+            "| configuration | " + " | ".join(
+                f"{w.name} {'first call' if w.kind == 'repeat' else 'RTTs'} | × floor"
+                + (f" | {w.name} repeat call | floor" if w.kind == "repeat" else "") for w in counted) + " |",
+            "|---|" + "".join("---|---|" + ("---|---|" if w.kind == "repeat" else "") for w in counted)]
+    for cfg in cfgs:
+        cells, seen = [], False
+        for w in counted:
+            s = summary[w.name].get(cfg.label, {})
+            first = s.get("rtts_first")
+            seen |= first is not None
+            cells += [rtt_cell(s, "first"), f"{first / FLOOR_RTTS:.2f}" if first is not None else "–"]
+            if w.kind == "repeat":
+                floor = SHELL_REPEAT_FLOOR if cfg.config.endswith("/shell") else REPEAT_FLOOR
+                cells += [rtt_cell(s, "repeat"), str(floor) if s.get("rtts_repeat") is not None else "–"]
+        if seen:
+            out.append(f"| {cfg.label} | " + " | ".join(cells) + " |")
+    return [*out, ""]

@@ -31,7 +31,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, ROOT)
 
 from common import W4_REMOTE, Spec, Workload, w4_payload, workloads
-from labs import Lab
+from labs import Lab, LatencyLab
+from rtt_count import summarise_capture
 from procs import Sampler, children_of, cpu_with_children_s, machine_busy_s, make_subreaper, proc_name, tree
 from report import summarise_all, write_markdown
 
@@ -63,21 +64,22 @@ def configs() -> list[Config]:
     out = []
     for backend in ("openssh", "paramiko", "asyncssh"):
         out.append(Config(f"parallax {backend} (module call)", "parallax_new", f"{backend}/module", False,
-                          ("W1", "W2", "W3", "W4")))
+                          ("W1", "W2", "W3", "W4", "W6", "W7", "W8", "W10")))
         out.append(Config(f"parallax {backend} (Session)", "parallax_new", f"{backend}/session", False,
-                          ("W1", "W5")))
+                          ("W1", "W5", "W6", "W9")))
     for backend in ("openssh", "paramiko", "asyncssh"):
         out.append(Config(f"parallax {backend} (Session, persistent shell)", "parallax_new", f"{backend}/shell",
-                          False, ("W5",)))
+                          False, ("W5", "W9")))
+    every = tuple(f"W{i}" for i in range(1, 11))
     out += [
-        Config("parallel-ssh ParallelSSHClient", "pssh", "", True, ("W1", "W2", "W3", "W4", "W5"),
+        Config("parallel-ssh ParallelSSHClient", "pssh", "", True, every,
                "native client (ssh2-python/libssh2); host keys checked by hand (libssh2 knownhost API); "
                "W4 via copy_file (SFTP)"),
-        Config("Fabric ThreadingGroup", "fabric", "", True, ("W1", "W2", "W3", "W4", "W5"),
+        Config("Fabric ThreadingGroup", "fabric", "", True, every,
                "no concurrency limit: all hosts of the group at once; W4 via Group.put (SFTP)"),
-        Config("asyncssh by hand", "asyncssh_raw", "", True, ("W1", "W2", "W3", "W4", "W5"),
+        Config("asyncssh by hand", "asyncssh_raw", "", True, every,
                "Semaphore(limit) + connect + run; W4 via SFTP put"),
-        Config("parallax 1.0.6 (PyPI)", "parallax106", "", True, ("W1", "W2", "W3", "W4", "W5"),
+        Config("parallax 1.0.6 (PyPI)", "parallax106", "", True, every,
                "ssh/scp -C subprocesses; no sessions, so every W5 call reconnects"),
     ]
     return out
@@ -118,8 +120,7 @@ def ensure_venv() -> None:
 class Runner:
     """Runs driver processes one at a time and records whole-process figures."""
 
-    def __init__(self, lab: Lab, workdir: str) -> None:
-        self.lab = lab
+    def __init__(self, workdir: str) -> None:
         self.workdir = workdir
         self.seq = 0
         self.current: subprocess.Popen | None = None
@@ -138,14 +139,13 @@ class Runner:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         return env
 
-    def measure(self, cfg: Config, wl: Workload, known_hosts: str | None = None) -> dict[str, Any]:
+    def measure(self, cfg: Config, wl: Workload, lab: Lab, known_hosts: str | None = None) -> dict[str, Any]:
         t_begin = time.perf_counter()
-        rec = self._measure(cfg, wl, known_hosts or self.lab.lab.known_hosts)
+        rec = self._measure(cfg, wl, lab, known_hosts or lab.lab.known_hosts)
         rec["overhead_s"] = time.perf_counter() - t_begin - rec.get("wall", 0.0)
         return rec
 
-    def _measure(self, cfg: Config, wl: Workload, known_hosts: str) -> dict[str, Any]:
-        lab = self.lab
+    def _measure(self, cfg: Config, wl: Workload, lab: Lab, known_hosts: str) -> dict[str, Any]:
         addrs = lab.chrooted[: wl.hosts] if wl.chroot_hosts else lab.main[: wl.hosts]
         self.seq += 1
         tag = f"{self.seq:04d}"
@@ -160,8 +160,12 @@ class Runner:
         if wl.kind == "put":
             lab.w4_clean()
         lab.wait_quiet()
+        lab.before_run()
 
         busy0, server0, self0 = machine_busy_s(), cpu_with_children_s(lab.listeners), time.process_time()
+        link0 = lab.forwarder_cpu()
+        if wl.count_rtts:
+            lab.start_capture()
         t0 = time.perf_counter()
         with open(log_path, "wb") as logf:
             proc = subprocess.Popen([cfg.python, os.path.join(HERE, "driver.py"), spec_path], env=self.env(cfg),
@@ -182,6 +186,7 @@ class Runner:
             self.current = None
         proc.returncode = os.waitstatus_to_exitcode(status)
         total_wall = time.perf_counter() - t0
+        packets = lab.stop_capture() if wl.count_rtts else []
         lab.wait_quiet()  # the server's CPU for this run is counted once its sessions are reaped
         busy = machine_busy_s() - busy0
         server_cpu = cpu_with_children_s(lab.listeners) - server0
@@ -192,10 +197,13 @@ class Runner:
             "process_wall": total_wall, "cpu_process": ru.ru_utime + ru.ru_stime,
             "cpu_process_user": ru.ru_utime, "cpu_process_sys": ru.ru_stime,
             "maxrss_tree_max_mib": ru.ru_maxrss / 1024, "peak_pss_mib": sampler.peak_kib / 1024,
-            "peak_procs": sampler.peak_procs, "exit": proc.returncode,
-            "server_cpu": server_cpu, "machine_busy": busy,
-            "other_cpu": max(0.0, busy - server_cpu - client_cpu - own_cpu),
+            "peak_procs": sampler.peak_procs, "peak_fds": sampler.peak_fds, "exit": proc.returncode,
+            "server_cpu": server_cpu, "machine_busy": busy, "rtt": lab.rtt,
         }
+        link_cpu = lab.forwarder_cpu() - link0
+        if lab.rtt:
+            rec["link_cpu"] = link_cpu
+        rec["other_cpu"] = max(0.0, busy - server_cpu - client_cpu - own_cpu - link_cpu)
         try:
             with open(spec.out_path) as f:
                 report = json.load(f)
@@ -204,6 +212,8 @@ class Runner:
                    else f"driver exited {proc.returncode} without a report")
             report = {"ok": False, "error": why}
         rec.update(report)
+        if wl.count_rtts and rec.get("ok") and len(rec.get("marks", ())) >= 2:
+            rec.update(summarise_capture(packets, lab.rtt, rec["marks"], addrs))
         if "maxrss_kib" in report:
             rec["rss_mib"] = report.pop("maxrss_kib") / 1024
             rec.pop("maxrss_kib", None)
@@ -212,7 +222,7 @@ class Runner:
                 tail = f.read()[-3000:].decode(errors="replace").strip()
             if tail:
                 rec["log_tail"] = tail
-        leftovers = [p for p in children_of(os.getpid()) if p not in lab.listeners]
+        leftovers = [p for p in children_of(os.getpid()) if p not in lab.own_pids()]
         if leftovers:
             rec["leftover_processes"] = [proc_name(p) for p in leftovers]
             for p in leftovers:
@@ -264,13 +274,13 @@ def wrong_known_hosts(lab: Lab, workdir: str) -> str:
     return path
 
 
-def host_key_preflight(runner: Runner, cfgs: list[Config], workdir: str) -> dict[str, dict[str, Any]]:
+def host_key_preflight(runner: Runner, lab: Lab, cfgs: list[Config], workdir: str) -> dict[str, dict[str, Any]]:
     """Every configuration must refuse hosts whose key differs from known_hosts (proves nobody skips the check)."""
-    wrong = wrong_known_hosts(runner.lab, workdir)
+    wrong = wrong_known_hosts(lab, workdir)
     wl = Workload("HK", "`true` on {n} hosts whose known_hosts entry holds another key", "run", 4, 4, "true")
     out: dict[str, dict[str, Any]] = {}
     for cfg in cfgs:
-        rec = runner.measure(cfg, wl, known_hosts=wrong)
+        rec = runner.measure(cfg, wl, lab, known_hosts=wrong)
         error = rec.get("error") or ""
         refused = not rec.get("ok") and bool(HOST_KEY_REFUSAL.search(error + rec.get("traceback", "")))
         out[cfg.label] = {"refused": refused, "error": error[:400]}
@@ -339,6 +349,24 @@ def rewrite_report(out: str) -> int:
     return 0
 
 
+def lab_key(wl: Workload) -> str:
+    """Which lab a workload runs in: W1-W5 loopback, W6-W9 latency, W10 a big loopback lab of its own."""
+    return "latency" if wl.rtt else "big" if wl.big_lab else "loopback"
+
+
+def make_labs(wls: list[Workload]) -> dict[str, Lab]:
+    """One (not yet started) lab per lab key, sized for the largest workload it serves."""
+    labs: dict[str, Lab] = {}
+    for key in dict.fromkeys(lab_key(w) for w in wls):
+        mine = [w for w in wls if lab_key(w) == key]
+        n_main = max([w.hosts for w in mine if not w.chroot_hosts] or [1])
+        n_chroot = max([w.hosts for w in mine if w.chroot_hosts] or [0])
+        rtts = {w.rtt for w in mine}
+        labs[key] = (LatencyLab(max(n_main, 4), n_chroot, rtts.pop(), name=key) if key == "latency"
+                     else Lab(max(n_main, 4), n_chroot, name=key))
+    return labs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=None, help="runs per measurement (default 5; --quick: 1)")
@@ -376,29 +404,35 @@ def main() -> int:
     load_start = loadavg()
     ensure_venv()
     make_subreaper()
-    n_main = max([w.hosts for w in wls if not w.chroot_hosts] or [1])
-    n_chroot = max([w.hosts for w in wls if w.chroot_hosts] or [0])
-    lab = Lab(n_main, n_chroot)
+    labs = make_labs(wls)
     workdir = tempfile.mkdtemp(prefix="parallax-bench-")
     records: list[dict[str, Any]] = []
     versions: dict[str, str] = {}
     runner = None
     preflight: dict[str, dict[str, Any]] = {}
+    lab_info: dict[str, dict[str, Any]] = {}
     try:
-        lab.start()
-        log(f"lab: {len(lab.lab.addresses)} hosts on port {lab.lab.port} ({n_chroot} chrooted for W4)")
-        runner = Runner(lab, workdir)
-        preflight = host_key_preflight(runner, cfgs, workdir)
-        for wl in wls:
+        runner = Runner(workdir)
+        for i, wl in enumerate(wls):
+            key = lab_key(wl)
+            lab = labs[key]
+            if lab.lab is None or not lab.lab.running:
+                lab.start()
+                lab_info[key] = {"hosts": len(lab.main) + len(lab.chrooted), "chrooted": len(lab.chrooted),
+                                 "rtt": lab.rtt, "sshd": len(lab.listeners)}
+                log(f"{key} lab: {len(lab.main) + len(lab.chrooted)} hosts on port {lab.lab.port} "
+                    f"({len(lab.chrooted)} chrooted)" + (f", {lab.rtt * 1000:g} ms RTT" if lab.rtt else ""))
+                if not preflight:
+                    preflight = host_key_preflight(runner, lab, cfgs, workdir)
             todo = [c for c in cfgs if wl.name in c.workloads]
             failed_first: set[str] = set()
-            for rep in range(repeat):
+            for rep in range(min(repeat, wl.max_repeat) if wl.max_repeat else repeat):
                 # Rotate the order every round so no configuration always runs first or last.
                 order = todo[rep % len(todo):] + todo[: rep % len(todo)] if todo else []
                 for cfg in order:
                     if cfg.label in failed_first:
                         continue
-                    rec = runner.measure(cfg, wl)
+                    rec = runner.measure(cfg, wl, lab)
                     rec["rep"] = rep + 1
                     records.append(rec)
                     if rec.get("version"):
@@ -406,6 +440,9 @@ def main() -> int:
                     if rec.get("ok"):
                         extra = (f" first {rec['first']:.3f}s repeat {rec['repeat_mean']:.3f}s"
                                  if wl.kind == "repeat" else "")
+                        if "rtts_first" in rec:
+                            extra += f" RTTs {rec['rtts_first']}" + (f"/{rec['rtts_repeat']}"
+                                                                      if "rtts_repeat" in rec else "")
                         log(f"{wl.name} #{rep + 1} {cfg.label}: wall {rec['wall']:.2f}s cpu {rec['cpu_work']:.2f}s"
                             f"{extra} (+{rec['overhead_s']:.2f}s: start {rec['startup_s']:.2f} import "
                             f"{rec['import_s']:.2f} process {rec['process_wall']:.2f})")
@@ -416,6 +453,8 @@ def main() -> int:
                             failed_first.add(cfg.label)
                     if rec.get("leftover_processes"):
                         log(f"  !! left processes running: {rec['leftover_processes'][:3]}")
+            if all(lab_key(w) != key for w in wls[i + 1:]):
+                lab.stop()
     except KeyboardInterrupt:
         log("interrupted: stopping the lab and cleaning up")
         if runner is not None:
@@ -424,7 +463,8 @@ def main() -> int:
     else:
         interrupted = False
     finally:
-        lab.stop()
+        for lab in labs.values():
+            lab.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     summary = summarise_all(records, wls, cfgs)
@@ -434,7 +474,7 @@ def main() -> int:
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "command": cmd, "repeat": repeat, "quick": args.quick, "elapsed_s": time.time() - started,
         "interrupted": interrupted, "machine": machine_info(), "versions": versions,
-        "lab": {"hosts": n_main + n_chroot, "chrooted": n_chroot},
+        "lab": lab_info.get("loopback", {}), "labs": lab_info,
         "host_key_preflight": preflight,
         "workloads": [w.__dict__ for w in wls],
         "loadavg": {"start": load_start, "end": loadavg()},

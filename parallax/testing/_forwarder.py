@@ -7,7 +7,7 @@ vanish when this process ends), prints ``ready``, and forwards every packet
 after ``delay`` seconds, dropping a ``loss`` share at random and every packet
 from or to a ``blackhole`` network.  Each line on stdin is a JSON object: link
 settings (``delay``, ``loss``, ``blackhole``), ``{"record": true}`` (start
-recording TCP packet headers, see :func:`tcp_record`) or ``{"dump": PATH}``
+recording TCP packet headers, see :func:`tcp_record`, and print ``recording``) or ``{"dump": PATH}``
 (write the records to PATH as JSON, stop recording, print ``dumped``).  End of
 stdin (the lab's process is gone) ends it.
 
@@ -188,6 +188,7 @@ class Forwarder:
             self.link.update(config)
             if config.get("record"):
                 self.link.recording = []
+                print("recording", flush=True)
             if "dump" in config:
                 records, self.link.recording = self.link.recording or [], None
                 with open(config["dump"], "w") as f:

@@ -272,8 +272,10 @@ class FaultLab:
         self.rtt, self.loss = rtt, loss
 
     def start_capture(self) -> None:
-        """Start recording the header of every TCP packet on the link (see :meth:`stop_capture`)."""
+        """Start recording the header of every TCP packet on the link (see :meth:`stop_capture`);
+        returns once the forwarder records."""
         self._send({"record": True})
+        self._wait_for("recording")
 
     def stop_capture(self) -> list[Packet]:
         """Stop recording; the TCP packets seen since :meth:`start_capture`, in order, as
@@ -281,21 +283,24 @@ class FaultLab:
         *time* is ``time.monotonic()`` when the packet entered the link (before its delay),
         *to_lab* is True from this machine to the namespace, *address* the lab host's address and
         *client_port* the port on this machine's end (the two name one TCP connection)."""
-        fwd = self._state.forwarder
         fd, path = tempfile.mkstemp(prefix="parallax-capture-", suffix=".json")
         os.close(fd)
         try:
             self._send({"dump": path})
-            assert fwd is not None and fwd.stdout is not None
-            while (line := fwd.stdout.readline()) and line.strip() != "dumped":
-                pass
-            if not line:
-                raise RuntimeError("fault lab: the forwarder ended before it wrote its capture")
+            self._wait_for("dumped")
             with open(path) as f:
                 rows = json.load(f)
             return [Packet(float(t), bool(i), str(a), int(p), int(fl), int(n)) for t, i, a, p, fl, n in rows]
         finally:
             os.unlink(path)
+
+    def _wait_for(self, word: str) -> None:
+        fwd = self._state.forwarder
+        assert fwd is not None and fwd.stdout is not None
+        while (line := fwd.stdout.readline()) and line.strip() != word:
+            pass
+        if not line:
+            raise RuntimeError(f"fault lab: the forwarder ended before it said {word!r}")
 
     def _send(self, message: dict[str, Any]) -> None:
         fwd = self._state.forwarder
@@ -303,6 +308,12 @@ class FaultLab:
             raise RuntimeError("the fault lab is not running")
         fwd.stdin.write(json.dumps(message) + "\n")
         fwd.stdin.flush()
+
+    @property
+    def forwarder_pid(self) -> int | None:
+        """The link's forwarder process (None when the lab is not running)."""
+        fwd = self._state.forwarder
+        return fwd.pid if fwd is not None and fwd.poll() is None else None
 
     def forwarder_cpu(self) -> float:
         """CPU seconds (user + system) the forwarder process has used so far."""
