@@ -48,12 +48,11 @@ from ..ssh.pool import ConnectionPool
 from . import asyncssh_errors as errors
 from .asyncssh_auth import sign_at_once
 from .asyncssh_options import Conf, Confs, hop_target, recorded_host_key_algs
-from .asyncssh_sftp import CLOSE_GRACE, SFTPFS, close_sftp
+from .asyncssh_sftp import SFTPFS, close_sftp
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
+from .grace import CANCEL_GRACE, CLOSE_GRACE
 
 T = TypeVar("T")
-
-CANCEL_GRACE = 0.2  # seconds a cancelled command waits for its channel's close to be confirmed
 
 #: Lower-case ssh option names this backend honours in ``ssh_options``: the set shared with paramiko.
 SUPPORTED_OPTIONS = IN_PROCESS_OPTIONS
@@ -195,7 +194,7 @@ async def _close_all(conns: Iterable[asyncssh.SSHClientConnection]) -> None:
         conn.close()
     for conn in conns:
         try:
-            await asyncio.wait_for(conn.wait_closed(), CLOSE_GRACE * 5)
+            await asyncio.wait_for(conn.wait_closed(), CLOSE_GRACE)
         except (asyncio.TimeoutError, Exception):
             pass
 
@@ -377,8 +376,13 @@ class AsyncSSHBackend(Backend):
         try:
             with errors.in_sftp_session(target):
                 await walk(SFTPFS(sftp))
-        finally:
+        except asyncio.CancelledError:  # briefly: a frozen server never confirms, and a timeout must end on time
+            await close_sftp(sftp, CANCEL_GRACE)
+            raise
+        except BaseException:
             await close_sftp(sftp)
+            raise
+        await close_sftp(sftp)
 
     async def put(self, job: PutJob, sink: OutputSink) -> None:
         """Copy local ``src`` to remote ``dst`` as ``scp [-r] -p``."""

@@ -21,12 +21,11 @@ from typing import Any, TypeVar, cast
 import asyncssh
 
 from ..ssh import transfer
+from .grace import CLOSE_GRACE
 
-__all__ = ["CLOSE_GRACE", "SFTPFS", "close_sftp"]
+__all__ = ["SFTPFS", "close_sftp"]
 
 T = TypeVar("T")
-
-CLOSE_GRACE = 1.0  # seconds to wait for an SFTP session or file to close
 
 # SFTP failures that mean the session is gone (the rest are about one path)
 _SFTP_LOST = (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection)
@@ -56,7 +55,9 @@ class SFTPFS:
     A file moves with up to as many reads (writes) in flight as asyncssh's own
     copy uses, read until the end of the file whatever size the server listed;
     every request task is awaited or cancelled before a call returns, so a
-    dropped connection leaves no task with an unretrieved exception.
+    dropped connection leaves no task with an unretrieved exception.  A cancelled
+    transfer does not wait for its file to close (a frozen server never confirms,
+    and the timeout must end on time): the server drops the handle with the session.
     """
 
     def __init__(self, sftp: asyncssh.SFTPClient) -> None:
@@ -106,14 +107,20 @@ class SFTPFS:
         f = await self._call(self._sftp.open(remote, "rb", block_size=0))
         try:
             await self._call(_read_all(f, local, size or 0, self._sftp.limits.max_read_len or 16384))
-        finally:
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
             await _close_file(f)
+            raise
+        await _close_file(f)
 
     async def put_file(self, local: transfer.Reader, remote: str, size: int) -> None:
         """Create or truncate remote file *remote* with what *local* holds."""
         f = await self._call(self._sftp.open(remote, "wb", block_size=0))
         try:
             await self._call(_write_all(f, local, self._sftp.limits.max_write_len or 16384))
+        except asyncio.CancelledError:
+            raise
         except BaseException:
             await _close_file(f)
             raise
@@ -200,10 +207,11 @@ async def _close_file(f: asyncssh.SFTPClientFile) -> None:
         pass  # the transfer's own failure is what the caller sees
 
 
-async def close_sftp(sftp: asyncssh.SFTPClient) -> None:
-    """End an SFTP session, waiting for its channel to close at most :data:`CLOSE_GRACE`."""
+async def close_sftp(sftp: asyncssh.SFTPClient, grace: float = CLOSE_GRACE) -> None:
+    """End an SFTP session, waiting for its channel to close at most *grace* seconds
+    (:data:`~parallax.backends.grace.CANCEL_GRACE` after a cancel)."""
     sftp.exit()
     try:
-        await asyncio.wait_for(sftp.wait_closed(), CLOSE_GRACE)
+        await asyncio.wait_for(sftp.wait_closed(), grace)
     except (asyncio.TimeoutError, Exception):
         pass

@@ -52,6 +52,7 @@ from ..ssh.known_hosts_cache import KnownHostsCache, unrecordable
 from ..ssh.known_hosts_cache import pin_host_key as record_host_key
 from ..ssh.policy import HostKeyPolicy
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
+from .grace import CANCEL_GRACE
 from .paramiko_auth import KeyStore, authenticate
 from .paramiko_channel import ChannelReader, ChannelStream, end_channel, feed_stdin
 from .paramiko_errors import map_error, why
@@ -78,12 +79,10 @@ from .sshconfig import (
 log = logging.getLogger("parallax.paramiko")
 
 CHUNK = 256 * 1024  # bytes read from a channel buffer at once
-SIGNAL_GRACE = 0.5  # seconds a cancelled command gets to die of the TERM sent to it
 TUNNEL_TIMEOUT = 30.0  # seconds to open a direct-tcpip channel when no ConnectTimeout is set
 # Bytes a command may send ahead of what parallax has read (paramiko's default is 2 MiB): with
 # output going to files, memory grows with limit x this window, not with the output's size.
 CHANNEL_WINDOW = 256 * 1024
-ABORT_GRACE = 0.5  # seconds a cancelled transfer gets to end with its channel before the transport is closed
 DEFAULT_WORKERS = 64
 
 
@@ -131,7 +130,7 @@ class ParamikoBackend(Backend):
 
         With *last_resort*, *abort* runs in a thread of its own (it may block: closing a channel
         waits for the transport a stuck writer holds), and if the worker has not ended within
-        ABORT_GRACE, *last_resort* (closing the transport, which wakes everything) is called.
+        CANCEL_GRACE, *last_resort* (closing the transport, which wakes everything) is called.
         """
         cf = self._submit(fn, *args)
         try:
@@ -139,7 +138,7 @@ class ParamikoBackend(Backend):
         except asyncio.CancelledError:
             if abort is not None and last_resort is not None:
                 threading.Thread(target=abort, name="parallax-paramiko-abort", daemon=True).start()
-                await asyncio.wait({asyncio.wrap_future(cf)}, timeout=ABORT_GRACE)
+                await asyncio.wait({asyncio.wrap_future(cf)}, timeout=CANCEL_GRACE)
                 if not cf.done():
                     last_resort()
             elif abort is not None:
@@ -371,7 +370,7 @@ class ParamikoBackend(Backend):
         if chan.closed or chan.exit_status_ready():
             return
         if send_signal(chan, "TERM"):
-            cf = self._submit(chan.status_event.wait, SIGNAL_GRACE)
+            cf = self._submit(chan.status_event.wait, CANCEL_GRACE)
             await _settle(cf)
 
     async def check(self, job: CheckJob, sink: OutputSink) -> str:

@@ -17,11 +17,11 @@ from ..framing import (GREETING_STATUS, LOOP_COMMAND, FrameReader, command_scrip
                        greeting_script, new_tag)
 from ..jobs import CommandJob, GetJob, PutJob, Target
 from .base import Backend, BackendInfo, OutputSink, Stream
+from .grace import CANCEL_GRACE  # how long a cancelled command gets to end before its shell is closed
 
 log = logging.getLogger("parallax.persistent_shell")
 
 GREETING_TIMEOUT = 20.0  # seconds for a new shell to answer (unless connect_timeout is set)
-CANCEL_GRACE = 2.0  # seconds a cancelled command gets to end before its shell is closed
 
 
 class _Unusable(Exception):

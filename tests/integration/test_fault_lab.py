@@ -8,6 +8,8 @@ killed mid-command.  Nothing here is skipped: where the lab cannot be built
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import threading
 import time
@@ -24,14 +26,11 @@ from helpers import lab_opts
 BACKENDS = ["openssh", "paramiko", "asyncssh"]
 RTT = 0.05
 LOSS = 0.05
-#: How far past its limit a Timeout may end (issue 9 R9 asks for 0.5 s; the rest is
-#: room for a loaded 2-core machine, the old overshoot was 5 s).
-OVERSHOOT = 1.0
-#: A frozen sshd accepted the session, so its remote command must be ended: the openssh
-#: backend's extra connection for that gives up after its 1 s connect timeout.
-FROZEN_OVERSHOOT = 2.0
-#: A transfer whose server froze: the in-process backends wait for their SFTP/SCP channel to close.
-TRANSFER_OVERSHOOT = 3.0
+#: How far past its limit a call with a Timeout may end, the same for every fault and backend:
+#: issue 9 R9's target is 0.5 s (measured: at most about 0.4 s, see docs/reliability.md); the
+#: other 0.5 s is room for a 2-core machine loaded by other tests (the old overshoot was 5 s).
+TARGET = 0.5
+OVERSHOOT = TARGET + 0.5
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +52,18 @@ def token() -> str:
     return f"{int(time.monotonic() * 1e6) % 10**7:07d}"
 
 
-def wait_started(text: str, limit: float = 20.0) -> None:
-    """Wait until a process whose command line holds *text* runs (the remote command started)."""
+def running(command: str) -> list[int]:
+    """Processes whose whole command line is *command* (``sleep 2.5``): the remote command
+    itself, not the local ``ssh`` that carries it in its arguments."""
+    return [pid for pid, cmd in processes_with(command).items() if cmd == command]
+
+
+def wait_started(command: str, limit: float = 20.0) -> None:
+    """Wait until the remote process *command* (a whole command line) runs."""
     deadline = time.monotonic() + limit
-    while not processes_with(text):
+    while not running(command):
         if time.monotonic() > deadline:
-            raise AssertionError(f"no process with {text!r} started within {limit} s")
+            raise AssertionError(f"no process {command!r} started within {limit} s")
         time.sleep(0.02)
 
 
@@ -137,28 +142,51 @@ def test_a_host_that_never_sends_a_banner_times_out_on_time(ssh_lab, backend, li
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_frozen_sshd_is_a_timeout(make_ssh_lab, backend):
+def test_a_live_hosts_timeout_ends_on_time_and_its_command(ssh_lab, backend):
+    command = f"sleep 15.{token()}"
+    t0 = time.monotonic()
+    r = only(parallax.call(ssh_lab.hosts[:1], command, **lab_opts(ssh_lab, backend, timeout=1)))
+    elapsed = time.monotonic() - t0
+    left = running(command)  # the remote kill landed before the call returned (openssh: a second connection)
+    for pid in left:
+        os.kill(pid, 9)
+    assert isinstance(r, parallax.Timeout), repr(r)
+    assert elapsed < 1 + OVERSHOOT, elapsed
+    assert not left, f"the timed-out command still runs: {left}"
+
+
+@pytest.mark.parametrize("mode", ["call", "shell"], ids=["call", "session-shell"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_frozen_sshd_is_a_timeout(make_ssh_lab, backend, mode):
     lab = make_ssh_lab(hosts=1)
     stop = threading.Event()
-    mark = f"2.{token()}"  # a 2.5 s command: the freeze lands well before it ends, even under load
+    froze = []
+    mark = f"1.5{token()}"  # a 1.5 s command: the freeze lands before it ends, even under load
 
     def freeze_soon() -> None:
         wait_started(f"sleep {mark}")
         with frozen(lab):
+            froze.append(time.monotonic())
             stop.wait(10)
 
-    t = threading.Thread(target=freeze_soon)
-    t.start()
-    try:
-        t0 = time.monotonic()
-        r = only(parallax.call(lab.hosts, f"echo started; sleep {mark}; echo done",
-                               **lab_opts(lab, backend, timeout=3)))
-        elapsed = time.monotonic() - t0
-    finally:
-        stop.set()
-        t.join()
+    command = f"echo started; sleep {mark}; echo done"
+    opts = lab_opts(lab, backend, timeout=2)
+    with contextlib.ExitStack() as stack:
+        if mode == "shell":  # a Session with persistent shells: the shell's command is ended
+            s = stack.enter_context(parallax.Session(lab.hosts, persistent_shell=True, **opts))
+            assert only(s.call("true")).rc == 0
+        t = threading.Thread(target=freeze_soon)
+        t.start()
+        try:
+            t0 = time.monotonic()
+            r = only(s.call(command) if mode == "shell" else parallax.call(lab.hosts, command, **opts))
+            elapsed = time.monotonic() - t0
+        finally:
+            stop.set()
+            t.join()
+    assert froze, "the sshd was never frozen"
     assert isinstance(r, parallax.Timeout), repr(r)
-    assert elapsed < 3 + FROZEN_OVERSHOOT, elapsed
+    assert elapsed < 2 + OVERSHOOT, elapsed
 
 
 @pytest.mark.parametrize("session", [False, True], ids=["call", "session"])
@@ -169,7 +197,7 @@ def test_a_killed_session_is_connection_lost(make_ssh_lab, backend, session):
     command = f"echo started; sleep 15.{token()}"
 
     def kill_soon() -> None:
-        wait_started(command.split("; ")[1])
+        wait_started(command.split("; ")[1])  # the remote command runs: its session is up
         time.sleep(0.2)  # "started" is on its way
         killed.append(kill_sessions(lab))
 
@@ -226,5 +254,4 @@ def test_a_server_failing_mid_transfer_is_an_error_not_a_hang(fault_lab, backend
     else:
         assert isinstance(r, parallax.Timeout), repr(r)
     print(f"{backend} {fault}: {r!r} after {elapsed:.2f} s")
-    # asyncssh measured 2.0 s past a frozen transfer's limit (its SFTP close waits): see reliability.md
-    assert elapsed < 5 + TRANSFER_OVERSHOOT, elapsed
+    assert elapsed < 5 + OVERSHOOT, elapsed
