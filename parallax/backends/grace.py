@@ -32,10 +32,11 @@ __all__ = [
 CANCEL_GRACE = 0.2
 
 #: Seconds an orderly close waits for its peer before dropping it: an SFTP file or session
-#: closing at the end of a transfer, a connection confirming its close, a ControlMaster
-#: exiting after TERM (else SIGKILL).  Never spent inside a cancelled job (a cancelled
-#: transfer does not wait for the server), so it may be long enough for a slow link.
-CLOSE_GRACE = 1.0
+#: closing at the end of a transfer, a connection confirming its close (libssh2: its
+#: disconnect message sent), a ControlMaster exiting after TERM (else SIGKILL).  Not spent
+#: inside a cancelled job's own cleanup (a cancelled transfer does not wait for the
+#: server); half a second covers a confirmation over a slow link's round trip.
+CLOSE_GRACE = 0.5
 
 #: Seconds the openssh backend's extra connection that ends a cancelled remote command
 #: (the OpenSSH client cannot signal it) may take in all; it runs in the background and

@@ -45,6 +45,7 @@ from ..ssh.pool import ConnectionPool
 from . import libssh2_errors as errors
 from .asyncssh_options import hop_target
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
+from .grace import CANCEL_GRACE
 from .libssh2_conn import Connection, check_algorithms, open_connection, write_all
 from .libssh2_io import Wire
 from .libssh2_options import Conf, Confs
@@ -52,7 +53,6 @@ from .libssh2_sftp import SFTPFS
 
 T = TypeVar("T")
 
-CANCEL_GRACE = 0.2  # seconds a cancelled command waits for its channel's close to be confirmed
 READ_SIZE = 256 * 1024
 
 #: Lower-case ssh option names this backend honours in ``ssh_options``: the shared in-process set.

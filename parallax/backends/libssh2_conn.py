@@ -40,12 +40,12 @@ from ..ssh.hostconfig import HostConfig
 from ..ssh.hostkeys import HostKey, KnownHosts, decide
 from . import libssh2_errors as errors
 from ..ssh.known_hosts_cache import pin_host_key, unrecordable
+from .grace import CLOSE_GRACE
 from .libssh2_io import EAGAIN, Wire
 from .libssh2_options import FAST_CIPHERS, Conf, is_encrypted, merge_algorithms, recorded_host_key_algs
 
 __all__ = ["CLOSE_GRACE", "Connection", "open_connection"]
 
-CLOSE_GRACE = 0.5  # seconds a disconnect may take before the socket is simply closed
 _FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
 
 
