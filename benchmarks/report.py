@@ -343,7 +343,8 @@ def round_trip_lines(wls: list[Workload], cfgs: list[Config], summary: dict[str,
     out = ["## Round trips", "",
            "Counted per host from the latency lab's packet capture (`benchmarks/rtt_count.py`): the link records "
            "every TCP packet's header when it enters; a host's count is the longest chain of packets with data "
-           "(or SYN) that alternate direction, each at least 0.45 RTT after the one before, one round trip per "
+           "(or SYN, or the client's pure ACKs: sshd's Nagle holds data until an ACK) that alternate direction, "
+           "each at least 0.45 RTT after the one before, one round trip per "
            "client-to-server-to-client hop, up to the server's last packet with data in the call (the median "
            "over hosts and runs; the range in brackets). It is exact when neither end pauses more than half an "
            "RTT between two messages, an upper bound otherwise.", "",

@@ -7,7 +7,9 @@ reply.  The count for one connection in one time window is the length of the
 longest chain of packets that alternate direction (client to server, server
 to client, ...), each at least half an RTT after the one before, counting one
 round trip per client->server->client hop, up to the server's last packet
-with data.  Only packets with data or SYN count (pure ACKs and FINs do not).
+with data.  Packets with data or SYN count, and the client's pure ACKs (sshd
+sets no TCP_NODELAY before a session, so Nagle holds its KEXINIT until the
+client ACKs its banner: that wait is a round trip too); FINs do not.
 This is exact when neither end pauses more than RTT/2 between two messages,
 and an upper bound otherwise.  A host's count is the sum over its
 connections in the window (they run one after another for every client here).
@@ -22,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-SYN = 0x02
+SYN, FIN, RST = 0x02, 0x01, 0x04
 #: A reply enters the link no sooner than half an RTT after what it answers; the
 #: margin allows for timestamps taken once per batch of packets the forwarder reads.
 HOP = 0.45
@@ -47,7 +49,7 @@ SHELL_REPEAT_FLOOR = 1
 
 def chain(packets: list[Any], rtt: float) -> int:
     """Round trips in one connection's time-ordered *packets* (see the module docstring)."""
-    useful = [p for p in packets if p.payload > 0 or p.flags & SYN]
+    useful = [p for p in packets if p.payload > 0 or p.flags & SYN or (p.to_lab and not p.flags & (FIN | RST))]
     last_reply = max((i for i, p in enumerate(useful) if not p.to_lab), default=-1)
     useful = useful[: last_reply + 1]
     first = next((i for i, p in enumerate(useful) if p.to_lab), None)
