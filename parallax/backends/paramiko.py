@@ -138,7 +138,9 @@ class ParamikoBackend(Backend):
         except asyncio.CancelledError:
             if abort is not None and last_resort is not None:
                 threading.Thread(target=abort, name="parallax-paramiko-abort", daemon=True).start()
-                await asyncio.wait({asyncio.wrap_future(cf)}, timeout=CANCEL_GRACE)
+                waiter = asyncio.wrap_future(cf)
+                waiter.add_done_callback(_retrieve)  # the worker's failure after the abort is expected
+                await asyncio.wait({waiter}, timeout=CANCEL_GRACE)
                 if not cf.done():
                     last_resort()
             elif abort is not None:
@@ -448,6 +450,12 @@ def _close_quietly(sftp: paramiko.SFTPClient) -> None:
         sftp.close()
     except (paramiko.SSHException, EOFError, OSError) as e:
         log.debug("closing an SFTP session failed: %s", e)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (asyncio reports unseen ones as never retrieved)."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _settle(cf: concurrent.futures.Future[Any]) -> None:
