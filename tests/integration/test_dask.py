@@ -393,7 +393,7 @@ def test_limit_holds_across_workers_measured_on_the_server(ssh_lab, cluster):
     peak = _peak(spans)
     assert peak <= limit, f"{peak} hosts ran at once with limit={limit}"
     assert peak == limit, (f"only {peak} at once ({opened[0]} started when the gate opened): "
-                           f"the {WORKERS} shards (limit {limit // WORKERS} each) did not run side by side")
+                           f"the {WORKERS} shards (a share of about {limit // WORKERS} each) did not run side by side")
 
 
 def _sleepers(lab) -> list[int]:
