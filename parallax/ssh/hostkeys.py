@@ -214,12 +214,25 @@ def load_revoked_keys(path: str) -> frozenset[HostKey]:
     return frozenset(keys)
 
 
+_PATTERN_CHARS = frozenset("*?!")
+
+
 class KnownHosts:
     """The entries of several known_hosts files (missing files are empty), in lookup order."""
 
     def __init__(self, entries: Iterable[KnownHostEntry], revoked: frozenset[HostKey] = frozenset()) -> None:
         self.entries = tuple(entries)
         self.revoked = revoked
+        # Plain names are a dict lookup; only hashed and pattern lines are scanned (a fleet's
+        # 100,000-line file would otherwise cost ~0.25 s per lookup).
+        self._by_name: dict[str, list[int]] = {}
+        self._scan: list[int] = []
+        for i, e in enumerate(self.entries):
+            if e.names.startswith("|") or _PATTERN_CHARS.intersection(e.names):
+                self._scan.append(i)
+            else:
+                for n in dict.fromkeys(e.names.lower().split(",")):
+                    self._by_name.setdefault(n, []).append(i)
 
     @classmethod
     def load(cls, paths: Sequence[str], revoked_file: str | None = None) -> KnownHosts:
@@ -236,7 +249,9 @@ class KnownHosts:
 
     def find(self, name: str) -> tuple[KnownHostEntry, ...]:
         """Every entry about *name*, markers included (what ``ssh-keygen -F`` lists)."""
-        return tuple(e for e in self.entries if e.matches(name))
+        plain = self._by_name.get(name.lower(), [])
+        scanned = [i for i in self._scan if self.entries[i].matches(name)]
+        return tuple(self.entries[i] for i in sorted(plain + scanned))
 
     def known_types(self, name: str) -> tuple[str, ...]:
         """Key types recorded for *name*, in file order: offer these host key algorithms first.

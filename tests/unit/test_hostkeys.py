@@ -307,3 +307,35 @@ def test_random_known_hosts_like_ssh_keygen_F(tmp_path: Path, seed: int) -> None
     kh = KnownHosts.load([str(path)])
     for name in FUZZ_NAMES:
         assert {e.line for e in kh.find(name)} == keygen_lines(name, path), (name, lines)
+
+
+def test_find_indexes_plain_names_and_still_scans_hashed_and_pattern_lines():
+    import random
+
+    from parallax.ssh.hostkeys import KnownHosts, hash_name, parse_known_hosts
+
+    rng = random.Random(7)
+    blob = b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + bytes(range(32))
+    key = "ssh-ed25519 " + base64.b64encode(blob).decode()
+    names = [f"h{i}" for i in range(40)] + ["[h3]:2222", "H5"]
+    lines = []
+    for _ in range(300):
+        kind = rng.randrange(4)
+        n = rng.choice(names)
+        if kind == 0:
+            lines.append(f"{n} {key}")
+        elif kind == 1:
+            lines.append(f"{n},{rng.choice(names)} {key}")
+        elif kind == 2:
+            lines.append(f"{hash_name(n.lower())} {key}")
+        else:
+            lines.append(f"{n[:2]}*,!{rng.choice(names)} {key}")
+    entries = parse_known_hosts("\n".join(lines), "kh")
+    assert len(entries) == 300
+    kh = KnownHosts(entries)
+    hits = 0
+    for n in [*names, "h3", "nothere", "[h3]:2222"]:
+        linear = tuple(e for e in kh.entries if e.matches(n))
+        assert kh.find(n) == linear, n
+        hits += len(linear)
+    assert hits > 100
