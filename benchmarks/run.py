@@ -59,15 +59,19 @@ class Config:
         return VENV_PYTHON if self.peer else sys.executable
 
 
+#: This checkout's backends, each measured as a module call, a Session and a persistent-shell Session.
+BACKENDS = ("openssh", "paramiko", "asyncssh", "libssh2")
+
+
 def configs() -> list[Config]:
     """Every configuration; parallax Sessions on one-call workloads are the cheap ones only."""
     out = []
-    for backend in ("openssh", "paramiko", "asyncssh"):
+    for backend in BACKENDS:
         out.append(Config(f"parallax {backend} (module call)", "parallax_new", f"{backend}/module", False,
                           ("W1", "W2", "W3", "W4", "W6", "W7", "W8", "W10")))
         out.append(Config(f"parallax {backend} (Session)", "parallax_new", f"{backend}/session", False,
                           ("W1", "W5", "W6", "W9")))
-    for backend in ("openssh", "paramiko", "asyncssh"):
+    for backend in BACKENDS:
         out.append(Config(f"parallax {backend} (Session, persistent shell)", "parallax_new", f"{backend}/shell",
                           False, ("W5", "W9")))
     every = tuple(f"W{i}" for i in range(1, 11))
