@@ -1,10 +1,20 @@
-"""The plugin manager: backend discovery and the global event plugins."""
+"""The plugin manager: backend discovery and the global event plugins.
+
+Entry points of the ``parallax`` group are loaded one by one (each through
+pluggy's public ``load_setuptools_entrypoints(group, name)``), so a plugin
+whose import fails does not take discovery down with it: the other backends
+are found as usual, and choosing the broken plugin's backend is an error
+naming the plugin, its distribution and its import error.
+"""
 
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
+import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -15,9 +25,51 @@ if TYPE_CHECKING:
     from .backends.base import Backend
     from .options import Settings
 
+GROUP = "parallax"
+_log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _pm: pluggy.PluginManager | None = None
 _backends: dict[str, Callable[..., Any]] | None = None
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An entry point of the ``parallax`` group that could not be loaded, and why."""
+
+    name: str  # the entry point's name (by convention, the backend's)
+    value: str  # what it names: "module" or "module:object"
+    distribution: str  # the installed distribution that declares it
+    error: str  # "ExceptionClass: message"
+
+    def describe(self) -> str:
+        return (f"plugin {self.name!r} ({self.value}, from the distribution {self.distribution}) failed to load: "
+                f"{self.error}")
+
+
+_broken: dict[str, BrokenPlugin] = {}
+
+
+def broken_plugins() -> dict[str, BrokenPlugin]:
+    """The entry points that failed to load, by name (after backends were first looked up)."""
+    plugin_manager()
+    with _lock:
+        return dict(_broken)
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> dict[str, BrokenPlugin]:
+    """Register every ``parallax`` entry point that loads; the others are returned, not raised."""
+    broken: dict[str, BrokenPlugin] = {}
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name) or ep.name in broken:
+            continue
+        try:
+            pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+        except Exception as e:  # an import error, a bad hook implementation...: that plugin only
+            dist = getattr(ep, "dist", None)
+            where = f"{dist.metadata['Name']} {dist.version}" if dist is not None else "unknown"
+            broken[ep.name] = BrokenPlugin(ep.name, ep.value, where, f"{type(e).__name__}: {e}")
+            _log.debug("parallax plugin %r failed to load", ep.name, exc_info=True)
+    return broken
 
 
 def _builtin_plugins() -> list[Any]:
@@ -35,7 +87,8 @@ def plugin_manager() -> pluggy.PluginManager:
             pm.add_hookspecs(hookspecs)
             for plugin in _builtin_plugins():
                 pm.register(plugin)
-            pm.load_setuptools_entrypoints("parallax")
+            _broken.clear()
+            _broken.update(_load_entry_points(pm))
             _pm = pm
         return _pm
 
@@ -76,9 +129,14 @@ def backend_factory(name: str) -> Callable[..., Any]:
     try:
         return known[name]
     except KeyError:
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown backend {name!r}{hint}; known backends: {', '.join(sorted(known))}") from None
+        pass
+    broken = broken_plugins()
+    if name in broken:
+        raise ValueError(f"backend {name!r} is not available: {broken[name].describe()}")
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    failed = "".join(f"; {b.describe()}" for b in broken.values())
+    raise ValueError(f"unknown backend {name!r}{hint}; known backends: {', '.join(sorted(known))}{failed}")
 
 
 def create_backend(settings: Settings) -> Backend:

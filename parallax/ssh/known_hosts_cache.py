@@ -22,7 +22,9 @@ import threading
 
 from ..errors import BadInput
 from ..jobs import Target
-from .hostkeys import HostKey, KnownHosts, record_host_key
+from .hostconfig import HostConfig
+from .hostkeys import HostKey, KnownHosts, load_revoked_keys, record_host_key
+from .policy import HostKeyPolicy
 
 __all__ = ["KnownHostsCache", "pin_host_key", "prepare_openssh_record_file", "prepare_record_file",
            "unrecordable"]
@@ -126,3 +128,17 @@ class KnownHostsCache:
             if found is None or found[0] != stamp:
                 found = self._cache[paths] = (stamp, KnownHosts.load(paths))
             return found[1]
+
+    def for_host(self, target: Target, hc: HostConfig) -> KnownHosts | None:
+        """What *hc*'s host keys are judged by: its known_hosts files (user then global, cached as
+        :meth:`load`) with its RevokedHostKeys; ``None`` under policy ``off`` (nothing looked up).
+        An unreadable RevokedHostKeys file is a ``BadInput`` naming the host."""
+        if hc.host_key_policy is HostKeyPolicy.OFF:
+            return None
+        known = self.load(tuple(p for p in hc.known_hosts_files if p != "/dev/null"))
+        if not hc.revoked_host_keys:
+            return known
+        try:
+            return KnownHosts(known.entries, load_revoked_keys(hc.revoked_host_keys))
+        except (OSError, ValueError) as e:
+            raise BadInput(f"RevokedHostKeys for {target.label} cannot be read: {e}", host=target.key) from None

@@ -10,14 +10,16 @@ serves every target of one config file.  Bad configuration is a
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 
-from ..errors import BadInput
+from ..errors import AuthenticationFailed, BadInput, UnsupportedOption
 from ..jobs import Target
 from .config import USER_CONFIG, ConfigError, ConfigResolver
 from .hostconfig import HostConfig
 
-__all__ = ["TargetConfigs", "connect_timeout", "environment"]
+__all__ = ["TargetConfigs", "connect_timeout", "environment", "identity_paths"]
 
 
 class TargetConfigs:
@@ -65,6 +67,32 @@ class TargetConfigs:
             self.resolver(target).jump_chain(self.resolve(target))
         except ConfigError as e:
             raise BadInput(str(e), host=target.key) from None
+
+    def check_in_process(self, target: Target, backend: str,
+                         check: Callable[[HostConfig], object] | None = None) -> HostConfig:
+        """What an in-process backend refuses before anything runs, the same way on each: raw ssh
+        arguments (``ssh_extra``, ``UnsupportedOption``), a bad option, config file or ProxyJump loop,
+        and whatever *check* (e.g. the library's algorithm tables) raises ``ValueError`` for
+        (``BadInput``).  Returns *target*'s :class:`HostConfig`."""
+        if target.ssh_extra:
+            raise UnsupportedOption(f"ssh_extra {list(target.ssh_extra)!r} (raw OpenSSH arguments) is not "
+                                    f"supported by the {backend} backend; use ssh_options", host=target.key)
+        self.check_jumps(target)
+        hc = self.resolve(target)
+        if check is not None:
+            try:
+                check(hc)
+            except ValueError as e:
+                raise BadInput(str(e), host=target.key) from None
+        return hc
+
+
+def identity_paths(hc: HostConfig, target: Target) -> list[str]:
+    """The identity files to offer that exist (as ssh, a configured but missing one is skipped);
+    a missing ``ssh_key=`` is an ``AuthenticationFailed`` naming it, on every backend."""
+    if target.ssh_key and not os.path.exists(target.ssh_key):
+        raise AuthenticationFailed.at(target, f"identity file {target.ssh_key} not found")
+    return [p for p in hc.identity_files if os.path.exists(p)]
 
 
 def connect_timeout(hc: HostConfig, target: Target) -> float | None:

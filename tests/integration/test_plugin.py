@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import subprocess
+import sys
 
 import pytest
 
 import parallax
 from parallax import plugins
+from parallax.backends.base import BackendSetup
 
 
 def _installed() -> bool:
@@ -32,9 +35,23 @@ def test_backend_is_discovered_through_its_entry_point():
     dists = {dist.project_name for _, dist in plugins.plugin_manager().list_plugin_distinfo()}
     assert "parallax-example-backend" in dists
     assert "example" in plugins.backends()
+    import parallax_example_plugin
     from parallax_example_backend import ExampleBackend
 
-    assert plugins.backend_factory("example") is ExampleBackend
+    assert plugins.backend_factory("example") is parallax_example_plugin.example
+    assert type(parallax_example_plugin.example(BackendSetup())) is ExampleBackend
+
+
+def test_discovery_imports_neither_the_backend_module_nor_asyncssh():
+    # pluggy imports every entry-point module whenever any backend is looked up: the hook
+    # module must stay light, the backend (and asyncssh) being imported on first use only.
+    code = ("import sys, parallax\n"
+            "from parallax import plugins\n"
+            "plugins.backend_factory('openssh'); assert 'example' in plugins.backends()\n"
+            "print(sorted(m for m in ('asyncssh', 'parallax_example_backend', 'parallax_example_plugin')"
+            " if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "['parallax_example_plugin']", out.stdout + out.stderr
 
 
 def test_plugin_backend_runs_jobs_by_name(ssh_lab):

@@ -1,47 +1,30 @@
-"""An example third-party parallax backend: asyncssh's public API on the shared SSH layer.
-
-What a plugin gets for free from :mod:`parallax.ssh`: the ssh config resolved
-as OpenSSH does (:mod:`parallax.ssh.targets`, a ``HostConfig`` per target),
-known_hosts and the host-key policies (:mod:`parallax.ssh.hostkey_check`),
-one pooled connection per host (:class:`parallax.ssh.pool.ConnectionPool`) and
-``scp -r -p`` copy/slurp (:mod:`parallax.ssh.transfer`).  Reused from the
-built-in asyncssh backend's public modules: ``HostConfig`` -> connect arguments
-(:mod:`parallax.backends.asyncssh_options`), the SFTP adapter and the error
-translator (:mod:`parallax.backends.asyncssh_errors`).  What is left here is
-choosing the library calls.  Not claimed: ``stream`` and ``check``.  ProxyJump
-hops are resolved as ``ssh -J`` resolves them (their own Host blocks).
-"""
+"""An example third-party backend: asyncssh on :mod:`parallax.ssh` (ssh config, ProxyJump as ``ssh -J``, host
+keys, pool, copy/slurp) and the built-in asyncssh backend's public helpers (connect arguments, SFTP, errors).
+Imported by :mod:`parallax_example_plugin`'s factory on first use.  Not claimed: ``stream``, ``check``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncssh
 
-import parallax
 from parallax.backends import asyncssh_errors as errors
 from parallax.backends.asyncssh_options import connect_kwargs, recorded_host_key_algs
 from parallax.backends.asyncssh_sftp import SFTPFS
 from parallax.backends.base import Backend, BackendInfo, BackendSetup, OutputSink
-from parallax.errors import AuthenticationFailed, BadInput, Error, HostKeyError, UnsupportedOption
+from parallax.errors import Error, HostKeyError
 from parallax.jobs import CommandJob, GetJob, PutJob, Target
 from parallax.ssh import transfer
-from parallax.ssh.algorithms import AlgorithmError
 from parallax.ssh.hostconfig import HostConfig
-from parallax.ssh.hostkey_check import check_host_key, known_files
+from parallax.ssh.hostkey_check import check_host_key
 from parallax.ssh.hostkeys import HostKey, KnownHosts
 from parallax.ssh.keywords import IN_PROCESS_OPTIONS
 from parallax.ssh.known_hosts_cache import KnownHostsCache
-from parallax.ssh.policy import HostKeyPolicy
 from parallax.ssh.pool import ConnectionPool
-from parallax.ssh.targets import TargetConfigs, connect_timeout, environment
-
-T = TypeVar("T")
-
+from parallax.ssh.targets import TargetConfigs, connect_timeout, environment, identity_paths
 
 class _Client(asyncssh.SSHClient):
     """asyncssh trusts nothing itself: every host key comes here, to the shared check."""
@@ -58,9 +41,6 @@ class _Client(asyncssh.SSHClient):
             return False
         return True
 
-    def refused(self, detail: str) -> Error:
-        return self.refusal or HostKeyError.at(self.target, detail)
-
 
 _Chain = list[asyncssh.SSHClientConnection]  # a pooled connection: the ProxyJump hops, then the target's own
 
@@ -72,37 +52,25 @@ class ExampleBackend(Backend):
     jobs_run = 0
 
     def __init__(self, setup: BackendSetup | None = None) -> None:
-        self._configs = TargetConfigs()
-        self._known = KnownHostsCache()
+        self._configs, self._known = TargetConfigs(), KnownHostsCache()
         self._pool: ConnectionPool[_Chain] = ConnectionPool(self._connect, lambda c: not c[-1].is_closed(), self._drop)
 
     def check_target(self, target: Target) -> None:
-        super().check_target(target)
-        if target.ssh_extra:
-            raise UnsupportedOption(f"ssh_extra is not supported by the {self.name} backend", host=target.key)
-        self._configs.check_jumps(target)  # a bad option, config file or ProxyJump loop: BadInput now
-        try:
-            connect_kwargs(self._configs.resolve(target))
-        except AlgorithmError as e:  # e.g. Ciphers naming nothing asyncssh has
-            raise BadInput(str(e), host=target.key) from None
-
-    def _keys(self, target: Target, hc: HostConfig) -> list[asyncssh.SSHKeyPair]:
-        if target.ssh_key and not os.path.exists(target.ssh_key):
-            raise AuthenticationFailed.at(target, f"identity file {target.ssh_key} not found")
-        paths = [p for p in hc.identity_files if os.path.exists(p)]
-        skip_encrypted = hc.default_identities and target.key_passphrase is None  # as OpenSSH
-        with errors.loading_key(target, ", ".join(paths)):
-            return list(asyncssh.load_keypairs(paths, target.key_passphrase, ignore_encrypted=skip_encrypted))
+        super().check_target(target)  # and: a bad option, config file, ProxyJump loop, Ciphers asyncssh lacks
+        self._configs.check_in_process(target, self.name, connect_kwargs)
 
     async def _open(self, target: Target, hc: HostConfig, tunnel: Any) -> asyncssh.SSHClientConnection:
-        known = None if hc.host_key_policy is HostKeyPolicy.OFF else self._known.load(known_files(hc))
+        known = self._known.for_host(target, hc)  # None under host_key_policy off
         client, timeout, kwargs = _Client(target, hc, known), connect_timeout(hc, target), connect_kwargs(hc)
         if known is not None and "server_host_key_algs" not in kwargs:  # show the recorded key, as ssh
             kwargs["server_host_key_algs"] = recorded_host_key_algs(known.known_types(hc.host_key_name)) or ()
-        with errors.connecting(target, hc.hostname, timeout, client.refused):
+        paths, phrase = identity_paths(hc, target), target.key_passphrase
+        with errors.loading_key(target, ", ".join(paths)):  # encrypted default keys skipped, as OpenSSH
+            keys = asyncssh.load_keypairs(paths, phrase, ignore_encrypted=hc.default_identities and phrase is None)
+        with errors.connecting(target, hc.hostname, timeout, lambda d: client.refusal or HostKeyError.at(target, d)):
             return await asyncssh.connect(
                 hc.hostname, hc.port, tunnel=tunnel, config=None, client_factory=lambda: client,
-                username=hc.user, client_keys=self._keys(target, hc), password=target.password,
+                username=hc.user, client_keys=keys, password=target.password,
                 agent_path=None if hc.identities_only else hc.agent_socket(), connect_timeout=timeout,
                 known_hosts=None if known is None else ([], [], []), host_key_alias=hc.host_key_alias, **kwargs)
 
@@ -122,9 +90,9 @@ class ExampleBackend(Backend):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(c.wait_closed(), 2)
 
-    async def _channel(self, target: Target, open_: Callable[[asyncssh.SSHClientConnection], Awaitable[T]],
-                       refused: Callable[[Exception], Error]) -> T:
-        async def on(chain: _Chain) -> T:
+    async def _channel(self, target: Target, open_: Callable[[asyncssh.SSHClientConnection], Awaitable[Any]],
+                       refused: Callable[[Exception], Error]) -> Any:
+        async def on(chain: _Chain) -> Any:
             with errors.opening_channel(refused, chain[-1].is_closed):
                 return await open_(chain[-1])
 
@@ -178,8 +146,3 @@ class ExampleBackend(Backend):
 
     async def close(self) -> None:
         await self._pool.close()
-
-
-@parallax.hookimpl
-def parallax_backends() -> dict[str, Any]:
-    return {"example": ExampleBackend}
