@@ -6,6 +6,13 @@ wildcard and negated Host lines, Match host/user, an Include of a
 wildcard-heavy file, IdentityFile lists and a ``Host *`` defaults block.
 Prints the time of the first (cold: parsing included) and of the best of
 ``--repeat`` fresh runs, each with a new resolver (nothing cached between runs).
+
+Then the whole planning path per backend (``--plan 1000,10000``; ``--plan ''``
+skips it): creating a session over that many *distinct* hosts under the same
+config (host parsing, settings, the backend, and its ``check_target`` for every
+host: each host's options and ssh config checked before anything connects),
+with nothing connected.  CPU time, best of ``--plan-repeat`` runs, each in a fresh session
+(a fresh backend and resolver); backends whose library is missing are skipped.
 """
 
 from __future__ import annotations
@@ -55,9 +62,47 @@ def hosts() -> list[str]:
     return names
 
 
+def distinct_hosts(count: int) -> list[str]:
+    """*count* distinct host entries in the same mix: aliases (each with its own user), wildcard
+    blocks with ProxyJump, the Include's zones and names nothing but ``Host *`` matches."""
+    kinds = (lambda i: f"deploy{i}@web{i % 30:02d}", lambda i: f"db{i % 10}-{i}",
+             lambda i: f"n{i}.zone{i % 5}.example", lambda i: f"other{i}")
+    return [kinds[i % 4](i) for i in range(count)]
+
+
+def plan_time(backend: str, names: list[str], path: str) -> float:
+    """Seconds to create (and drop) a session over *names* on *backend*, connecting nothing."""
+    from parallax.session import AsyncSession
+
+    start = time.process_time()  # CPU time: planning is single-threaded CPU work; steadier on a shared machine
+    session = AsyncSession(names, backend=backend, ssh_config=path, persistent=False)
+    elapsed = time.process_time() - start
+    assert len(session.targets) == len(names)
+    return elapsed
+
+
+def plan(path: str, counts: list[int], repeat: int) -> None:
+    """Print the planning cost per backend for each host count."""
+    import importlib.util
+
+    needs = {"openssh": None, "paramiko": "paramiko", "asyncssh": "asyncssh", "libssh2": "ssh2"}
+    for backend, module in needs.items():
+        if module is not None and importlib.util.find_spec(module) is None:
+            print(f"planning on {backend}: skipped ({module} is not installed)")
+            continue
+        plan_time(backend, distinct_hosts(10), path)  # imports and first-use caches out of the way
+        for count in counts:
+            names = distinct_hosts(count)
+            best = min(plan_time(backend, names, path) for _ in range(repeat))
+            print(f"planning {count} distinct hosts on {backend}: {best * 1000:.0f} ms CPU "
+                  f"({best / count * 1e6:.1f} us per host)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--plan", default="1000,10000", help="host counts for the planning path ('' skips it)")
+    parser.add_argument("--plan-repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         path = write_config(d)
@@ -73,6 +118,8 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         print(f"resolved {len(names)} hosts under a {count}-line ssh config: first run {times[0] * 1000:.1f} ms, "
               f"best of {len(times)} {min(times) * 1000:.1f} ms (budget: 50 ms)")
+        if args.plan:
+            plan(path, [int(n) for n in args.plan.split(",")], args.plan_repeat)
 
 
 if __name__ == "__main__":

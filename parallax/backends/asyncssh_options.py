@@ -83,12 +83,31 @@ def _lenient(value: str, kind: str) -> str | None:
     return ",".join(kept) if kept else None
 
 
+#: The HostConfig fields :func:`connect_kwargs` reads: its result is computed once per distinct set of values.
+_KWARGS_FIELDS = ("number_of_password_prompts", "compression", "password_authentication", "pubkey_authentication",
+                  "kbd_interactive_authentication", "address_family", "tcp_keep_alive", *_ALG_ARGS,
+                  "server_alive_interval", "server_alive_count_max", "preferred_authentications", "bind_address",
+                  "proxy_command", "proxy_jump")
+
+
 def connect_kwargs(hc: HostConfig) -> dict[str, Any]:
     """The ``asyncssh.connect`` arguments *hc* decides (not keys, host keys, tunnel or timeout).
 
     GSSAPI and X.509 are always off; ciphers default to asyncssh's with AES-GCM
     first.  ``AlgorithmError`` for an algorithm option that leaves nothing asyncssh has.
+    A fresh dict each call (callers add to it); hosts with the same settings share the work.
     """
+    shared = _cached_kwargs(tuple(getattr(hc, name) for name in _KWARGS_FIELDS))
+    return {k: list(v) if isinstance(v, list) else v for k, v in shared.items()}
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_kwargs(values: tuple[Any, ...]) -> dict[str, Any]:
+    return _connect_kwargs(dict(zip(_KWARGS_FIELDS, values)))
+
+
+def _connect_kwargs(f: dict[str, Any]) -> dict[str, Any]:
+    hc = _Fields(f)
     prompts = hc.number_of_password_prompts > 0
     kwargs: dict[str, Any] = {
         "gss_kex": False, "gss_auth": False, "x509_trusted_certs": None, "x509_trusted_cert_paths": [],
@@ -113,6 +132,16 @@ def connect_kwargs(hc: HostConfig) -> dict[str, Any]:
     if hc.proxy_command and not hc.proxy_jump:
         kwargs["proxy_command"] = hc.proxy_command
     return kwargs
+
+
+class _Fields:
+    """The fields of a HostConfig that :func:`connect_kwargs` reads, as attributes."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
+
+    def __getattr__(self, name: str) -> Any:  # only for the type checker: every field read is listed
+        raise AttributeError(f"connect_kwargs reads HostConfig.{name}: add it to _KWARGS_FIELDS")
 
 
 def recorded_host_key_algs(key_types: Iterable[str]) -> str | None:

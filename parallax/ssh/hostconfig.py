@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .jump import JumpHop
 from .patterns import match_pattern
@@ -91,9 +92,15 @@ class HostConfig:
         return self.user_known_hosts_files + self.global_known_hosts_files
 
     def environment(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The variables to send: SendEnv matches from *environ* (default ``os.environ``), then SetEnv."""
-        env = os.environ if environ is None else environ
-        out = {k: v for k, v in env.items() if any(match_pattern(k, p) for p in self.send_env)}
+        """The variables to send: SendEnv matches from *environ* (default ``os.environ``), then SetEnv.
+
+        Without SendEnv the environment is not read at all; with it, which names match is
+        computed once per (patterns, names) pair, not once per host."""
+        out: dict[str, str] = {}
+        if self.send_env:
+            env = os.environ if environ is None else environ
+            for name in _send_names(self.send_env, tuple(env)):
+                out[name] = env[name]
         out.update(self.set_env)
         return out
 
@@ -110,3 +117,9 @@ class HostConfig:
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(HostConfig))
+
+
+@lru_cache(maxsize=256)
+def _send_names(patterns: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The *names* (in their order) that some SendEnv pattern matches."""
+    return tuple(k for k in names if any(match_pattern(k, p) for p in patterns))
