@@ -79,6 +79,7 @@ async def libssh2_phases(lab: Any) -> Phases:
     from parallax.backends.libssh2_options import Confs
     from parallax.jobs import Target
     from parallax.ssh.known_hosts_cache import KnownHostsCache
+    from parallax.ssh.tcp import open_tcp
 
     class Sink:
         def stdout(self, data: bytes) -> None: ...
@@ -90,8 +91,8 @@ async def libssh2_phases(lab: Any) -> Phases:
         target = Target(key=host, host=addr, port=int(port), user=lab.user, ssh_key=lab.client_key,
                         known_hosts=lab.known_hosts, host_key_policy="strict")
         conf = confs.get(target)
-        known = cache.load(conf.known_files)
-        sock = await ph.time("connect", conn._tcp(conf, loop))
+        known = cache.for_host(target, conf.hc)
+        sock = await ph.time("connect", open_tcp(target, conf.hc, conf.timeout))
         session = Session()
         session.set_blocking(False)
         conn._prefer(session, conf, known)

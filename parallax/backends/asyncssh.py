@@ -17,10 +17,11 @@ What is left here is asyncssh-specific:
   a callable, so :meth:`AsyncSSHBackend.check` knows what authenticated, and
   withheld after a changed key was let through (``StrictHostKeyChecking no``).
 * asyncssh trusts no key in advance: every host key reaches
-  ``_Client.validate_host_public_key``; the recorded key types are offered
+  ``_Client.validate_host_public_key`` and the shared
+  :mod:`parallax.ssh.hostkey_check`; the recorded key types are offered
   (as asyncssh and OpenSSH order host key algorithms).  ``off`` checks nothing.
-* ``ProxyJump`` hops are opened by this backend with the target's keys,
-  known_hosts and policy; a hop's own ``ProxyJump`` is not followed.
+* ``ProxyJump`` hops are opened by this backend, one through the other, each
+  resolved as ``ssh -J`` does (:mod:`parallax.ssh.jump`).
 * Exit status: the remote status; killed by signal N: ``128 + N``; no status: 255.
 * Cancellation sends ``TERM`` to the remote command, closes the channel and re-raises.
 """
@@ -28,7 +29,6 @@ What is left here is asyncssh-specific:
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -36,18 +36,18 @@ from typing import Any, TypeVar, cast
 
 import asyncssh
 
-from ..errors import AuthenticationFailed, BadInput, Error, HostKeyChanged, HostKeyUnknown, UnsupportedOption
+from ..errors import Error, HostKeyChanged, HostKeyUnknown
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
-from ..ssh import transfer
-from ..ssh.hostkeys import HostKey, KnownHosts, decide, load_revoked_keys
-from ..ssh.known_hosts_cache import KnownHostsCache, unrecordable
-from ..ssh.known_hosts_cache import pin_host_key as record_host_key
+from ..ssh.copyjobs import job_walk
+from ..ssh.hostkey_check import check_offered_blob
+from ..ssh.hostkeys import KnownHosts
 from ..ssh.keywords import IN_PROCESS_OPTIONS
-from ..ssh.policy import HostKeyPolicy
+from ..ssh.known_hosts_cache import KnownHostsCache
 from ..ssh.pool import ConnectionPool
+from ..ssh.targets import identity_paths
 from . import asyncssh_errors as errors
 from .asyncssh_auth import sign_at_once
-from .asyncssh_options import Conf, Confs, hop_target, recorded_host_key_algs
+from .asyncssh_options import Conf, Confs, recorded_host_key_algs
 from .asyncssh_sftp import SFTPFS, close_sftp
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE, CLOSE_GRACE
@@ -87,28 +87,12 @@ class _Client(asyncssh.SSHClient):
         return give
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        conf, known = self.conf, self.known
-        if known is None:
-            return True
-        name = conf.hc.host_key_name
-        try:
-            offered = HostKey.from_openssh(key.export_public_key("openssh").decode())
-            verdict = known.check(name, offered)
-        except ValueError as e:  # includes a host certificate (HostCertificateUnsupported)
-            self.refusal = HostKeyUnknown.at(conf.target, str(e))
-            return False
-        decision = decide(conf.hc.host_key_policy, verdict)
-        if not decision.accept:
-            self.refusal = errors.host_key_refused(conf.target, name, verdict, key, conf.known_files)
+        try:  # the one shared check (parallax.ssh.hostkey_check): lookup, policy, accept-new pin, refusal
+            decision = check_offered_blob(self.conf.target, self.conf.hc, self.known, key.public_data)
+        except Error as e:
+            self.refusal = e
             return False
         self.no_password = decision.disable_password
-        if decision.record and conf.record_file:
-            try:
-                record_host_key(conf.record_file, name, offered.type, offered.base64)
-            except (OSError, ValueError) as e:  # a key accept-new cannot pin is not accepted
-                self.refusal = unrecordable(conf.record_file, conf.target, e if isinstance(e, OSError)
-                                            else OSError(str(e)))
-                return False
         return True
 
     def host_key_error(self, detail: str) -> Error:
@@ -117,9 +101,9 @@ class _Client(asyncssh.SSHClient):
             return self.refusal
         recorded = self.known is not None and self.known.known_types(self.conf.hc.host_key_name)
         return (HostKeyChanged if recorded else HostKeyUnknown).at(self.conf.target, detail)
+
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         sign_at_once(conn)  # publickey first, a file key's signature in the first request
-
 
     def connection_lost(self, exc: Exception | None) -> None:
         for jump in self.jumps:
@@ -219,50 +203,31 @@ class AsyncSSHBackend(Backend):
     def check_target(self, target: Target) -> None:
         """Refuse unsupported options and raw ssh arguments, and bad option values."""
         super().check_target(target)
-        if target.ssh_extra:
-            raise UnsupportedOption(
-                f"ssh_extra {list(target.ssh_extra)!r} (raw OpenSSH arguments) is not supported by the "
-                f"{self.name} backend; use ssh_options", host=target.key)
-        self._confs.get(target)  # the shared resolver checks the options and the config file
+        self._confs.targets.check_in_process(target, self.name)
+        self._confs.get(target)  # asyncssh's arguments: an algorithm list asyncssh has nothing of
 
     # --- cached keys and known_hosts -----------------------------------------
     def _client_keys(self, conf: Conf) -> list[asyncssh.SSHKeyPair]:
         target, hc = conf.target, conf.hc
         passphrase = target.key_passphrase  # unlocks keys only; never sent as a password
-        if target.ssh_key and not os.path.exists(target.ssh_key):
-            raise AuthenticationFailed.at(target, f"identity file {target.ssh_key} not found")
         ignore_encrypted = hc.default_identities and passphrase is None  # OpenSSH's defaults
         keys: list[asyncssh.SSHKeyPair] = []
-        for path in hc.identity_files:
+        for path in identity_paths(hc, target):
             cache_key = (path, passphrase, ignore_encrypted)
             loaded = self._keys.get(cache_key)
             if loaded is None:
-                if not os.path.exists(path):
-                    continue  # like ssh: a configured but missing identity is skipped
                 with errors.loading_key(target, path):
                     loaded = list(asyncssh.load_keypairs([path], passphrase, ignore_encrypted=ignore_encrypted))
                 self._keys[cache_key] = loaded
             keys.extend(loaded)
         return keys
 
-    def _known_hosts(self, conf: Conf) -> KnownHosts:
-        """The known_hosts files (parsed again once one changed) and the RevokedHostKeys file."""
-        known = self._known.load(conf.known_files)
-        revoked = conf.hc.revoked_host_keys
-        if revoked:
-            try:
-                known = KnownHosts(known.entries, load_revoked_keys(revoked))
-            except (OSError, ValueError) as e:
-                raise BadInput(f"RevokedHostKeys for {conf.target.label} cannot be read: {e}",
-                               host=conf.target.key) from None
-        return known
-
     # --- connections ------------------------------------------------------------
     async def _open(self, conf: Conf, tunnel: asyncssh.SSHClientConnection | None
                     ) -> tuple[asyncssh.SSHClientConnection, _Client]:
         target, hc = conf.target, conf.hc
         keys = self._client_keys(conf)
-        known = None if hc.host_key_policy is HostKeyPolicy.OFF else self._known_hosts(conf)
+        known = self._known.for_host(target, hc)  # None under policy off
         client = _Client(conf, known)
         kwargs = dict(conf.kwargs)
         if known is not None and "server_host_key_algs" not in kwargs:
@@ -286,8 +251,8 @@ class AsyncSSHBackend(Backend):
         jumps: list[asyncssh.SSHClientConnection] = []
         try:
             tunnel = None
-            for hop in conf.hc.proxy_jump:
-                tunnel, _ = await self._open(self._confs.get(hop_target(hop, target)), tunnel)
+            for hop in self._confs.hops(target):  # as ssh -J (parallax.ssh.jump)
+                tunnel, _ = await self._open(hop, tunnel)
                 jumps.append(tunnel)
             conn, client = await self._open(conf, tunnel)
         except BaseException:
@@ -386,14 +351,11 @@ class AsyncSSHBackend(Backend):
 
     async def put(self, job: PutJob, sink: OutputSink) -> None:
         """Copy local ``src`` to remote ``dst`` as ``scp [-r] -p``."""
-        await self._transfer(job.target, lambda fs: transfer.put(
-            fs, job.src, transfer.sftp_path(job.dst), target=job.target, recursive=job.recursive))
+        await self._transfer(job.target, job_walk(job))
 
     async def get(self, job: GetJob, sink: OutputSink) -> None:
         """Copy remote ``src`` to local ``dst`` as ``scp [-r] -p``, never writing outside the slurp root."""
-        await self._transfer(job.target, lambda fs: transfer.get(
-            fs, transfer.sftp_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
-            recursive=job.recursive, label=job.src))
+        await self._transfer(job.target, job_walk(job))
 
 
 __all__ = ["SUPPORTED_OPTIONS", "AsyncSSHBackend"]

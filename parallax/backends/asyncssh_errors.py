@@ -19,33 +19,18 @@ cancellation pass through unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import socket
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import asyncssh
 
-from ..errors import (
-    AuthenticationFailed,
-    BadInput,
-    ConnectionFailed,
-    ConnectionLost,
-    Error,
-    HostKeyChanged,
-    HostKeyError,
-    HostKeyUnknown,
-    NameResolutionFailed,
-    Timeout,
-    TransferFailed,
-    TransportError,
-)
+from ..errors import AuthenticationFailed, BadInput, ConnectionFailed, ConnectionLost, Error, TransportError
 from ..jobs import Target
-from ..ssh.hostkeys import HostKeyStatus, Verdict
+from ..ssh import boundary
+from ..ssh.boundary import socket_failure, translating
 
-__all__ = ["connecting", "host_key_refused", "in_sftp_session", "is_dead", "loading_key", "lost",
+__all__ = ["connecting", "in_sftp_session", "is_dead", "loading_key", "lost",
            "on_connection", "opening_channel", "session_refused", "sftp_refused"]
 
 #: What a dead connection raises when a channel is opened on it.
@@ -54,22 +39,6 @@ _DEAD = (asyncssh.DisconnectError, ConnectionError, BrokenPipeError, asyncssh.Ch
 
 def _detail(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-def host_key_refused(target: Target, name: str, verdict: Verdict, key: asyncssh.SSHKey,
-                     files: tuple[str, ...]) -> Error:
-    """The refusal of the server's host *key* for known_hosts *name*, as the lookup judged it
-    (the paramiko backend's message shapes)."""
-    kind, fp = key.get_algorithm(), key.get_fingerprint()
-    old = verdict.entry
-    if verdict.status is HostKeyStatus.REVOKED:
-        return HostKeyError.at(target, f"{name} offered a revoked {kind} key ({fp})")
-    if verdict.status is HostKeyStatus.CHANGED and old is not None:
-        old_fp = asyncssh.import_public_key(str(old.key)).get_fingerprint()
-        return HostKeyChanged.at(target, f"{name} offered {kind} {fp}, {old.file} line {old.line} has "
-                                         f"{old.key.type} {old_fp}")
-    listed = ", ".join(files) or "no known_hosts file"
-    return HostKeyUnknown.at(target, f"no {kind} key for {name} in {listed} (fingerprint {fp})")
 
 
 def _connect_error(exc: Exception, target: Target, hostname: str, timeout: float | None,
@@ -83,13 +52,9 @@ def _connect_error(exc: Exception, target: Target, hostname: str, timeout: float
         return TransportError.at(target, detail)
     if isinstance(exc, (asyncssh.DisconnectError, asyncssh.ChannelOpenError)):
         return ConnectionFailed.at(target, detail)
-    if isinstance(exc, socket.gaierror):
-        return NameResolutionFailed(f"Could not resolve hostname {hostname}: {exc.strerror or detail}",
-                                    host=target.key)
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return Timeout.at(target, f"no answer within {timeout:g} s" if timeout else detail)
-    if isinstance(exc, OSError):
-        return ConnectionFailed.at(target, os.strerror(exc.errno) if exc.errno else (exc.strerror or detail))
+    failed = socket_failure(exc, target, hostname, timeout, detail)
+    if failed is not None:
+        return failed
     if isinstance(exc, ValueError):
         return BadInput(f"Invalid SSH settings for {target.label}: {detail}", host=target.key)
     return TransportError.at(target, f"{type(exc).__name__}: {detail}")
@@ -103,12 +68,8 @@ def connecting(target: Target, hostname: str, timeout: float | None,
     *host_key* gives the error for a refused host key from asyncssh's text
     (the client that refused it knows why: unknown, changed, unrecordable).
     """
-    try:
+    with translating(lambda e: _connect_error(e, target, hostname, timeout, host_key)):
         yield
-    except (Error, asyncio.CancelledError):
-        raise
-    except Exception as e:
-        raise _connect_error(e, target, hostname, timeout, host_key) from e
 
 
 @contextlib.contextmanager
@@ -144,12 +105,12 @@ def opening_channel(refused: Callable[[Exception], Error], closed: Callable[[], 
 
 def session_refused(target: Target) -> Callable[[Exception], Error]:
     """The error for a session channel the server refused on a live connection."""
-    return lambda e: TransportError.at(target, f"cannot open a session: {e}")
+    return lambda e: boundary.session_refused(target, str(e))
 
 
 def sftp_refused(target: Target) -> Callable[[Exception], Error]:
     """The error for an SFTP subsystem the server refused."""
-    return lambda e: TransferFailed.at(target, f"SFTP is not available: {e}")
+    return lambda e: boundary.sftp_refused(target, str(e))
 
 
 def is_dead(exc: BaseException, conn: object = None) -> bool:
@@ -161,10 +122,8 @@ def is_dead(exc: BaseException, conn: object = None) -> bool:
 @contextlib.contextmanager
 def on_connection(target: Target) -> Iterator[None]:
     """Around a pooled operation: a connection that stayed dead is ``ConnectionFailed``."""
-    try:
+    with boundary.dead_connection(target, _DEAD, _detail):
         yield
-    except _DEAD as e:
-        raise ConnectionFailed.at(target, _detail(e)) from e
 
 
 @contextlib.contextmanager
@@ -174,9 +133,7 @@ def in_sftp_session(target: Target) -> Iterator[None]:
     try:
         yield
     except (asyncssh.SFTPError, asyncssh.DisconnectError, ConnectionError) as e:
-        reason = getattr(e, "reason", None) or _detail(e)
-        raise ConnectionFailed(ConnectionLost.template.format(label=target.label, host=target.host,
-                                                              detail=reason), host=target.key) from e
+        raise boundary.lost_in_transfer(target, getattr(e, "reason", None) or _detail(e)) from e
 
 
 def lost(target: Target, exc: BaseException) -> NoReturn:

@@ -16,7 +16,6 @@ loudly if these tables move.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import socket
 from collections.abc import Iterable
@@ -27,10 +26,10 @@ from ..errors import BadInput
 from ..jobs import Target
 from ..ssh.algorithms import ALGORITHM_OPTIONS, AlgorithmError, assemble
 from ..ssh.hostconfig import HostConfig
-from ..ssh.jump import JumpHop
-from ..ssh.targets import TargetConfigs, connect_timeout, environment
+from ..ssh.resolved import Confs as SharedConfs
+from ..ssh.resolved import Resolved
 
-__all__ = ["Conf", "Confs", "algorithms", "connect_kwargs", "hop_target", "recorded_host_key_algs"]
+__all__ = ["Conf", "Confs", "algorithms", "connect_kwargs", "recorded_host_key_algs"]
 
 _FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
 #: Signature algorithms of a recorded host key type (one per type, except RSA's).
@@ -152,54 +151,27 @@ def recorded_host_key_algs(key_types: Iterable[str]) -> str | None:
 
 
 @dataclass(frozen=True)
-class Conf:
-    """One target resolved once: its :class:`HostConfig` and asyncssh's arguments for it."""
+class Conf(Resolved):
+    """One target resolved once (:class:`~parallax.ssh.resolved.Resolved`) and asyncssh's arguments for it."""
 
-    target: Target
-    hc: HostConfig
-    known_files: tuple[str, ...]  # user then global, without /dev/null
-    record_file: str | None  # where accept-new records
-    agent_path: str | None
-    timeout: float | None
-    env: tuple[tuple[str, str], ...]  # SendEnv matches, SetEnv, then the call's env
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def agent_path(self) -> str | None:
+        """The agent socket to offer keys from (none under IdentitiesOnly)."""
+        return None if self.hc.identities_only else self.hc.agent_socket()
 
-class Confs:
-    """Targets through the shared resolver (one per ssh config file); each target (connection and env) once."""
-
-    def __init__(self) -> None:
-        self._shared = TargetConfigs()
-        self._confs: dict[tuple[Target, tuple[tuple[str, str], ...]], Conf] = {}
-
-    def get(self, target: Target) -> Conf:
-        """*target*'s :class:`Conf`; ``BadInput`` naming the bad option, line or file."""
-        key = (target.connection, target.env)
-        conf = self._confs.get(key)
-        if conf is None:
-            conf = self._confs[key] = self._build(target)
-        return conf
-
-    def _build(self, target: Target) -> Conf:
-        hc = self._shared.resolve(target)
+    @classmethod
+    def of(cls, target: Target, hc: HostConfig) -> Conf:
+        """*target* resolved as *hc*, with :func:`connect_kwargs` (``BadInput`` naming a bad algorithm option)."""
         try:
             kwargs = connect_kwargs(hc)
         except AlgorithmError as e:
             raise BadInput(str(e), host=target.key) from None
-        user_files = [p for p in hc.user_known_hosts_files if p != "/dev/null"]
-        return Conf(
-            target=target, hc=hc,
-            known_files=tuple(user_files + [p for p in hc.global_known_hosts_files if p != "/dev/null"]),
-            record_file=user_files[0] if user_files else None,
-            agent_path=None if hc.identities_only else hc.agent_socket(),
-            timeout=connect_timeout(hc, target),
-            env=tuple(environment(hc, target).items()), kwargs=kwargs)
+        base = Resolved.of(target, hc)
+        return cls(base.target, hc, base.timeout, base.env, kwargs)
 
 
-def hop_target(hop: JumpHop, target: Target) -> Target:
-    """A ProxyJump hop as a target: *target*'s keys, known_hosts and policy, the hop's address
-    (*target*'s user, port, host key alias and environment are its own)."""
-    keep = tuple((k, v) for k, v in target.ssh_options
-                 if k.lower() not in ("user", "port", "hostname", "proxyjump", "hostkeyalias", "setenv", "sendenv"))
-    return dataclasses.replace(target, key=f"{target.key} via {hop}", host=hop.host, port=hop.port,
-                               user=hop.user, ssh_options=keep, ssh_extra=(), env=())
+def Confs() -> SharedConfs[Conf]:
+    """The asyncssh backend's per-target records (:class:`parallax.ssh.resolved.Confs` of :class:`Conf`)."""
+    return SharedConfs(Conf.of)

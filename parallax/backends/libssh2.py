@@ -33,17 +33,13 @@ from typing import Any, TypeVar
 from ssh2 import exceptions as x
 from ssh2.channel import Channel
 
-from ..errors import BadInput, Error, Timeout, UnsupportedOption
+from ..errors import Error, Timeout, UnsupportedOption
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
-from ..ssh import transfer
-from ..ssh.algorithms import AlgorithmError
-from ..ssh.hostkeys import KnownHosts, load_revoked_keys
+from ..ssh.copyjobs import job_walk
 from ..ssh.keywords import IN_PROCESS_OPTIONS
 from ..ssh.known_hosts_cache import KnownHostsCache
-from ..ssh.policy import HostKeyPolicy
 from ..ssh.pool import ConnectionPool
 from . import libssh2_errors as errors
-from .asyncssh_options import hop_target
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE
 from .libssh2_conn import Connection, check_algorithms, open_connection, write_all
@@ -184,35 +180,13 @@ class Libssh2Backend(Backend):
     def check_target(self, target: Target) -> None:
         """Refuse unsupported options and raw ssh arguments, and bad option values, before connecting."""
         super().check_target(target)
-        if target.ssh_extra:
-            raise UnsupportedOption(
-                f"ssh_extra {list(target.ssh_extra)!r} (raw OpenSSH arguments) is not supported by the "
-                f"{self.name} backend; use ssh_options", host=target.key)
-        hc = self._confs.get(target).hc  # the shared resolver checks the options and the config file
-        try:
-            check_algorithms(hc)
-        except AlgorithmError as e:
-            raise BadInput(f"{target.label}: {e}", host=target.key) from None
+        hc = self._confs.targets.check_in_process(target, self.name, check_algorithms)
         if hc.proxy_command and not hc.proxy_jump:
             raise UnsupportedOption(f"ProxyCommand is not supported by the {self.name} backend "
                                     f"(use ProxyJump, or the openssh backend)", host=target.key)
 
-    def _known_hosts(self, conf: Conf) -> KnownHosts | None:
-        """The known_hosts entries to judge keys by (``None``: policy off), RevokedHostKeys included."""
-        if conf.hc.host_key_policy is HostKeyPolicy.OFF:
-            return None
-        known = self._known.load(conf.known_files)
-        revoked = conf.hc.revoked_host_keys
-        if revoked:
-            try:
-                known = KnownHosts(known.entries, load_revoked_keys(revoked))
-            except (OSError, ValueError) as e:
-                raise BadInput(f"RevokedHostKeys for {conf.target.label} cannot be read: {e}",
-                               host=conf.target.key) from None
-        return known
-
     async def _open(self, conf: Conf, via: Connection | None) -> Connection:
-        opening = open_connection(conf, self._known_hosts(conf), via)
+        opening = open_connection(conf, self._known.for_host(conf.target, conf.hc), via)
         if not conf.timeout:
             return await opening
         try:
@@ -226,8 +200,8 @@ class Libssh2Backend(Backend):
         hops: list[Connection] = []
         try:
             via = None
-            for hop in conf.hc.proxy_jump:
-                via = await self._open(self._confs.get(hop_target(hop, target)), via)
+            for hop in self._confs.hops(target):  # as ssh -J (parallax.ssh.jump)
+                via = await self._open(hop, via)
                 hops.append(via)
             conn = await self._open(conf, via)
         except BaseException:
@@ -318,14 +292,11 @@ class Libssh2Backend(Backend):
 
     async def put(self, job: PutJob, sink: OutputSink) -> None:
         """Copy local ``src`` to remote ``dst`` as ``scp [-r] -p``."""
-        await self._transfer(job.target, lambda fs: transfer.put(
-            fs, job.src, transfer.sftp_path(job.dst), target=job.target, recursive=job.recursive))
+        await self._transfer(job.target, job_walk(job))
 
     async def get(self, job: GetJob, sink: OutputSink) -> None:
         """Copy remote ``src`` to local ``dst`` as ``scp [-r] -p``, never writing outside the slurp root."""
-        await self._transfer(job.target, lambda fs: transfer.get(
-            fs, transfer.sftp_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
-            recursive=job.recursive, label=job.src))
+        await self._transfer(job.target, job_walk(job))
 
 
 __all__ = ["SUPPORTED_OPTIONS", "Libssh2Backend"]

@@ -3,10 +3,11 @@
 Everything that is SSH semantics comes from the shared layer: the target's
 :class:`~parallax.backends.libssh2_options.Conf` (the shared resolver's
 ``HostConfig``), the host-key verdict of :mod:`parallax.ssh.hostkeys` under
-the policy of :mod:`parallax.ssh.policy` (accept-new records through
-:mod:`parallax.backends.hostkeys`).  libssh2 hands over the server's host key
-blob (``session.hostkey()``) after the key exchange; authentication starts
-only once the key was accepted.
+the policy of :mod:`parallax.ssh.policy`, judged once for every backend by
+:mod:`parallax.ssh.hostkey_check`, and the TCP connect of
+:mod:`parallax.ssh.tcp`.  libssh2 hands over the server's host key blob
+(``session.hostkey()``) after the key exchange; authentication starts only
+once the key was accepted.
 
 A ProxyJump hop's connection carries the next one: a ``direct-tcpip``
 channel on the hop, bridged to a local ``socketpair`` whose other end the
@@ -16,9 +17,7 @@ next libssh2 session handshakes on (libssh2 only talks to a socket).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import os
 import socket
 from dataclasses import dataclass, field
 
@@ -35,18 +34,18 @@ from ssh2.session import (
     Session,
 )
 
-from ..errors import AuthenticationFailed, Error, HostKeyUnknown
+from ..errors import AuthenticationFailed, Error
 from ..ssh.hostconfig import HostConfig
-from ..ssh.hostkeys import HostKey, KnownHosts, decide
+from ..ssh.hostkey_check import check_offered_blob
+from ..ssh.hostkeys import KnownHosts
+from ..ssh.targets import identity_paths
+from ..ssh.tcp import open_tcp
 from . import libssh2_errors as errors
-from ..ssh.known_hosts_cache import pin_host_key, unrecordable
 from .grace import CLOSE_GRACE
 from .libssh2_io import EAGAIN, Wire
 from .libssh2_options import FAST_CIPHERS, Conf, is_encrypted, merge_algorithms, recorded_host_key_algs
 
 __all__ = ["CLOSE_GRACE", "Connection", "open_connection"]
-
-_FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
 
 
 @dataclass(eq=False)
@@ -76,32 +75,6 @@ class Connection:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         for hop in reversed(self.hops):
             await hop.close()
-
-
-async def _tcp(conf: Conf, loop: asyncio.AbstractEventLoop) -> socket.socket:
-    """A connected non-blocking TCP socket to the target (each address in turn, as ssh tries them)."""
-    hc = conf.hc
-    infos = await loop.getaddrinfo(hc.hostname, hc.port, family=_FAMILIES[hc.address_family],
-                                   type=socket.SOCK_STREAM)
-    last: OSError | None = None
-    for family, kind, proto, _, addr in infos:
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if hc.tcp_keep_alive:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            if hc.bind_address:
-                sock.bind((hc.bind_address, 0))
-            await loop.sock_connect(sock, addr)
-            return sock
-        except OSError as e:
-            sock.close()
-            last = e
-        except BaseException:
-            sock.close()
-            raise
-    raise last or OSError(f"no address for {hc.hostname}")
 
 
 async def _tunnel(hop: Connection, conf: Conf) -> tuple[socket.socket, asyncio.Task[None]]:
@@ -192,31 +165,11 @@ def _prefer(session: Session, conf: Conf, known: KnownHosts | None) -> None:
         session.flag(LIBSSH2_FLAG_COMPRESS)
 
 
-def _key_type(blob: bytes) -> str:
-    size = int.from_bytes(blob[:4], "big")
-    return blob[4:4 + size].decode("ascii", "replace")
-
-
 def _judge_host_key(session: Session, conf: Conf, known: KnownHosts) -> bool:
-    """Check the server's key against known_hosts under the policy; record it under accept-new.
-    Returns whether password authentication stays allowed; raises the refusal."""
-    target, hc = conf.target, conf.hc
+    """The shared check of the server's key (:mod:`parallax.ssh.hostkey_check`); whether password
+    authentication stays allowed.  Raises the refusal."""
     blob, _ = session.hostkey()
-    name = hc.host_key_name
-    try:
-        offered = HostKey.from_parts(_key_type(blob), base64.b64encode(blob).decode())
-        verdict = known.check(name, offered)
-    except ValueError as e:
-        raise HostKeyUnknown.at(target, str(e)) from None
-    decision = decide(hc.host_key_policy, verdict)
-    if not decision.accept:
-        raise errors.host_key_refused(target, name, verdict, offered, conf.known_files)
-    if decision.record and conf.record_file:
-        try:
-            pin_host_key(conf.record_file, name, offered.type, offered.base64)
-        except (OSError, ValueError) as e:  # a key accept-new cannot pin is not accepted
-            raise unrecordable(conf.record_file, target, e if isinstance(e, OSError) else OSError(str(e))) from None
-    return not decision.disable_password
+    return not check_offered_blob(conf.target, conf.hc, known, blob).disable_password
 
 
 async def _agent_auth(wire: Wire, user: str, path: str, reasons: list[str]) -> bool:
@@ -255,9 +208,7 @@ async def _keys(wire: Wire, conf: Conf, reasons: list[str]) -> bool:
     agent = None if hc.identities_only else hc.agent_socket()
     if agent and await _agent_auth(wire, hc.user, agent, reasons):
         return True
-    for path in hc.identity_files:
-        if not os.path.exists(path):
-            continue  # like ssh: a configured but missing identity is skipped
+    for path in identity_paths(hc, target):
         if passphrase is None and is_encrypted(path):
             reasons.append(f"key {path} is encrypted and no passphrase was given")
             continue
@@ -280,8 +231,7 @@ async def _authenticate(wire: Wire, conf: Conf, password_ok: bool) -> str:
     The password is tried once per method (a fixed password gains nothing from more prompts);
     NumberOfPasswordPrompts 0 means never."""
     target, hc, session = conf.target, conf.hc, wire.session
-    if target.ssh_key and not os.path.exists(target.ssh_key):
-        raise AuthenticationFailed.at(target, f"identity file {target.ssh_key} not found")
+    identity_paths(hc, target)  # a missing ssh_key= is an AuthenticationFailed before anything is tried
     reasons: list[str] = []
     password = target.password if password_ok and hc.number_of_password_prompts > 0 else None
     enabled = {"publickey": hc.pubkey_authentication, "password": hc.password_authentication,
@@ -334,7 +284,7 @@ async def open_connection(conf: Conf, known: KnownHosts | None, via: Connection 
     try:
         with errors.connecting(target, hc.hostname, conf.timeout, session):
             if via is None:
-                sock = await _tcp(conf, loop)
+                sock = await open_tcp(target, hc, conf.timeout)
             else:
                 sock, pump = await _tunnel(via, conf)
                 tasks.append(pump)

@@ -9,40 +9,27 @@ through unchanged.
 * :func:`connecting`: TCP connect, handshake and authentication;
 * :func:`on_connection`: an operation on a pooled connection (a dead one is
   ``ConnectionFailed``; :func:`is_dead` tells the pool to reconnect once);
-* :func:`in_sftp_session`: a session lost in the middle of a transfer;
-* :func:`host_key_refused`: the refusal of a host key, in the other backends' shapes.
+* :func:`in_sftp_session`: a session lost in the middle of a transfer.
+
+The library-neutral shapes are :mod:`parallax.ssh.boundary`'s; a refused
+host key is :mod:`parallax.ssh.hostkey_check`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import os
-import socket
 from collections.abc import Iterator
 
 from ssh2 import exceptions as x
 from ssh2.session import Session
 
-from ..errors import (
-    AuthenticationFailed,
-    ConnectionFailed,
-    ConnectionLost,
-    Error,
-    HostKeyChanged,
-    HostKeyError,
-    HostKeyUnknown,
-    NameResolutionFailed,
-    Timeout,
-    TransferFailed,
-    TransportError,
-)
+from ..errors import AuthenticationFailed, ConnectionFailed, ConnectionLost, Error, TransportError
 from ..jobs import Target
-from ..ssh.hostkeys import HostKey, HostKeyStatus, Verdict
+from ..ssh import boundary
+from ..ssh.boundary import socket_failure, translating
 
-__all__ = ["DEAD", "connecting", "detail", "fingerprint", "host_key_refused", "in_sftp_session", "is_dead",
+__all__ = ["DEAD", "connecting", "detail", "in_sftp_session", "is_dead",
            "lost", "on_connection", "session_refused", "sftp_refused"]
 
 #: What an operation on a dead connection raises (the socket closed, reset or the session ended).
@@ -62,26 +49,6 @@ def detail(exc: BaseException, session: Session | None = None) -> str:
     return text or type(exc).__name__
 
 
-def fingerprint(key: HostKey) -> str:
-    """OpenSSH's ``SHA256:`` fingerprint of *key*."""
-    digest = hashlib.sha256(base64.b64decode(key.base64)).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def host_key_refused(target: Target, name: str, verdict: Verdict, key: HostKey, files: tuple[str, ...]) -> Error:
-    """The refusal of the server's host *key* for known_hosts *name*, as the shared lookup judged it
-    (the message shapes of the other in-process backends)."""
-    kind, fp = key.type, fingerprint(key)
-    old = verdict.entry
-    if verdict.status is HostKeyStatus.REVOKED:
-        return HostKeyError.at(target, f"{name} offered a revoked {kind} key ({fp})")
-    if verdict.status is HostKeyStatus.CHANGED and old is not None:
-        return HostKeyChanged.at(target, f"{name} offered {kind} {fp}, {old.file} line {old.line} has "
-                                         f"{old.key.type} {fingerprint(old.key)}")
-    listed = ", ".join(files) or "no known_hosts file"
-    return HostKeyUnknown.at(target, f"no {kind} key for {name} in {listed} (fingerprint {fp})")
-
-
 def _connect_error(exc: BaseException, target: Target, hostname: str, timeout: float | None,
                    session: Session | None) -> Error:
     text = detail(exc, session)
@@ -90,28 +57,18 @@ def _connect_error(exc: BaseException, target: Target, hostname: str, timeout: f
     if isinstance(exc, (x.KeyExchangeError, x.KexFailureError, x.AlgoUnsupportedError, x.MethodNotSupported,
                         x.HostkeyInitError, x.HostkeySignError, x.InvalidMACError, x.DecryptError)):
         return TransportError.at(target, f"key exchange failed: {text}")
-    if isinstance(exc, socket.gaierror):
-        return NameResolutionFailed(f"Could not resolve hostname {hostname}: {exc.strerror or text}",
-                                    host=target.key)
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return Timeout.at(target, f"no answer within {timeout:g} s" if timeout else text)
     if isinstance(exc, (x.SocketDisconnectError, x.SocketRecvError, x.BannerRecvError, x.SessionHandshakeError)):
         return ConnectionFailed.at(target, f"the server closed the connection ({text})")
-    if isinstance(exc, OSError):
-        return ConnectionFailed.at(target, os.strerror(exc.errno) if exc.errno else (exc.strerror or text))
-    return TransportError.at(target, f"{type(exc).__name__}: {text}")
+    failed = socket_failure(exc, target, hostname, timeout, text)
+    return failed or TransportError.at(target, f"{type(exc).__name__}: {text}")
 
 
 @contextlib.contextmanager
 def connecting(target: Target, hostname: str, timeout: float | None,
                session: Session | None = None) -> Iterator[None]:
     """Translate what reaching *hostname* for *target* raises (socket, handshake, authentication)."""
-    try:
+    with translating(lambda e: _connect_error(e, target, hostname, timeout, session)):
         yield
-    except (Error, asyncio.CancelledError):
-        raise
-    except Exception as e:
-        raise _connect_error(e, target, hostname, timeout, session) from e
 
 
 def is_dead(exc: BaseException, conn: object = None) -> bool:
@@ -122,22 +79,18 @@ def is_dead(exc: BaseException, conn: object = None) -> bool:
 @contextlib.contextmanager
 def on_connection(target: Target) -> Iterator[None]:
     """Around a pooled operation: a connection that stayed dead is ``ConnectionFailed``."""
-    try:
+    with boundary.dead_connection(target, DEAD, detail):
         yield
-    except (Error, asyncio.CancelledError):
-        raise
-    except DEAD as e:
-        raise ConnectionFailed.at(target, detail(e)) from e
 
 
 def session_refused(target: Target, exc: BaseException) -> Error:
     """A session channel (or its exec) the server refused on a live connection."""
-    return TransportError.at(target, f"cannot open a session: {detail(exc)}")
+    return boundary.session_refused(target, detail(exc))
 
 
 def sftp_refused(target: Target, exc: BaseException) -> Error:
     """An SFTP subsystem the server refused."""
-    return TransferFailed.at(target, f"SFTP is not available: {detail(exc)}")
+    return boundary.sftp_refused(target, detail(exc))
 
 
 @contextlib.contextmanager
@@ -148,8 +101,7 @@ def in_sftp_session(target: Target) -> Iterator[None]:
     except (Error, asyncio.CancelledError):
         raise
     except (x.SSH2Error, ConnectionError) as e:
-        raise ConnectionFailed(ConnectionLost.template.format(label=target.label, host=target.host,
-                                                              detail=detail(e)), host=target.key) from e
+        raise boundary.lost_in_transfer(target, detail(e)) from e
 
 
 def lost(target: Target, exc: BaseException) -> ConnectionLost:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-from ..jobs import Target
 from ..ssh.algorithms import assemble
-from ..ssh.hostconfig import HostConfig
-from ..ssh.targets import TargetConfigs, connect_timeout, environment
+from ..ssh.resolved import Confs as SharedConfs
+from ..ssh.resolved import Resolved
 
 __all__ = ["FAST_CIPHERS", "Conf", "Confs", "is_encrypted", "merge_algorithms", "recorded_host_key_algs"]
 
@@ -72,36 +70,10 @@ def is_encrypted(path: str) -> bool:
     return blob[len(magic) + 4:len(magic) + 4 + size] != b"none"
 
 
-@dataclass(frozen=True)
-class Conf:
-    """One target resolved once: its :class:`HostConfig` and what the backend derives from it."""
-
-    target: Target
-    hc: HostConfig
-    known_files: tuple[str, ...]  # user then global, without /dev/null
-    record_file: str | None  # where accept-new records
-    timeout: float | None
-    env: tuple[tuple[str, str], ...]  # SendEnv matches, SetEnv, then the call's env
+#: One target resolved once: the shared record (libssh2 needs nothing more before connecting).
+Conf = Resolved
 
 
-class Confs:
-    """Targets through the shared :class:`~parallax.ssh.targets.TargetConfigs`; each target
-    (connection and env) turned into a :class:`Conf` once."""
-
-    def __init__(self) -> None:
-        self.targets = TargetConfigs()
-        self._confs: dict[tuple[Target, tuple[tuple[str, str], ...]], Conf] = {}
-
-    def get(self, target: Target) -> Conf:
-        """*target*'s :class:`Conf`; ``BadInput`` naming the bad option, line or file."""
-        key = (target.connection, target.env)
-        conf = self._confs.get(key)
-        if conf is None:
-            hc = self.targets.resolve(target)
-            user_files = [p for p in hc.user_known_hosts_files if p != "/dev/null"]
-            conf = self._confs[key] = Conf(
-                target=target, hc=hc,
-                known_files=tuple(user_files + [p for p in hc.global_known_hosts_files if p != "/dev/null"]),
-                record_file=user_files[0] if user_files else None,
-                timeout=connect_timeout(hc, target), env=tuple(environment(hc, target).items()))
-        return conf
+def Confs() -> SharedConfs[Resolved]:
+    """The libssh2 backend's per-target records (:class:`parallax.ssh.resolved.Confs` of :class:`Resolved`)."""
+    return SharedConfs(Resolved.of)

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import functools
 import logging
-import os
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -31,26 +29,14 @@ from typing import Any
 
 import paramiko
 
-from ..errors import (
-    ConnectionFailed,
-    ConnectionLost,
-    Error,
-    HostKeyChanged,
-    HostKeyError,
-    HostKeyUnknown,
-    NameResolutionFailed,
-    Timeout,
-    TransferFailed,
-    TransportError,
-    UnsupportedOption,
-)
+from ..errors import ConnectionLost, Error, Timeout, TransferFailed, TransportError, UnsupportedOption
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
-from ..ssh import transfer
+from ..ssh.copyjobs import job_walk
+from ..ssh.boundary import lost_in_transfer
+from ..ssh.hostkey_check import check_offered_blob
+from ..ssh.known_hosts_cache import KnownHostsCache
 from ..ssh.pool import ConnectionPool
-from ..ssh.hostkeys import HostCertificateUnsupported, HostKey, HostKeyStatus, KnownHosts, decide
-from ..ssh.known_hosts_cache import KnownHostsCache, unrecordable
-from ..ssh.known_hosts_cache import pin_host_key as record_host_key
-from ..ssh.policy import HostKeyPolicy
+from ..ssh.tcp import open_tcp
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE
 from .paramiko_auth import KeyStore, authenticate
@@ -64,7 +50,6 @@ from .paramiko_transport import (
     alive,
     apply_algorithms,
     close_transport,
-    fingerprint,
     join_all,
     jump_depth,
     prefer_key_types,
@@ -158,7 +143,7 @@ class ParamikoBackend(Backend):
             jump, _ = await self._pool.acquire(self._configs.jump_target(target, hc))
             sock: socket.socket | paramiko.Channel = await self._tunnel(jump, hc, target)
         else:
-            sock = await self._tcp(hc, target)
+            sock = await open_tcp(target, hc.base, hc.connect_timeout)
         try:
             transport = paramiko.Transport(sock)
         except BaseException as e:
@@ -175,39 +160,6 @@ class ParamikoBackend(Backend):
                 raise map_error(e, target, via=hc.proxy_jump) from None
             raise
         return conn
-
-    async def _tcp(self, hc: HostConfig, target: Target) -> socket.socket:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = socket.getaddrinfo(hc.hostname, hc.port, hc.family, socket.SOCK_STREAM, 0,
-                                       socket.AI_NUMERICHOST)
-        except socket.gaierror:
-            try:
-                infos = await self._blocking(socket.getaddrinfo, hc.hostname, hc.port, hc.family,
-                                             socket.SOCK_STREAM)
-            except socket.gaierror as e:
-                raise NameResolutionFailed.at(target, why(e)) from None
-        last: OSError | None = None
-        for family, kind, proto, _, addr in infos:
-            sock = socket.socket(family, kind, proto)
-            try:
-                sock.setblocking(False)
-                await asyncio.wait_for(loop.sock_connect(sock, addr), hc.connect_timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return sock
-            except asyncio.TimeoutError:
-                sock.close()
-                raise Timeout.at(target, f"connect to {addr[0]} port {hc.port} "
-                              f"took longer than {hc.connect_timeout:g} s") from None
-            except OSError as e:
-                sock.close()
-                last = e
-            except BaseException:
-                sock.close()
-                raise
-        # asyncio's text is "Connect call failed (...)"; say what OpenSSH says ("Connection refused").
-        detail = (os.strerror(last.errno) if last.errno else why(last)) if last else "no address"
-        raise ConnectionFailed.at(target, f"connect to {hc.hostname} port {hc.port}: {detail}")
 
     async def _tunnel(self, jump: Conn, hc: HostConfig, target: Target) -> paramiko.Channel:
         """A direct-tcpip channel through *jump* to the target, used as its socket."""
@@ -241,54 +193,18 @@ class ParamikoBackend(Backend):
             t.use_compression(True)
         if hc.connect_timeout:
             t.banner_timeout = t.auth_timeout = hc.connect_timeout
-        known: KnownHosts | None = None
-        if hc.policy != "off":
-            known = self._known.load(hc.known_hosts + hc.global_known_hosts)
+        known = self._known.for_host(conn.target, hc.base)  # None under policy off
+        if known is not None:
             prefer_key_types(t, list(known.known_types(hc.host_key_name)))
         t.start_client(timeout=hc.connect_timeout)
         if not t.initial_kex_done:  # start_client returns quietly when its timeout runs out
             raise Timeout.at(conn.target, f"no SSH handshake within {hc.connect_timeout:g} s")
-        self._check_host_key(conn, known)
+        # the one shared check (parallax.ssh.hostkey_check): lookup, policy, accept-new pin, refusal
+        decision = check_offered_blob(conn.target, hc.base, known, t.get_remote_server_key().asbytes())
+        conn.password_ok = not decision.disable_password
         if hc.keepalive:
             t.set_keepalive(hc.keepalive)
         authenticate(conn, self._keys, self._configs.home)
-
-    def _check_host_key(self, conn: Conn, known: KnownHosts | None) -> None:
-        """The shared policy table (:mod:`parallax.ssh.policy`) applied to the shared lookup."""
-        hc, target = conn.hc, conn.target
-        if known is None:  # policy off
-            return
-        key = conn.transport.get_remote_server_key()
-        offered = HostKey.from_parts(key.get_name(), key.get_base64())
-        try:
-            verdict = known.check(hc.host_key_name, offered)
-        except HostCertificateUnsupported as e:
-            raise HostKeyError.at(target, str(e)) from None
-        decision = decide(HostKeyPolicy(hc.policy), verdict)
-        if decision.record and not hc.known_hosts:
-            decision = dataclasses.replace(decision, accept=False)  # nowhere to pin it: not accepted
-        if decision.disable_password:  # OpenSSH's StrictHostKeyChecking=no on a changed key
-            conn.password_ok = False
-            log.info("%s: host key changed (%s %s); StrictHostKeyChecking=no lets it through without password "
-                     "authentication", target.label, key.get_name(), key.fingerprint)
-        if decision.record:
-            try:
-                record_host_key(hc.known_hosts[0], hc.host_key_name, key.get_name(), key.get_base64())
-            except OSError as e:  # a key accept-new cannot pin is not accepted
-                raise unrecordable(hc.known_hosts[0], target, e) from None
-        if decision.accept:
-            return
-        if verdict.status is HostKeyStatus.REVOKED:
-            raise HostKeyError.at(target, f"{hc.host_key_name} offered a revoked {key.get_name()} key "
-                                          f"({key.fingerprint})")
-        if verdict.status is HostKeyStatus.CHANGED and verdict.entry is not None:
-            old = verdict.entry
-            raise HostKeyChanged.at(target, f"{hc.host_key_name} offered {key.get_name()} {key.fingerprint}, "
-                                            f"{old.file} line {old.line} has {old.key.type} "
-                                            f"{fingerprint(old.key.blob)}")
-        files = ", ".join(hc.known_hosts + hc.global_known_hosts) or "no known_hosts file"
-        raise HostKeyUnknown.at(target, f"no {key.get_name()} key for {hc.host_key_name} in {files} "
-                                        f"(fingerprint {key.fingerprint})")
 
     def _discard(self, conn: Conn) -> None:
         """Close *conn*'s transport (the pool then sees it dead and replaces it on next use)."""
@@ -386,13 +302,12 @@ class ParamikoBackend(Backend):
 
     # --- file transfer -------------------------------------------------
     async def put(self, job: PutJob, sink: OutputSink) -> None:
-        await self._sftp(job.target, lambda fs: transfer.put(
-            fs, job.src, transfer.sftp_path(job.dst), target=job.target, recursive=job.recursive))
+        """Copy local ``src`` to remote ``dst`` as ``scp [-r] -p``."""
+        await self._sftp(job.target, job_walk(job))
 
     async def get(self, job: GetJob, sink: OutputSink) -> None:
-        await self._sftp(job.target, lambda fs: transfer.get(
-            fs, transfer.sftp_path(job.src), job.dst, target=job.target, root=transfer.slurp_root(job),
-            recursive=job.recursive, label=job.src))
+        """Copy remote ``src`` to local ``dst`` as ``scp [-r] -p``, never writing outside the slurp root."""
+        await self._sftp(job.target, job_walk(job))
 
     async def _sftp(self, target: Target, walk: Callable[[SFTPFS], Awaitable[None]]) -> None:
         """Run a :mod:`parallax.ssh.transfer` walk over an SFTP session on the pooled transport;
@@ -405,12 +320,11 @@ class ParamikoBackend(Backend):
             await walk(fs)
         except TransferFailed as e:
             if not conn.transport.is_active():
-                raise ConnectionFailed(f"Connection to {target.label} lost during the transfer: "
-                                       f"{e.msg.split(': ', 1)[-1]}") from None
+                raise lost_in_transfer(target, e.msg.split(": ", 1)[-1]) from None
             raise
         except (paramiko.SSHException, EOFError, OSError) as e:
             if not conn.transport.is_active():
-                raise ConnectionFailed(f"Connection to {target.label} lost during the transfer: {why(e)}") from None
+                raise lost_in_transfer(target, why(e)) from None
             raise TransferFailed.at(target, why(e)) from None
         finally:
             _close_quietly(sftp)

@@ -7,10 +7,8 @@ jump host is closed before the jump's.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
-import hashlib
 import logging
 import socket
 import threading
@@ -30,7 +28,6 @@ __all__ = [
     "alive",
     "apply_algorithms",
     "close_transport",
-    "fingerprint",
     "join_all",
     "jump_depth",
     "prefer_key_types",
@@ -90,11 +87,6 @@ def join_all(transports: list[paramiko.Transport]) -> None:
 def alive(conn: Conn) -> bool:
     """A pooled connection is usable while its transport, and its jump host's, are active."""
     return conn.transport.is_active() and (conn.jump is None or conn.jump.transport.is_active())
-
-
-def fingerprint(blob: bytes) -> str:
-    """OpenSSH's ``SHA256:...`` fingerprint of a key blob."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 _GCM = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")

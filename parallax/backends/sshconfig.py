@@ -22,7 +22,7 @@ from ..errors import BadInput
 from ..jobs import Target
 from ..ssh import config as sshconf
 from ..ssh.algorithms import ALGORITHM_OPTIONS, AlgorithmError, assemble
-from ..ssh.jump import format_jump, parse_jump
+from ..ssh.jump import format_jump, hop_target
 from ..ssh.keywords import IN_PROCESS_OPTIONS
 from ..ssh.policy import HostKeyPolicy
 from ..ssh.targets import TargetConfigs, connect_timeout, environment
@@ -54,6 +54,7 @@ _AUTH_ORDER = ("publickey", "password", "keyboard-interactive")
 class HostConfig:
     """Everything the paramiko adapter needs to reach one target, resolved once."""
 
+    base: sshconf.HostConfig  # the shared resolver's record (host keys, TCP, ProxyJump hops)
     hostname: str
     port: int
     user: str
@@ -146,6 +147,7 @@ class ConfigCache:
             raise BadInput(str(e), host=target.key) from None
         agent = hc.agent_socket()
         return HostConfig(
+            base=hc,
             hostname=hc.hostname,
             port=hc.port,
             user=hc.user,
@@ -168,30 +170,9 @@ class ConfigCache:
         )
 
     def jump_target(self, target: Target, hc: HostConfig) -> Target:
-        """The target to connect to first for *target*'s ProxyJump (the last hop).
-
-        As ``ssh -J``: the hop is resolved under the same config file with its
-        own Host/Match settings; it inherits the identity, password, timeouts
-        and host key settings of *target*, not its user, port or ssh options.
-        """
-        assert hc.proxy_jump is not None
-        hops = parse_jump(hc.proxy_jump)
-        last = hops[-1]
-        options: tuple[tuple[str, str], ...] = (("ProxyJump", format_jump(hops[:-1])),) if len(hops) > 1 else ()
-        return Target(
-            key=f"jump:{hc.proxy_jump}",
-            host=last.host,
-            port=last.port,
-            user=last.user,
-            ssh_key=target.ssh_key,
-            ssh_options=options,
-            connect_timeout=target.connect_timeout,
-            password=target.password,
-            passphrase=target.passphrase,
-            host_key_policy=target.host_key_policy,
-            known_hosts=target.known_hosts,
-            ssh_config=target.ssh_config,
-        )
+        """The target to connect to first for *target*'s ProxyJump (the last hop), as ``ssh -J``
+        reaches it (:func:`parallax.ssh.jump.hop_target`: its own config, not *target*'s options)."""
+        return hop_target(target, hc.base.proxy_jump)
 
 
 def logger_for(level: int | None) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 
 from ..errors import Error, HostKeyChanged, HostKeyError, HostKeyUnknown
 from ..jobs import Target
@@ -23,7 +24,9 @@ from .hostconfig import HostConfig
 from .hostkeys import Decision, HostCertificateUnsupported, HostKey, HostKeyStatus, KnownHosts, Verdict, decide
 from .known_hosts_cache import pin_host_key, unrecordable
 
-__all__ = ["check_host_key", "fingerprint", "known_files", "record_file", "refusal"]
+__all__ = ["check_host_key", "check_offered_blob", "fingerprint", "known_files", "record_file", "refusal"]
+
+log = logging.getLogger("parallax.ssh")
 
 
 def known_files(hc: HostConfig) -> tuple[str, ...]:
@@ -74,4 +77,20 @@ def check_host_key(target: Target, hc: HostConfig, known: KnownHosts | None, off
             raise unrecordable(pin, target, e if isinstance(e, OSError) else OSError(str(e))) from None
     if not decision.accept or (decision.record and pin is None):  # a key nobody can pin is not accepted
         raise refusal(target, name, verdict, offered, known_files(hc))
+    if decision.disable_password:
+        log.info("%s: host key changed (%s %s); StrictHostKeyChecking=no lets it through without password "
+                 "authentication", target.label, offered.type, fingerprint(offered))
     return decision
+
+
+def check_offered_blob(target: Target, hc: HostConfig, known: KnownHosts | None, blob: bytes) -> Decision:
+    """:func:`check_host_key` for the key as the server sent it (the SSH wire blob, which every library
+    hands over); a blob that is no key is a ``HostKeyError``."""
+    if known is None:
+        return decide(hc.host_key_policy, None)
+    try:
+        size = int.from_bytes(blob[:4], "big")
+        offered = HostKey.from_parts(blob[4:4 + size].decode("ascii"), base64.b64encode(blob).decode())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HostKeyError.at(target, f"the server's host key cannot be read: {e}") from None
+    return check_host_key(target, hc, known, offered)

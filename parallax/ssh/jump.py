@@ -1,10 +1,31 @@
-"""``ProxyJump`` values as typed hops (OpenSSH's ``parse_jump``/``parse_user_host_port``)."""
+"""``ProxyJump`` values as typed hops (OpenSSH's ``parse_jump``/``parse_user_host_port``), and what a
+hop inherits from the target it leads to: the one rule of every in-process backend.
+
+That rule is ``ssh -J``'s (``man ssh``: "configuration directives supplied
+on the command-line generally apply to the destination host and not any
+specified jump hosts").  OpenSSH reaches the last hop as ``ssh -l USER -p
+PORT -J <earlier hops> -F <config> HOP``, so a hop gets its own
+``Host``/``Match`` settings from the same config file, and of the caller's
+settings only what the openssh backend hands every ``ssh`` it starts: the
+config file, the connect timeout (in its generated config) and the password
+or passphrase (through ``SSH_ASKPASS``).  The caller's ``ssh_key``,
+``ssh_options``, ``host_key_policy``, ``known_hosts``, ``env``, user and port
+are the target's alone: set a jump host's identity and known_hosts in the ssh
+config, as for ``ssh``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["JumpHop", "format_jump", "parse_jump"]
+from ..jobs import Target
+
+if TYPE_CHECKING:
+    from .config import ConfigResolver
+    from .hostconfig import HostConfig
+
+__all__ = ["JumpHop", "format_jump", "hop_target", "jump_targets", "parse_jump"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +101,22 @@ def parse_jump(spec: str) -> tuple[JumpHop, ...]:
 def format_jump(hops: tuple[JumpHop, ...]) -> str:
     """A ProxyJump value for *hops* (``none`` if there are none)."""
     return ",".join(str(h) for h in hops) if hops else "none"
+
+
+def hop_target(target: Target, hops: tuple[JumpHop, ...]) -> Target:
+    """The target that ``ssh -J`` reaches the last of *hops* as, on the way to *target*: that hop's
+    address, the earlier hops as its ``ProxyJump``, and of *target* only its ssh config file, connect
+    timeout and secrets (see the module's text)."""
+    hop, earlier = hops[-1], hops[:-1]
+    return Target(key=f"{target.key} via {hop}", host=hop.host, port=hop.port, user=hop.user,
+                  ssh_options=(("ProxyJump", format_jump(earlier)),) if earlier else (),
+                  connect_timeout=target.connect_timeout, password=target.password,
+                  passphrase=target.passphrase, askpass=target.askpass, ssh_config=target.ssh_config)
+
+
+def jump_targets(target: Target, hc: HostConfig, resolver: ConfigResolver) -> tuple[Target, ...]:
+    """The hops to open one through the other before *target* (resolved as *hc*), first hop first,
+    each as :func:`hop_target`; a ProxyJump loop is the resolver's ``ConfigError``.  A hop's own
+    ProxyJump is followed only for the first hop (as ``ssh -J``: the later ones are given ``-J``)."""
+    chain = resolver.jump_chain(hc)
+    return tuple(hop_target(target, nxt.proxy_jump) for _, nxt in zip(chain, (*chain[1:], hc)))

@@ -309,12 +309,16 @@ def test_home_relative_paths(ssh_lab: SSHLab, tmp_path):
 # --- ssh config, ProxyJump, options ------------------------------------------------------------------
 
 
-def test_proxyjump_option(ssh_lab: SSHLab):
+def test_proxyjump_option(ssh_lab: SSHLab, tmp_path):
+    # As ssh -J: the hop takes its identity and known_hosts from the ssh config, not from the call.
+    config = tmp_path / "ssh_config"
+    config.write_text(f'Host 127.0.0.2\n  IdentityFile "{ssh_lab.client_key}"\n'
+                      f'  UserKnownHostsFile "{ssh_lab.known_hosts}"\n')
     before = ssh_lab.connection_count()
     jump = f"{ssh_lab.user}@127.0.0.2:{ssh_lab.port}"
     host = ssh_lab.hosts[2]
     result = parallax.call([host], 'echo "$SSH_CONNECTION"', ssh_options=[f"ProxyJump={jump}"],
-                           **kw(ssh_lab))[host]
+                           **kw(ssh_lab, ssh_config=str(config)))[host]
     assert server_addr(result.stdout) == "127.0.0.4"
     assert ssh_lab.connection_count() == before + 2
 

@@ -515,10 +515,13 @@ def test_proxy_jump(ssh_lab: SSHLab, tmp_path):
     while lab.log_text().count(f"on 127.0.0.2 port {lab.port}") == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert lab.log_text().count(f"on 127.0.0.2 port {lab.port}") == before + 1
-    # ProxyJump given as an option, to an address of the lab, works too.
-    res = parallax.call([lab.hosts[3]], 'echo "$SSH_CONNECTION"',
-                        ssh_options=[f"ProxyJump={lab.user}@127.0.0.2:{lab.port}"], **kw(lab))
+    # ProxyJump given as an option, to an address of the lab, works too; as with ssh -J, the hop takes
+    # its identity and known_hosts from the ssh config, not from the call's ssh_key/known_hosts.
+    jump = [f"ProxyJump={lab.user}@127.0.0.2:{lab.port}"]
+    res = parallax.call([lab.hosts[3]], 'echo "$SSH_CONNECTION"', ssh_options=jump, ssh_config=cfg, **kw(lab))
     assert res[lab.hosts[3]].stdout.decode().split()[2] == "127.0.0.5"
+    res = parallax.run([lab.hosts[3]], "true", ssh_options=jump, **kw(lab, ssh_config=os.devnull))
+    assert isinstance(res[lab.hosts[3]], HostKeyUnknown) and "127.0.0.2" in str(res[lab.hosts[3]])
     res = parallax.run(["loop1"], "true", backend="paramiko", ssh_config=cfg, timeout=10)
     assert isinstance(res["loop1"], BadInput) and "loop" in str(res["loop1"])
 
