@@ -7,19 +7,25 @@ an SFTP status about one path into an ``OSError`` with its errno.  A file's
 contents move in large ``read``/``write`` calls, which libssh2 splits into
 many SFTP requests in flight itself (its own pipelining, in C).
 
-An SFTP session is ended in blocking mode, bounded by :data:`SHUTDOWN_TIMEOUT`
-(ssh2-python ends it only when the object is freed, and a non-blocking end
-would leave the server's SFTP channel open): one round trip during which
-the event loop waits.  ssh2-python marks a file handle closed as soon as its close is *started*;
-in non-blocking mode libssh2 then finishes the close only when the session
-ends, so the close request is sent (the server releases the file at once)
-and the handle's small record stays until the SFTP session is shut down.
+Nothing here blocks the event loop.  ssh2-python ends an SFTP session only
+when the object is freed; in non-blocking mode libssh2 then sends the
+channel's EOF and CLOSE at once (the server ends its sftp-server and the
+session's channel) and leaves its small record of the channel until the
+connection ends, which is the price of never waiting for the server's
+confirmation on the loop.  A file handle's close is waited for at most
+``CLOSE_GRACE`` after a transfer, ``CANCEL_GRACE`` after a failure or
+cancellation (a frozen server never answers, and a timeout must end on
+time); ssh2-python marks the handle closed as soon as its close is started,
+so the request is sent either way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import stat
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ssh2 import exceptions as x
@@ -35,12 +41,11 @@ from ssh2.sftp import (
 from ssh2.sftp_handle import SFTPAttributes
 
 from ..ssh import transfer
+from .grace import CANCEL_GRACE, CLOSE_GRACE
 from .libssh2_io import EAGAIN, Wire
 
 __all__ = ["BLOCK", "SFTPFS"]
 
-#: Milliseconds the blocking end of an SFTP session may take.
-SHUTDOWN_TIMEOUT = 2000
 #: Bytes per read/write call: libssh2 keeps up to this much in flight as ~30 KB requests.
 BLOCK = 1024 * 1024
 
@@ -72,20 +77,13 @@ class SFTPFS:
         return self._sftp
 
     def shutdown(self) -> None:
-        """End the SFTP session (see the module's text); the adapter is unusable afterwards."""
+        """End the SFTP session without waiting (see the module's text); the adapter is unusable afterwards."""
         sftp, self._sftp = self._sftp, None
-        wire = self._wire
-        if sftp is None or wire.closed:
+        if sftp is None:
             return
-        session = wire.session
-        session.set_timeout(SHUTDOWN_TIMEOUT)
-        session.set_blocking(True)
-        try:
-            del sftp  # the last reference: ssh2-python shuts the session down as it frees it
-        finally:
-            session.set_blocking(False)
-            session.set_timeout(0)
-            wire.kick()  # the blocking end may have read packets other channels wait for
+        del sftp  # the last reference: ssh2-python starts the session's end as it frees it
+        if not self._wire.closed:
+            self._wire.kick()  # the end may have read packets other channels wait for
 
     def _os_error(self, e: BaseException) -> BaseException:
         """An SFTP failure about one path as an ``OSError``; a lost session as raised."""
@@ -109,9 +107,8 @@ class SFTPFS:
 
     async def listdir(self, path: str) -> list[transfer.Entry]:
         """The entries of directory *path*, not following symlinks."""
-        handle = await self._call(self._live.opendir, path)
         entries: list[transfer.Entry] = []
-        try:
+        async with self._open(self._live.opendir, path) as handle:
             names = handle.readdir(4096)
             while True:
                 item = await self._call(next, names, None)
@@ -123,8 +120,6 @@ class SFTPFS:
                 except UnicodeDecodeError:
                     raise OSError(errno.EILSEQ, transfer.NOT_UTF8) from None
                 entries.append(transfer.Entry(name, _attrs(attrs)))
-        finally:
-            await self._close(handle)
         return entries
 
     async def mkdir(self, path: str) -> None:
@@ -148,8 +143,7 @@ class SFTPFS:
 
     async def get_file(self, remote: str, local: transfer.Writer, size: int | None) -> None:
         """Remote file *remote* into *local*, until its end (*size* is only a hint)."""
-        handle = await self._call(self._live.open, remote, LIBSSH2_FXF_READ, 0)
-        try:
+        async with self._open(self._live.open, remote, LIBSSH2_FXF_READ, 0) as handle:
             while True:
                 rc, data = await self._call(handle.read, BLOCK)
                 if rc < 0:  # pragma: no cover - ssh2-python returns errors as codes here
@@ -157,14 +151,11 @@ class SFTPFS:
                 if not data:
                     return
                 local.write(data)
-        finally:
-            await self._close(handle)
 
     async def put_file(self, local: transfer.Reader, remote: str, size: int) -> None:
         """Create or truncate remote file *remote* with what *local* holds."""
         flags = LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC
-        handle = await self._call(self._live.open, remote, flags, 0o600)
-        try:
+        async with self._open(self._live.open, remote, flags, 0o600) as handle:
             while True:
                 data = local.read(BLOCK)
                 if not data:
@@ -178,11 +169,20 @@ class SFTPFS:
                     view = view[written:]
                     if rc == EAGAIN and view:
                         await self._wire.wait()
-        finally:
-            await self._close(handle)
 
-    async def _close(self, handle: Any) -> None:
+    @contextlib.asynccontextmanager
+    async def _open(self, fn: Any, *args: Any) -> AsyncIterator[Any]:
+        """A file or directory handle opened by ``fn(*args)``, closed on the way out: waited for at most
+        CLOSE_GRACE, or CANCEL_GRACE when the body failed or was cancelled."""
+        handle = await self._call(fn, *args)
         try:
-            await self._wire.call(handle.close)
-        except (x.SSH2Error, ConnectionError, TypeError):
-            pass  # the transfer's own failure (or lost session) is what the caller sees
+            yield handle
+        except BaseException:
+            await self._close(handle, CANCEL_GRACE)
+            raise
+        await self._close(handle, CLOSE_GRACE)
+
+    async def _close(self, handle: Any, grace: float) -> None:
+        # the transfer's own failure (or lost session) is what the caller sees
+        with contextlib.suppress(x.SSH2Error, ConnectionError, TypeError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._wire.call(handle.close), grace)

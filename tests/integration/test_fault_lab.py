@@ -24,7 +24,7 @@ from parallax.testing.processes import processes_with
 
 from helpers import lab_opts
 
-BACKENDS = ["openssh", "paramiko", "asyncssh"]
+BACKENDS = ["openssh", "paramiko", "asyncssh", "libssh2"]
 RTT = 0.05
 LOSS = 0.05
 #: How far past its limit a call with a Timeout may end, the same for every fault and backend:

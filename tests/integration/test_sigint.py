@@ -110,7 +110,7 @@ def lab():
 
 
 @pytest.mark.parametrize("mode", ["call", "session", "shell"])
-@pytest.mark.parametrize("backend", ["openssh", "paramiko", "asyncssh"])
+@pytest.mark.parametrize("backend", ["openssh", "paramiko", "asyncssh", "libssh2"])
 def test_sigint_at_a_random_moment_leaves_nothing(lab, backend, mode):
     rng = random.Random(f"{backend}-{mode}")
     delays = [0.0] + [round(rng.uniform(0, MAX_DELAY), 3) for _ in range(TRIALS - 1)]
