@@ -44,6 +44,7 @@ from ..ssh.hostkeys import KnownHosts
 from ..ssh.keywords import IN_PROCESS_OPTIONS
 from ..ssh.known_hosts_cache import KnownHostsCache
 from ..ssh.pool import ConnectionPool
+from ..ssh.pooled import PooledLifecycle
 from ..ssh.targets import identity_paths
 from . import asyncssh_errors as errors
 from .asyncssh_auth import sign_at_once
@@ -187,7 +188,7 @@ async def _close_pooled(pooled: _Pooled) -> None:
     await _close_all([pooled.conn, *reversed(pooled.client.jumps)])
 
 
-class AsyncSSHBackend(Backend):
+class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
     """asyncssh transport: pooled connections, channels per job, SFTP transfers."""
 
     info = BackendInfo("asyncssh", SUPPORTED_OPTIONS, frozenset({"remote-kill", "stream", "check"}))
@@ -270,14 +271,6 @@ class AsyncSSHBackend(Backend):
 
         with errors.on_connection(target):
             return await self._pool.use(target, operation, errors.is_dead)
-
-    async def disconnect(self, target: Target) -> None:
-        """Close and forget *target*'s pooled connection."""
-        await self._pool.discard(target)
-
-    async def close(self) -> None:
-        """Close every pooled connection (idempotent)."""
-        await self._pool.close()
 
     # --- operations ------------------------------------------------------------
     async def run(self, job: CommandJob, sink: OutputSink) -> int:

@@ -39,6 +39,7 @@ from ..ssh.copyjobs import job_walk
 from ..ssh.keywords import IN_PROCESS_OPTIONS
 from ..ssh.known_hosts_cache import KnownHostsCache
 from ..ssh.pool import ConnectionPool
+from ..ssh.pooled import PooledLifecycle
 from . import libssh2_errors as errors
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE
@@ -165,7 +166,7 @@ class _Stream:
         self._spawn(shut())
 
 
-class Libssh2Backend(Backend):
+class Libssh2Backend(PooledLifecycle[Connection], Backend):
     """libssh2 transport: pooled non-blocking sessions, channels per job, SFTP transfers."""
 
     info = BackendInfo("libssh2", SUPPORTED_OPTIONS, frozenset({"remote-kill", "stream", "check"}))
@@ -222,14 +223,6 @@ class Libssh2Backend(Backend):
 
         with errors.on_connection(target):
             return await self._pool.use(target, operation, errors.is_dead)
-
-    async def disconnect(self, target: Target) -> None:
-        """Close and forget *target*'s pooled connection."""
-        await self._pool.discard(target)
-
-    async def close(self) -> None:
-        """Close every pooled connection (idempotent)."""
-        await self._pool.close()
 
     async def run(self, job: CommandJob, sink: OutputSink) -> int:
         """Run the job's command on a channel of the pooled connection."""
