@@ -126,7 +126,9 @@ def test_async_session(ssh_lab, backend):
     assert [r.stdout for r in b.values()] == [b"b\n"] * 2
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+# The backends that hold an OS resource per host in flight (an ssh process, a thread); the event-loop
+# backends are taken to 2,000 hosts by the W10 benchmark.
+@pytest.mark.parametrize("backend", ["openssh", "paramiko"])
 def test_thousand_hosts_limit_200(make_ssh_lab, backend):
     lab = make_ssh_lab(hosts=1000)
     t0 = time.monotonic()
