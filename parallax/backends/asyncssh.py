@@ -36,11 +36,12 @@ from typing import Any, TypeVar, cast
 
 import asyncssh
 
-from ..errors import Error, HostKeyChanged, HostKeyUnknown
+from ..errors import AuthenticationFailed, Error, HostKeyChanged, HostKeyUnknown
 from ..jobs import CheckJob, CommandJob, GetJob, PutJob, Target
 from ..ssh.copyjobs import job_walk
 from ..ssh.hostkey_check import check_offered_blob
 from ..ssh.hostkeys import KnownHosts
+from ..ssh.keys import KeyCache, permission_denied
 from ..ssh.keywords import IN_PROCESS_OPTIONS
 from ..ssh.known_hosts_cache import KnownHostsCache
 from ..ssh.pool import ConnectionPool
@@ -197,7 +198,7 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
         self._pool: ConnectionPool[_Pooled] = ConnectionPool(
             self._connect, lambda p: not p.conn.is_closed(), _close_pooled)
         self._confs = Confs()
-        self._keys: dict[tuple[str, str | None, bool], list[asyncssh.SSHKeyPair]] = {}
+        self._keys: KeyCache[list[asyncssh.SSHKeyPair]] = KeyCache(errors.load_keypairs)
         self._known = KnownHostsCache()
 
     # --- settings ---------------------------------------------------------------
@@ -208,26 +209,20 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
         self._confs.get(target)  # asyncssh's arguments: an algorithm list asyncssh has nothing of
 
     # --- cached keys and known_hosts -----------------------------------------
-    def _client_keys(self, conf: Conf) -> list[asyncssh.SSHKeyPair]:
+    def _client_keys(self, conf: Conf, notes: list[str]) -> list[asyncssh.SSHKeyPair]:
+        """The identity files' keys, each file loaded once per backend; one that cannot be used is
+        skipped with its reason in *notes*, as ssh skips it (the agent and password still follow)."""
         target, hc = conf.target, conf.hc
-        passphrase = target.key_passphrase  # unlocks keys only; never sent as a password
-        ignore_encrypted = hc.default_identities and passphrase is None  # OpenSSH's defaults
-        keys: list[asyncssh.SSHKeyPair] = []
-        for path in identity_paths(hc, target):
-            cache_key = (path, passphrase, ignore_encrypted)
-            loaded = self._keys.get(cache_key)
-            if loaded is None:
-                with errors.loading_key(target, path):
-                    loaded = list(asyncssh.load_keypairs([path], passphrase, ignore_encrypted=ignore_encrypted))
-                self._keys[cache_key] = loaded
-            keys.extend(loaded)
-        return keys
+        found = self._keys.usable(identity_paths(hc, target), target.key_passphrase,  # unlocks keys only
+                                  None if hc.default_identities else notes)  # ssh's own defaults: silently
+        return [key for keys in found for key in keys]
 
     # --- connections ------------------------------------------------------------
     async def _open(self, conf: Conf, tunnel: asyncssh.SSHClientConnection | None
                     ) -> tuple[asyncssh.SSHClientConnection, _Client]:
         target, hc = conf.target, conf.hc
-        keys = self._client_keys(conf)
+        notes: list[str] = []
+        keys = self._client_keys(conf, notes)
         known = self._known.for_host(target, hc)  # None under policy off
         client = _Client(conf, known)
         kwargs = dict(conf.kwargs)
@@ -237,7 +232,12 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
                 kwargs["server_host_key_algs"] = algs
         if conf.timeout:
             kwargs["connect_timeout"] = conf.timeout
-        with errors.connecting(target, hc.hostname, conf.timeout, client.host_key_error):
+        methods = ["publickey", *(["password"] if target.password is not None else [])]
+
+        def denied() -> Error:
+            return AuthenticationFailed.at(target, permission_denied(hc.user, hc.hostname, methods, notes))
+
+        with errors.connecting(target, hc.hostname, conf.timeout, client.host_key_error, denied):
             conn = await asyncssh.connect(
                 hc.hostname, hc.port, tunnel=tunnel, config=None, client_factory=lambda: client,
                 username=hc.user, client_keys=keys, agent_path=conf.agent_path, agent_identities=None,

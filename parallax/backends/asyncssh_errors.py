@@ -8,7 +8,7 @@ cancellation pass through unchanged.
 
 * :func:`connecting`: a connect and handshake (refused, unreachable, DNS,
   timeout, key exchange, authentication, host key);
-* :func:`loading_key`: reading one identity file;
+* :func:`load_keypairs`: reading one identity file;
 * :func:`opening_channel` inside a pooled operation and :func:`on_connection`
   around it: a channel refused on a live connection is the operation's own
   failure, a dead connection (:func:`is_dead`: the pool reconnects once) is
@@ -29,8 +29,9 @@ from ..errors import AuthenticationFailed, BadInput, ConnectionFailed, Connectio
 from ..jobs import Target
 from ..ssh import boundary
 from ..ssh.boundary import socket_failure, translating
+from ..ssh.keys import KeyUnusable
 
-__all__ = ["connecting", "in_sftp_session", "is_dead", "loading_key", "lost",
+__all__ = ["connecting", "in_sftp_session", "is_dead", "load_keypairs", "lost",
            "on_connection", "opening_channel", "session_refused", "sftp_refused"]
 
 #: What a dead connection raises when a channel is opened on it.
@@ -42,12 +43,12 @@ def _detail(exc: BaseException) -> str:
 
 
 def _connect_error(exc: Exception, target: Target, hostname: str, timeout: float | None,
-                   host_key: Callable[[str], Error]) -> Error:
+                   host_key: Callable[[str], Error], denied: Callable[[], Error] | None) -> Error:
     detail = _detail(exc)
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
         return host_key(detail)
     if isinstance(exc, asyncssh.PermissionDenied):
-        return AuthenticationFailed.at(target, detail)
+        return denied() if denied is not None else AuthenticationFailed.at(target, detail)
     if isinstance(exc, (asyncssh.KeyExchangeFailed, asyncssh.ProtocolNotSupported)):
         return TransportError.at(target, detail)
     if isinstance(exc, (asyncssh.DisconnectError, asyncssh.ChannelOpenError)):
@@ -62,30 +63,29 @@ def _connect_error(exc: Exception, target: Target, hostname: str, timeout: float
 
 @contextlib.contextmanager
 def connecting(target: Target, hostname: str, timeout: float | None,
-               host_key: Callable[[str], Error]) -> Iterator[None]:
+               host_key: Callable[[str], Error], denied: Callable[[], Error] | None = None) -> Iterator[None]:
     """Translate what ``asyncssh.connect`` raises for *target* (reaching *hostname*).
 
     *host_key* gives the error for a refused host key from asyncssh's text
-    (the client that refused it knows why: unknown, changed, unrecordable).
+    (the client that refused it knows why: unknown, changed, unrecordable);
+    *denied* the error for a refused login (in the shared words, with why keys were skipped).
     """
-    with translating(lambda e: _connect_error(e, target, hostname, timeout, host_key)):
+    with translating(lambda e: _connect_error(e, target, hostname, timeout, host_key, denied)):
         yield
 
 
-@contextlib.contextmanager
-def loading_key(target: Target, path: str) -> Iterator[None]:
-    """Translate a failure to load identity *path*: the key cannot be offered, so
-    authentication fails (as ``ssh`` and the other backends report it)."""
+def load_keypairs(path: str, passphrase: str | None) -> list[asyncssh.SSHKeyPair]:
+    """asyncssh's parser for :class:`~parallax.ssh.keys.KeyCache`, its failures in the shared words."""
     try:
-        yield
-    except asyncssh.KeyEncryptionError as e:
-        raise AuthenticationFailed.at(target, f"cannot decrypt key {path}: {e}") from None
+        return list(asyncssh.load_keypairs([path], passphrase))
+    except asyncssh.KeyEncryptionError:
+        raise KeyUnusable.wrong_passphrase(path) from None
     except asyncssh.KeyImportError as e:
         if "assphrase" in str(e):
-            raise AuthenticationFailed.at(target, f"key {path} is encrypted and no passphrase was given") from None
-        raise AuthenticationFailed.at(target, f"cannot load key {path}: {e}") from None
+            raise KeyUnusable.encrypted(path) from None
+        raise KeyUnusable.unreadable(path, str(e)) from None
     except OSError as e:
-        raise AuthenticationFailed.at(target, f"cannot read key {path}: {e.strerror}") from None
+        raise KeyUnusable.unreadable(path, e.strerror or str(e)) from None
 
 
 @contextlib.contextmanager

@@ -38,12 +38,13 @@ from ..errors import AuthenticationFailed, Error
 from ..ssh.hostconfig import HostConfig
 from ..ssh.hostkey_check import check_offered_blob
 from ..ssh.hostkeys import KnownHosts
+from ..ssh.keys import KeyUnusable, is_encrypted, permission_denied
 from ..ssh.targets import identity_paths
 from ..ssh.tcp import open_tcp
 from . import libssh2_errors as errors
 from .grace import CLOSE_GRACE
 from .libssh2_io import EAGAIN, Wire
-from .libssh2_options import FAST_CIPHERS, Conf, is_encrypted, merge_algorithms, recorded_host_key_algs
+from .libssh2_options import FAST_CIPHERS, Conf, merge_algorithms, recorded_host_key_algs
 
 __all__ = ["CLOSE_GRACE", "Connection", "open_connection"]
 
@@ -209,16 +210,19 @@ async def _keys(wire: Wire, conf: Conf, reasons: list[str]) -> bool:
     if agent and await _agent_auth(wire, hc.user, agent, reasons):
         return True
     for path in identity_paths(hc, target):
-        if passphrase is None and is_encrypted(path):
-            reasons.append(f"key {path} is encrypted and no passphrase was given")
+        encrypted = is_encrypted(path)
+        if passphrase is None and encrypted:
+            reasons.append(str(KeyUnusable.encrypted(path)))
             continue
         try:
             await wire.call(session.userauth_publickey_fromfile, hc.user, path, passphrase or "")
             return True
         except (x.FileError, x.KeyfileAuthFailedError) as e:
-            reasons.append(f"cannot load key {path}: {errors.detail(e, session)}")
+            unusable = (KeyUnusable.wrong_passphrase(path) if passphrase is not None and encrypted
+                        else KeyUnusable.unreadable(path, errors.detail(e, session)))
+            reasons.append(str(unusable))
         except x.AuthenticationError:
-            reasons.append(f"key {path} was refused")
+            pass  # refused: the server's answer is the final "Permission denied"
     return False
 
 
@@ -248,8 +252,9 @@ async def _authenticate(wire: Wire, conf: Conf, password_ok: bool) -> str:
                 await wire.call(call, hc.user, password)
                 return method
             except (x.AuthenticationError, x.MethodNoneError, x.MethodNotSupported):
-                reasons.append(f"{method} authentication was refused")
-    raise AuthenticationFailed.at(target, "; ".join(reasons) or "no identity to offer")
+                pass  # refused: the final "Permission denied" says so
+    methods = ["publickey", *(["password"] if password is not None else [])]
+    raise AuthenticationFailed.at(target, permission_denied(hc.user, hc.hostname, methods, reasons))
 
 
 async def _keepalive(wire: Wire, interval: int, count_max: int) -> None:

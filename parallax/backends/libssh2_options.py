@@ -10,14 +10,13 @@ OpenSSH algorithm lists (``+``/``-``/``^`` forms included) into libssh2's
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Sequence
 
 from ..ssh.algorithms import assemble
 from ..ssh.resolved import Confs as SharedConfs
 from ..ssh.resolved import Resolved
 
-__all__ = ["FAST_CIPHERS", "Conf", "Confs", "is_encrypted", "merge_algorithms", "recorded_host_key_algs"]
+__all__ = ["FAST_CIPHERS", "Conf", "Confs", "merge_algorithms", "recorded_host_key_algs"]
 
 #: Signature algorithms of a recorded host key type (one per type, except RSA's).
 _KEY_ALGS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
@@ -43,31 +42,6 @@ def recorded_host_key_algs(key_types: Iterable[str], supported: Sequence[str]) -
     defaults), so a server with several keys shows the recorded one (as OpenSSH orders them)."""
     wanted = [alg for t in key_types for alg in _KEY_ALGS.get(t, (t,)) if alg in supported]
     return ",".join(wanted) if wanted else None
-
-
-def is_encrypted(path: str) -> bool:
-    """Whether private key file *path* needs a passphrase (PEM ``ENCRYPTED`` or an OpenSSH key
-    whose cipher is not ``none``); an unreadable file counts as not encrypted (libssh2 reports it)."""
-    try:
-        with open(path, "rb") as f:
-            text = f.read(65536)
-    except OSError:
-        return False
-    if b"ENCRYPTED" in text:
-        return True
-    begin = b"-----BEGIN OPENSSH PRIVATE KEY-----"
-    if begin not in text:
-        return False
-    body = text.split(begin, 1)[1].split(b"-----END", 1)[0]
-    try:
-        blob = base64.b64decode(b"".join(body.split()))
-    except ValueError:
-        return False
-    magic = b"openssh-key-v1\0"
-    if not blob.startswith(magic) or len(blob) < len(magic) + 4:
-        return False
-    size = int.from_bytes(blob[len(magic):len(magic) + 4], "big")
-    return blob[len(magic) + 4:len(magic) + 4 + size] != b"none"
 
 
 #: One target resolved once: the shared record (libssh2 needs nothing more before connecting).

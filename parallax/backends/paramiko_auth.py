@@ -5,12 +5,12 @@ identities, each read at most once per backend."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable
 
 import paramiko
 
 from ..errors import AuthenticationFailed
+from ..ssh.keys import KeyCache, KeyUnusable, is_encrypted, permission_denied
 from .paramiko_errors import why
 from .paramiko_transport import Conn
 from .sshconfig import DEFAULT_IDENTITIES
@@ -18,52 +18,25 @@ from .sshconfig import DEFAULT_IDENTITIES
 __all__ = ["KeyStore", "authenticate"]
 
 
-class KeyStore:
-    """Private keys by path (and passphrase for encrypted ones), each file read at most once."""
+def _load(path: str, passphrase: str | None) -> paramiko.PKey:
+    """paramiko's parser for :class:`~parallax.ssh.keys.KeyCache`, its failures in the shared words."""
+    try:
+        # cryptography wants bytes; paramiko's annotation says str
+        password = passphrase.encode() if passphrase is not None else None
+        return paramiko.PKey.from_path(path, password)  # type: ignore[arg-type]
+    except paramiko.PasswordRequiredException:
+        raise KeyUnusable.encrypted(path) from None
+    except (ValueError, TypeError, paramiko.SSHException) as e:
+        if passphrase is not None and is_encrypted(path):
+            raise KeyUnusable.wrong_passphrase(path) from None
+        raise KeyUnusable.unreadable(path, str(e) or type(e).__name__) from None
+
+
+class KeyStore(KeyCache[paramiko.PKey]):
+    """paramiko keys by path and passphrase, each file read at most once per backend."""
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[str, str | None], tuple[paramiko.PKey | None, str | None]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, path: str, passphrase: str | None) -> tuple[paramiko.PKey | None, str | None]:
-        """``(key, None)`` or ``(None, why it could not be used)``; *passphrase* only unlocks encrypted keys."""
-        path = os.path.expanduser(path)
-        with self._lock:
-            found = self._keys.get((path, None))
-            if found is None:
-                found = self._keys[(path, None)] = self._load(path, None)
-            if found[0] is not None or found[1] != _ENCRYPTED or passphrase is None:
-                return found[0], (found[1] if found[1] != _ENCRYPTED else
-                                  f"identity file {path} is encrypted and no passphrase was given")
-            unlocked = self._keys.get((path, passphrase))
-            if unlocked is None:
-                unlocked = self._keys[(path, passphrase)] = self._load(path, passphrase)
-            return unlocked
-
-    @staticmethod
-    def _load(path: str, passphrase: str | None) -> tuple[paramiko.PKey | None, str | None]:
-        try:
-            # cryptography wants bytes; paramiko's annotation says str
-            password = passphrase.encode() if passphrase is not None else None
-            return paramiko.PKey.from_path(path, password), None  # type: ignore[arg-type]
-        except FileNotFoundError:
-            return None, f"identity file {path} not found"
-        except (TypeError, paramiko.PasswordRequiredException) as e:
-            encrypted = "password" in str(e).lower() or isinstance(e, paramiko.PasswordRequiredException)
-            if passphrase is None and encrypted:
-                return None, _ENCRYPTED
-            return None, f"identity file {path} could not be loaded: {e}"
-        except ValueError as e:
-            if passphrase is not None:
-                return None, f"identity file {path}: wrong passphrase (or not a private key)"
-            return None, f"identity file {path} could not be loaded: {e}"
-        except Exception as e:  # UnknownKeyType, OSError, SSHException...
-            return None, f"identity file {path} could not be loaded: {e}"
-
-
-_ENCRYPTED = "encrypted"
-
-
+        super().__init__(_load)
 
 
 def authenticate(conn: Conn, keys: KeyStore, home: str) -> None:
@@ -100,10 +73,12 @@ def authenticate(conn: Conn, keys: KeyStore, home: str) -> None:
         for path in paths:
             if not may("publickey"):
                 return False
-            key, why = keys.get(path, target.key_passphrase)  # unlocks keys only
-            if key is None:
-                notes.append(why or path)
-            elif offer(key):
+            try:
+                key = keys.get(path, target.key_passphrase)  # unlocks keys only
+            except KeyUnusable as e:
+                notes.append(str(e))
+                continue
+            if offer(key):
                 return True
         return False
 
@@ -157,8 +132,5 @@ def authenticate(conn: Conn, keys: KeyStore, home: str) -> None:
         notes.append("the server closed the connection (too many authentication failures?)")
     elif not offered and target.password is None:
         notes.append("no identity file, agent key or password to offer")
-    methods = ",".join(allowed) if allowed else "publickey" + (",password" if target.password else "")
-    detail = f"{user}@{hc.hostname}: Permission denied ({methods})"
-    if notes:
-        detail += "; " + "; ".join(notes)
-    raise AuthenticationFailed.at(target, detail)
+    methods = allowed or ["publickey", *(["password"] if target.password else [])]
+    raise AuthenticationFailed.at(target, permission_denied(user, hc.hostname, methods, notes))

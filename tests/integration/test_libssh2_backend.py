@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("ssh2", reason="the libssh2 extra (ssh2-python) is not installed")
 
 from parallax.backends.libssh2 import Libssh2Backend
-from parallax.backends.libssh2_options import is_encrypted, merge_algorithms
+from parallax.backends.libssh2_options import merge_algorithms
+from parallax.ssh.keys import is_encrypted
 from parallax.jobs import CommandJob, Target
 from parallax.ssh.algorithms import AlgorithmError
 from parallax.testing import SSHLab

@@ -15,12 +15,13 @@ from parallax.backends import asyncssh_errors as errors
 from parallax.backends.asyncssh_options import connect_kwargs, recorded_host_key_algs
 from parallax.backends.asyncssh_sftp import SFTPFS
 from parallax.backends.base import Backend, BackendInfo, BackendSetup, OutputSink
-from parallax.errors import Error, HostKeyError
+from parallax.errors import AuthenticationFailed, Error, HostKeyError
 from parallax.jobs import CommandJob, GetJob, PutJob, Target
 from parallax.ssh import transfer
 from parallax.ssh.hostconfig import HostConfig
 from parallax.ssh.hostkey_check import check_host_key
 from parallax.ssh.hostkeys import HostKey, KnownHosts
+from parallax.ssh.keys import KeyCache, permission_denied
 from parallax.ssh.keywords import IN_PROCESS_OPTIONS
 from parallax.ssh.known_hosts_cache import KnownHostsCache
 from parallax.ssh.pool import ConnectionPool
@@ -52,7 +53,7 @@ class ExampleBackend(Backend):
     jobs_run = 0
 
     def __init__(self, setup: BackendSetup | None = None) -> None:
-        self._configs, self._known = TargetConfigs(), KnownHostsCache()
+        self._configs, self._known, self._keys = TargetConfigs(), KnownHostsCache(), KeyCache(errors.load_keypairs)
         self._pool: ConnectionPool[_Chain] = ConnectionPool(self._connect, lambda c: not c[-1].is_closed(), self._drop)
 
     def check_target(self, target: Target) -> None:
@@ -64,10 +65,11 @@ class ExampleBackend(Backend):
         client, timeout, kwargs = _Client(target, hc, known), connect_timeout(hc, target), connect_kwargs(hc)
         if known is not None and "server_host_key_algs" not in kwargs:  # show the recorded key, as ssh
             kwargs["server_host_key_algs"] = recorded_host_key_algs(known.known_types(hc.host_key_name)) or ()
-        paths, phrase = identity_paths(hc, target), target.key_passphrase
-        with errors.loading_key(target, ", ".join(paths)):  # encrypted default keys skipped, as OpenSSH
-            keys = asyncssh.load_keypairs(paths, phrase, ignore_encrypted=hc.default_identities and phrase is None)
-        with errors.connecting(target, hc.hostname, timeout, lambda d: client.refusal or HostKeyError.at(target, d)):
+        notes: list[str] = []  # why a key file was skipped (as ssh skips it), for the "Permission denied"
+        keys = [k for ks in self._keys.usable(identity_paths(hc, target), target.key_passphrase, notes) for k in ks]
+        with errors.connecting(
+                target, hc.hostname, timeout, lambda d: client.refusal or HostKeyError.at(target, d),
+                lambda: AuthenticationFailed.at(target, permission_denied(hc.user, hc.hostname, [], notes))):
             return await asyncssh.connect(
                 hc.hostname, hc.port, tunnel=tunnel, config=None, client_factory=lambda: client,
                 username=hc.user, client_keys=keys, password=target.password,

@@ -15,6 +15,7 @@ import asyncio
 import os
 import re
 import shlex
+import shutil
 import socket
 import stat
 import subprocess
@@ -955,6 +956,35 @@ def test_preferred_authentications_picks_the_method(
         ok(_outcome(lab.hosts, "true", ssh_options=ssh_options, **kw))
         assert wait_until(lambda since=since: _logins(lab.log_text()[since:]), 5)
         assert set(_logins(lab.log_text()[since:])) == {method}, (option, _logins(lab.log_text()[since:]))
+
+
+def test_an_identity_that_cannot_be_used_is_skipped_for_the_next_method(
+        backend_name: Any, conformance_password_lab: Any, monkeypatch: Any, tmp_path: Any
+) -> None:
+    # As ssh does: a key file that cannot be used (locked with another passphrase, or not a key)
+    # is skipped, the password still logs in, and without one the failure says why.
+    lab = conformance_password_lab
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    locked = os.path.join(str(tmp_path), "locked")
+    shutil.copy(lab.client_key, locked)
+    os.chmod(locked, 0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "another-" + uuid.uuid4().hex, "-f", locked],
+                   check=True, capture_output=True, timeout=30)
+    garbage = os.path.join(str(tmp_path), "garbage")
+    with open(garbage, "w") as f:
+        f.write("-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n")
+    os.chmod(garbage, 0o600)
+    kw = dict(known_hosts=lab.known_hosts, default_user=lab.user, backend=backend_name, host_key_policy="strict",
+              timeout=30)
+    for key in (locked, garbage):
+        since = len(lab.log_text())
+        ok(_outcome(lab.hosts, "true", ssh_key=key, password=LOGIN_PASSWORD, **kw))
+        assert wait_until(lambda since=since: _logins(lab.log_text()[since:]), 5)
+        assert set(_logins(lab.log_text()[since:])) == {"password"}, (key, _logins(lab.log_text()[since:]))
+    refused = _outcome(lab.hosts, "true", ssh_key=garbage, **kw)
+    assert isinstance(refused, parallax.AuthenticationFailed), repr(refused)
+    if _supported_options(backend_name) is not None:  # in-process: the shared words name the file
+        assert "Permission denied" in str(refused) and garbage in str(refused), str(refused)
 
 
 def _logins(log: str) -> list[str]:
