@@ -79,8 +79,9 @@ def configs() -> list[Config]:
         Config("parallel-ssh ParallelSSHClient", "pssh", "", True, every,
                "native client (ssh2-python/libssh2); host keys checked by hand (libssh2 knownhost API); "
                "W4 via copy_file (SFTP)"),
-        Config("Fabric ThreadingGroup", "fabric", "", True, every,
-               "no concurrency limit: all hosts of the group at once; W4 via Group.put (SFTP)"),
+        Config("Fabric (Connections, limit)", "fabric", "", True, every,
+               "a group's Connections through ThreadPoolExecutor(limit) (ThreadingGroup has no limit); "
+               "W4 via Connection.put (SFTP)"),
         Config("asyncssh by hand", "asyncssh_raw", "", True, every,
                "Semaphore(limit) + connect + run; W4 via SFTP put"),
         Config("parallax 1.0.6 (PyPI)", "parallax106", "", True, every,
