@@ -24,6 +24,7 @@ import functools
 import logging
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -69,6 +70,18 @@ TUNNEL_TIMEOUT = 30.0  # seconds to open a direct-tcpip channel when no ConnectT
 # output going to files, memory grows with limit x this window, not with the output's size.
 CHANNEL_WINDOW = 256 * 1024
 DEFAULT_WORKERS = 64
+
+
+async def _transport_died(conn: Conn) -> bool:
+    """Whether a transfer's failure was its connection's: the SFTP channel can report the drop
+    ("Server connection dropped") a moment before the transport's reader thread notices, so
+    the transport gets up to CANCEL_GRACE to say it is gone."""
+    deadline = time.monotonic() + CANCEL_GRACE
+    while conn.transport.is_active():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 class ParamikoBackend(Backend):
@@ -319,11 +332,11 @@ class ParamikoBackend(Backend):
         try:
             await walk(fs)
         except TransferFailed as e:
-            if not conn.transport.is_active():
+            if await _transport_died(conn):
                 raise lost_in_transfer(target, e.msg.split(": ", 1)[-1]) from None
             raise
         except (paramiko.SSHException, EOFError, OSError) as e:
-            if not conn.transport.is_active():
+            if await _transport_died(conn):
                 raise lost_in_transfer(target, why(e)) from None
             raise TransferFailed.at(target, why(e)) from None
         finally:
