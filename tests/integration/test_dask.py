@@ -43,6 +43,14 @@ from parallax.testing.processes import children_of
 TWO = [WorkerInfo("tcp://a:1", "0", 1), WorkerInfo("tcp://b:1", "1", 1)]
 
 
+def marks_dir(lab, what):
+    """A fresh directory in *lab*'s scratch space every lab user may write marks into."""
+    marks = os.path.join(lab.scratch_dir, f"{what}-{uuid.uuid4().hex}")
+    os.makedirs(marks)
+    os.chmod(marks, 0o777)
+    return marks
+
+
 def test_limit_shares_never_add_up_past_limit():
     for limit in (1, 2, 3, 7, 32, 200):
         for sizes in ([5], [3, 3], [1, 100], [10, 10, 10], [1] * min(limit, 9)):
@@ -352,10 +360,8 @@ def test_limit_holds_across_workers_measured_on_the_server(ssh_lab, cluster):
     # server; the first ones also wait on a FIFO that the test opens once 200 commands have
     # started, so a correct run reaches exactly 200 at once (all three shards side by side)
     # and any command the scheduler let in beyond the limit overlaps them and shows.
-    marks = os.path.join(ssh_lab.scratch_dir, f"limit-{uuid.uuid4().hex}")
+    marks = marks_dir(ssh_lab, "limit")
     gate = marks + ".gate"
-    os.makedirs(marks)
-    os.chmod(marks, 0o777)
     os.mkfifo(gate, 0o666)
     os.chmod(gate, 0o666)
     addresses = ssh_lab.addresses
@@ -403,9 +409,7 @@ def _sleepers(lab) -> list[int]:
 
 
 def test_ctrl_c_cancels_every_shard_and_kills_remote_commands(ssh_lab, cluster):
-    marks = os.path.join(ssh_lab.scratch_dir, f"cancel-{uuid.uuid4().hex}")
-    os.makedirs(marks)
-    os.chmod(marks, 0o777)
+    marks = marks_dir(ssh_lab, "cancel")
     cmd = f"set -- $SSH_CONNECTION; touch {marks}/$3; sleep 30"
 
     async def main():
@@ -435,9 +439,7 @@ def test_sigint_on_a_sync_caller_cancels_the_shards(ssh_lab, cluster, tmp_path):
     import subprocess
     import sys
 
-    marks = os.path.join(ssh_lab.scratch_dir, f"sigint-{uuid.uuid4().hex}")
-    os.makedirs(marks)
-    os.chmod(marks, 0o777)
+    marks = marks_dir(ssh_lab, "sigint")
     script = tmp_path / "caller.py"
     script.write_text(
         "import sys, parallax\n"
@@ -472,9 +474,7 @@ def test_sigint_on_a_sync_caller_cancels_the_shards(ssh_lab, cluster, tmp_path):
 
 @pytest.mark.parametrize("idempotent", [False, True])
 def test_a_worker_killed_mid_call_gives_worker_lost_and_no_host_runs_twice(ssh_lab, cluster, idempotent):
-    marks = os.path.join(ssh_lab.scratch_dir, f"kill-{uuid.uuid4().hex}")
-    os.makedirs(marks)
-    os.chmod(marks, 0o777)
+    marks = marks_dir(ssh_lab, "kill")
     # Two shards of two hosts (one per worker, by name), one host at a time each: the
     # killed worker's shard has one host started (-> WorkerLost) and one never
     # started (-> runs when the shard is re-run).
@@ -626,9 +626,7 @@ def test_closing_a_sharded_session_leaves_nothing_on_the_workers(ssh_lab, cluste
 
 
 def test_a_killed_workers_holder_is_replaced(ssh_lab, cluster):
-    marks = os.path.join(ssh_lab.scratch_dir, f"holder-{uuid.uuid4().hex}")
-    os.makedirs(marks)
-    os.chmod(marks, 0o777)
+    marks = marks_dir(ssh_lab, "holder")
     cmd = f"set -- $SSH_CONNECTION; echo ran >> {marks}/$3; sleep 3; echo $1 $2"
     box = {}
     with parallax.Session(ssh_lab.hosts, cluster=cluster, shard_by=_by_worker(ssh_lab), limit=2,
@@ -659,9 +657,7 @@ def test_a_killed_workers_holder_is_replaced(ssh_lab, cluster):
 
 
 def test_cancelling_a_sharded_session_call_kills_its_commands_and_keeps_the_holders(ssh_lab, cluster):
-    marks = os.path.join(ssh_lab.scratch_dir, f"session-cancel-{uuid.uuid4().hex}")
-    os.makedirs(marks)
-    os.chmod(marks, 0o777)
+    marks = marks_dir(ssh_lab, "session-cancel")
     cmd = f"set -- $SSH_CONNECTION; touch {marks}/$3; sleep 30"
 
     async def main():
