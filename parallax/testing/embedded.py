@@ -159,6 +159,8 @@ class _Server(asyncssh.SSHServer):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.conns.discard(self.conn)
+        if exc is not None:  # e.g. a failed key exchange: what the client offered shows here
+            self.host._log(f"Connection closed: {exc}")
 
     def begin_auth(self, username: str) -> bool:
         return True
