@@ -172,11 +172,21 @@ class Wire:
         self._unwatch()
 
     def close(self) -> None:
-        """Stop watching the socket, wake every waiter (their next call fails) and close it."""
+        """Stop watching the socket, wake every waiter (their next call fails) and end the TCP
+        connection both ways.
+
+        The descriptor itself is not closed here: libssh2 may still write on it when its session,
+        channels or SFTP handles are freed (later, by the garbage collector), and a closed number
+        may by then belong to another connection, which those bytes would corrupt.  The session
+        holds the socket (``handshake`` keeps it), so the descriptor goes when the session does.
+        """
         if self.closed:
             return
         self.closed = True
         self._wake(self._readers, False)
         self._wake(self._writers, False)
         self._unwatch()
-        self.sock.close()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # never connected, or the peer already reset it

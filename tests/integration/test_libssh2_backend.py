@@ -70,3 +70,40 @@ def test_encrypted_keys_are_recognised(tmp_path) -> None:  # type: ignore[no-unt
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", phrase, "-f", str(tmp_path / name)], check=True)
     assert not is_encrypted(str(tmp_path / "plain"))
     assert is_encrypted(str(tmp_path / "locked"))
+
+
+def test_a_closed_session_keeps_its_descriptor_until_libssh2_lets_go(ssh_lab: SSHLab) -> None:
+    """libssh2 writes on its socket when a session's channels or SFTP handles are freed, which the
+    garbage collector may do long after the connection closed.  Closing must therefore end the TCP
+    connection but keep the descriptor number, or a later connection that reuses the number gets
+    those bytes (CI saw another backend's connection fail with 'Max packet size exceeded')."""
+    import gc
+    import os
+    import socket
+
+    from parallax.backends.libssh2_io import Wire
+    from ssh2.session import Session
+
+    lab = ssh_lab
+
+    async def main() -> None:
+        sock = socket.create_connection((lab.addresses[0], lab.port))
+        session = Session()
+        wire = Wire(sock, session, asyncio.get_running_loop())
+        session.set_blocking(False)
+        await wire.call(session.handshake, sock)
+        await wire.call(session.userauth_publickey_fromfile, lab.user, lab.client_key)
+        channel = await wire.call(session.open_session)  # freed only later, by the collector
+        fd = sock.fileno()
+        wire.close()
+        os.fstat(fd)  # still ours
+        assert sock.recv(1) == b""  # but the connection has ended (no need to wait for the server)
+        newcomer = socket.socket()
+        assert newcomer.fileno() != fd
+        newcomer.close()
+        del channel, session, wire, sock
+        gc.collect()
+        with pytest.raises(OSError):  # gone with the session (nothing else has opened a descriptor)
+            os.fstat(fd)
+
+    asyncio.run(main())
