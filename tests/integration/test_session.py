@@ -14,9 +14,10 @@ import warnings
 import pytest
 
 import parallax
+from parallax.testing.faults import kill_sessions
 from parallax.testing.processes import children_of, processes_with
 
-from helpers import kill_server_sessions, lab_opts, ok
+from helpers import lab_opts, ok
 
 BACKENDS = ["openssh", "paramiko", "asyncssh"]
 
@@ -63,7 +64,7 @@ def test_dead_connection_is_reestablished_once(ssh_lab, backend, shell):
     hosts = ssh_lab.hosts[:2]
     with parallax.Session(hosts, persistent_shell=shell, **lab_opts(ssh_lab, backend)) as s:
         ok(s.call("true"))
-        assert kill_server_sessions(ssh_lab) >= 2
+        assert kill_sessions(ssh_lab) >= 2
         time.sleep(0.3)
         before = ssh_lab.connection_count()
         res = ok(s.call("echo back"))
