@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -47,6 +48,7 @@ from ..ssh.known_hosts_cache import KnownHostsCache
 from ..ssh.pool import ConnectionPool
 from ..ssh.pooled import PooledLifecycle
 from ..ssh.targets import identity_paths
+from ..ssh.tcp import open_tcp
 from . import asyncssh_errors as errors
 from .asyncssh_auth import sign_at_once
 from .asyncssh_options import Conf, Confs, recorded_host_key_algs
@@ -237,13 +239,23 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
         def denied() -> Error:
             return AuthenticationFailed.at(target, permission_denied(hc.user, hc.hostname, methods, notes))
 
+        sock: socket.socket | None = None
         with errors.connecting(target, hc.hostname, conf.timeout, client.host_key_error, denied):
-            conn = await asyncssh.connect(
-                hc.hostname, hc.port, tunnel=tunnel, config=None, client_factory=lambda: client,
-                username=hc.user, client_keys=keys, agent_path=conf.agent_path, agent_identities=None,
-                password=client.password_for(target.password), passphrase=target.key_passphrase,
-                known_hosts=None if known is None else _TRUST_NOTHING, host_key_alias=hc.host_key_alias,
-                **kwargs)
+            if tunnel is None and "proxy_command" not in kwargs:  # the shared TCP connect (parallax.ssh.tcp)
+                sock = await open_tcp(target, hc, conf.timeout)
+                for decided in ("family", "local_addr", "tcp_keepalive"):
+                    kwargs.pop(decided, None)
+            try:
+                conn = await asyncssh.connect(
+                    hc.hostname, hc.port, tunnel=tunnel, sock=sock, config=None, client_factory=lambda: client,
+                    username=hc.user, client_keys=keys, agent_path=conf.agent_path, agent_identities=None,
+                    password=client.password_for(target.password), passphrase=target.key_passphrase,
+                    known_hosts=None if known is None else _TRUST_NOTHING, host_key_alias=hc.host_key_alias,
+                    **kwargs)
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                raise
         return conn, client
 
     async def _connect(self, target: Target) -> _Pooled:

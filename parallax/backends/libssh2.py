@@ -44,7 +44,7 @@ from . import libssh2_errors as errors
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE
 from .libssh2_conn import Connection, check_algorithms, open_connection, write_all
-from .libssh2_io import Wire
+from .libssh2_io import Wire, release_closed
 from .libssh2_options import Conf, Confs
 from .libssh2_sftp import SFTPFS
 
@@ -113,54 +113,76 @@ async def _end(wire: Wire, chan: Channel, term: bool) -> None:
 class _Stream:
     """A long-lived channel (see :meth:`Libssh2Backend.open_stream`): output to the sink, stdin queued."""
 
-    def __init__(self, wire: Wire, chan: Channel, sink: StreamSink) -> None:
-        self.wire, self.chan, self.sink = wire, chan, sink
+    def __init__(self, wire: Wire, chan: Channel, sink: StreamSink, tasks: set[asyncio.Task[None]]) -> None:
+        # Both are dropped when the channel ends: a libssh2 object must not outlive its
+        # connection's close for long (see Wire.close), and a shell's owner may keep this.
+        self.wire: Wire | None = wire
+        self.chan: Channel | None = chan
+        self.sink = sink
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        self._tasks = tasks  # the backend's: its close waits for them
         self._reader = loop.create_task(self._read())
         self._writer = loop.create_task(self._write())
-        self._tasks: set[asyncio.Task[None]] = set()
+        for task in (self._reader, self._writer):
+            self._track(task)
 
     async def _read(self) -> None:
+        assert self.wire is not None and self.chan is not None
         exc: BaseException | None = None
         try:
             await _read_until_eof(self.wire, self.chan, self.sink)
         except asyncio.CancelledError:
             exc = ConnectionResetError("the channel was closed")
         except (x.SSH2Error, OSError) as e:
-            exc = e
+            exc = e.with_traceback(None)  # the sink may keep it: its frames would hold the channel
         self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        self.wire = self.chan = None
         self.sink.closed(exc)
 
     async def _write(self) -> None:
+        wire, chan = self.wire, self.chan
+        assert wire is not None and chan is not None
         with contextlib.suppress(x.SSH2Error, OSError):
             while (data := await self._queue.get()) is not None:
-                await write_all(self.wire, self.chan, data)
-            await self.wire.call(self.chan.send_eof)
+                await write_all(wire, chan, data)
+            await wire.call(chan.send_eof)
 
     def _spawn(self, aw: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(aw)
+        self._track(asyncio.ensure_future(aw))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def write(self, data: bytes) -> None:
         """Send *data* to the command's stdin (in order, as the window allows)."""
-        if self.wire.closed or self._reader.done():
+        if self.wire is None or self.wire.closed or self._reader.done():
             raise ConnectionResetError("the channel is closed")
         self._queue.put_nowait(data)
 
     def signal(self, name: str) -> None:
         """Best effort: deliver signal *name* to the remote command."""
+        wire, chan = self.wire, self.chan
+        if wire is None or chan is None:
+            return  # the channel has ended
+
         async def send() -> None:
             with contextlib.suppress(x.SSH2Error, OSError):
-                await self.wire.call(self.chan.signal, name.upper().removeprefix("SIG"))
+                await wire.call(chan.signal, name.upper().removeprefix("SIG"))
 
         self._spawn(send())
 
     def close(self) -> None:
         """End the channel (the sink's ``closed`` follows)."""
+        wire, chan = self.wire, self.chan
+        if wire is None or chan is None:
+            return  # ended already
+
         async def shut() -> None:
-            await _end(self.wire, self.chan, False)
+            await _end(wire, chan, False)
             self._reader.cancel()
 
         self._spawn(shut())
@@ -177,6 +199,7 @@ class Libssh2Backend(PooledLifecycle[Connection], Backend):
             self._connect, lambda c: c.alive, lambda c: c.close())
         self._confs = Confs()
         self._known = KnownHostsCache()
+        self._stream_tasks: set[asyncio.Task[None]] = set()
 
     def check_target(self, target: Target) -> None:
         """Refuse unsupported options and raw ssh arguments, and bad option values, before connecting."""
@@ -265,9 +288,17 @@ class Libssh2Backend(PooledLifecycle[Connection], Backend):
         env = self._confs.get(target).env
 
         async def open_(wire: Wire) -> _Stream:
-            return _Stream(wire, await _start(wire, command, env), sink)
+            return _Stream(wire, await _start(wire, command, env), sink, self._stream_tasks)
 
         return await self._on_channel(target, open_, errors.session_refused)
+
+    async def close(self) -> None:
+        """Close every pooled connection, then free what reference cycles still hold of their
+        libssh2 sessions, so the descriptors close with the backend (see ``Wire.close``)."""
+        await super().close()
+        if self._stream_tasks:  # a stream's last steps hold its channel: let them run (they fail fast now)
+            await asyncio.wait(set(self._stream_tasks), timeout=CANCEL_GRACE)
+        release_closed()
 
     async def _transfer(self, target: Target, walk: Callable[[SFTPFS], Awaitable[None]]) -> None:
         """Run a :mod:`parallax.ssh.transfer` walk over an SFTP session on the pooled connection."""

@@ -24,20 +24,36 @@ the usual case, never polls).
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ssh2.error_codes import LIBSSH2_ERROR_EAGAIN
 from ssh2.session import LIBSSH2_SESSION_BLOCK_INBOUND, LIBSSH2_SESSION_BLOCK_OUTBOUND, Session
 
-__all__ = ["EAGAIN", "SHARED_RECHECK", "Wire", "again"]
+from ..ssh.tcp import ack_now
+
+__all__ = ["EAGAIN", "SHARED_RECHECK", "Wire", "again", "release_closed"]
 
 EAGAIN: int = LIBSSH2_ERROR_EAGAIN
 #: Seconds after which a waiter on a session that several coroutines wait on calls again anyway.
 SHARED_RECHECK = 0.25
 
 T = TypeVar("T")
+
+#: Sockets of closed wires whose libssh2 session may still be alive (see :meth:`Wire.close`).
+_closed_sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+
+def release_closed() -> int:
+    """Free the libssh2 objects of closed wires that only reference cycles still hold, so their
+    descriptors close now rather than at some later collection; returns how many stay open
+    (their sessions are still referenced)."""
+    if _closed_sockets:
+        gc.collect()
+    return len(_closed_sockets)
 
 
 def again(result: object) -> bool:
@@ -69,6 +85,7 @@ class Wire:
             if self.closed:
                 raise ConnectionResetError("the connection is closed")
             result = fn(*args)
+            ack_now(self.sock)  # libssh2 reads the descriptor itself, past QuickAckSocket's methods
             if not again(result):
                 if self._readers:
                     self._kick()  # it may have read packets other channels wait for
@@ -177,8 +194,10 @@ class Wire:
 
         The descriptor itself is not closed here: libssh2 may still write on it when its session,
         channels or SFTP handles are freed (later, by the garbage collector), and a closed number
-        may by then belong to another connection, which those bytes would corrupt.  The session
-        holds the socket (``handshake`` keeps it), so the descriptor goes when the session does.
+        may by then belong to another connection, which those bytes would corrupt (and an SFTP
+        handle freed there spins waiting for an answer).  The session holds the socket
+        (``handshake`` keeps it), so the descriptor goes when the session does; see
+        :func:`release_closed`.
         """
         if self.closed:
             return
@@ -190,3 +209,4 @@ class Wire:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # never connected, or the peer already reset it
+        _closed_sockets.add(self.sock)
