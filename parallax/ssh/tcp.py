@@ -1,4 +1,4 @@
-"""The TCP connect of an in-process backend whose library talks over a socket it is given (paramiko, libssh2).
+"""The TCP connect of the in-process backends that hand their library a socket (paramiko, libssh2, asyncssh).
 
 As ``ssh`` does: each address of the host name in turn (``AddressFamily``),
 ``BindAddress`` and ``TCPKeepAlive`` applied, ``TCP_NODELAY`` set, small reads
