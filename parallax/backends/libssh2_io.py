@@ -47,13 +47,11 @@ T = TypeVar("T")
 _closed_sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
 
-def release_closed() -> int:
+def release_closed() -> None:
     """Free the libssh2 objects of closed wires that only reference cycles still hold, so their
-    descriptors close now rather than at some later collection; returns how many stay open
-    (their sessions are still referenced)."""
+    descriptors close now rather than at some later collection."""
     if _closed_sockets:
         gc.collect()
-    return len(_closed_sockets)
 
 
 def again(result: object) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 import paramiko
 
 from ..errors import AuthenticationFailed
-from ..ssh.keys import KeyCache, KeyUnusable, is_encrypted, permission_denied
+from ..ssh.keys import KeyCache, KeyUnusable, permission_denied
 from .paramiko_errors import why
 from .paramiko_transport import Conn
 from .sshconfig import DEFAULT_IDENTITIES
@@ -27,7 +27,7 @@ def _load(path: str, passphrase: str | None) -> paramiko.PKey:
     except paramiko.PasswordRequiredException:
         raise KeyUnusable.encrypted(path) from None
     except (ValueError, TypeError, paramiko.SSHException) as e:
-        if passphrase is not None and is_encrypted(path):
+        if passphrase is not None:  # KeyCache passes one only for a key it found encrypted
             raise KeyUnusable.wrong_passphrase(path) from None
         raise KeyUnusable.unreadable(path, str(e) or type(e).__name__) from None
 
