@@ -243,8 +243,6 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
         with errors.connecting(target, hc.hostname, conf.timeout, client.host_key_error, denied):
             if tunnel is None and "proxy_command" not in kwargs:  # the shared TCP connect (parallax.ssh.tcp)
                 sock = await open_tcp(target, hc, conf.timeout)
-                for decided in ("family", "local_addr", "tcp_keepalive"):
-                    kwargs.pop(decided, None)
             try:
                 conn = await asyncssh.connect(
                     hc.hostname, hc.port, tunnel=tunnel, sock=sock, config=None, client_factory=lambda: client,

@@ -17,7 +17,6 @@ loudly if these tables move.
 from __future__ import annotations
 
 import functools
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +30,6 @@ from ..ssh.resolved import Resolved
 
 __all__ = ["Conf", "Confs", "algorithms", "connect_kwargs", "recorded_host_key_algs"]
 
-_FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
 #: Signature algorithms of a recorded host key type (one per type, except RSA's).
 _KEY_ALGS = {"ssh-rsa": "rsa-sha2-256,rsa-sha2-512,ssh-rsa"}
 
@@ -84,13 +82,14 @@ def _lenient(value: str, kind: str) -> str | None:
 
 #: The HostConfig fields :func:`connect_kwargs` reads: its result is computed once per distinct set of values.
 _KWARGS_FIELDS = ("number_of_password_prompts", "compression", "password_authentication", "pubkey_authentication",
-                  "kbd_interactive_authentication", "address_family", "tcp_keep_alive", *_ALG_ARGS,
-                  "server_alive_interval", "server_alive_count_max", "preferred_authentications", "bind_address",
+                  "kbd_interactive_authentication", *_ALG_ARGS,
+                  "server_alive_interval", "server_alive_count_max", "preferred_authentications",
                   "proxy_command", "proxy_jump")
 
 
 def connect_kwargs(hc: HostConfig) -> dict[str, Any]:
-    """The ``asyncssh.connect`` arguments *hc* decides (not keys, host keys, tunnel or timeout).
+    """The ``asyncssh.connect`` arguments *hc* decides (not keys, host keys, tunnel, timeout or the TCP
+    connect, which :func:`parallax.ssh.tcp.open_tcp` makes with AddressFamily, BindAddress, TCPKeepAlive).
 
     GSSAPI and X.509 are always off; ciphers default to asyncssh's with AES-GCM
     first.  ``AlgorithmError`` for an algorithm option that leaves nothing asyncssh has.
@@ -112,8 +111,7 @@ def _connect_kwargs(f: dict[str, Any]) -> dict[str, Any]:
         "gss_kex": False, "gss_auth": False, "x509_trusted_certs": None, "x509_trusted_cert_paths": [],
         "compression_algs": "zlib@openssh.com,zlib,none" if hc.compression else "none",
         "password_auth": hc.password_authentication and prompts, "public_key_auth": hc.pubkey_authentication,
-        "kbdint_auth": hc.kbd_interactive_authentication and prompts, "family": _FAMILIES[hc.address_family],
-        "tcp_keepalive": hc.tcp_keep_alive,
+        "kbdint_auth": hc.kbd_interactive_authentication and prompts,
     }
     for option, name in ALGORITHM_OPTIONS.items():
         arg, kind = _ALG_ARGS[name]
@@ -126,8 +124,6 @@ def _connect_kwargs(f: dict[str, Any]) -> dict[str, Any]:
         kwargs["keepalive_count_max"] = hc.server_alive_count_max
     if hc.preferred_authentications:
         kwargs["preferred_auth"] = ",".join(hc.preferred_authentications)
-    if hc.bind_address:
-        kwargs["local_addr"] = (hc.bind_address, 0)
     if hc.proxy_command and not hc.proxy_jump:
         kwargs["proxy_command"] = hc.proxy_command
     return kwargs

@@ -26,6 +26,7 @@ from parallax.ssh.keywords import IN_PROCESS_OPTIONS
 from parallax.ssh.known_hosts_cache import KnownHostsCache
 from parallax.ssh.pool import ConnectionPool
 from parallax.ssh.targets import TargetConfigs, connect_timeout, environment, identity_paths
+from parallax.ssh.tcp import open_tcp
 
 class _Client(asyncssh.SSHClient):
     """asyncssh trusts nothing itself: every host key comes here, to the shared check."""
@@ -70,11 +71,18 @@ class ExampleBackend(Backend):
         with errors.connecting(
                 target, hc.hostname, timeout, lambda d: client.refusal or HostKeyError.at(target, d),
                 lambda: AuthenticationFailed.at(target, permission_denied(hc.user, hc.hostname, [], notes))):
-            return await asyncssh.connect(
-                hc.hostname, hc.port, tunnel=tunnel, config=None, client_factory=lambda: client,
-                username=hc.user, client_keys=keys, password=target.password,
-                agent_path=None if hc.identities_only else hc.agent_socket(), connect_timeout=timeout,
-                known_hosts=None if known is None else ([], [], []), host_key_alias=hc.host_key_alias, **kwargs)
+            direct = tunnel is None and "proxy_command" not in kwargs  # TCP as every in-process backend does it
+            sock = await open_tcp(target, hc, timeout) if direct else None
+            try:
+                return await asyncssh.connect(
+                    hc.hostname, hc.port, tunnel=tunnel, sock=sock, config=None, client_factory=lambda: client,
+                    username=hc.user, client_keys=keys, password=target.password,
+                    agent_path=None if hc.identities_only else hc.agent_socket(), connect_timeout=timeout,
+                    known_hosts=None if known is None else ([], [], []), host_key_alias=hc.host_key_alias, **kwargs)
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                raise
 
     async def _connect(self, target: Target) -> _Chain:
         hc, chain = self._configs.resolve(target), _Chain()
