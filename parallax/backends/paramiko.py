@@ -44,7 +44,7 @@ from .paramiko_auth import KeyStore, authenticate
 from .paramiko_channel import ChannelReader, ChannelStream, end_channel, feed_stdin
 from .paramiko_errors import map_error, why
 from .paramiko_sftp import SFTPFS, open_sftp
-from .paramiko_signal import send_signal
+from .paramiko_private import send_signal
 from .paramiko_transport import (
     SETTLE_TIMEOUT,
     Conn,

@@ -12,6 +12,7 @@ import paramiko
 from ..errors import AuthenticationFailed
 from ..ssh.keys import KeyCache, KeyUnusable, permission_denied
 from .paramiko_errors import why
+from .paramiko_private import SigningFailed, auth_publickey
 from .paramiko_transport import Conn
 from .sshconfig import DEFAULT_IDENTITIES
 
@@ -54,7 +55,10 @@ def authenticate(conn: Conn, keys: KeyStore, home: str) -> None:
         nonlocal allowed, offered
         offered += 1
         try:
-            t.auth_publickey(user, key)
+            auth_publickey(t, user, key)  # paramiko's, one round trip sooner
+        except SigningFailed as e:  # OpenSSH goes on with the next key
+            notes.append(f"{key.get_name()} key {key.fingerprint}: cannot sign: {e}")
+            return False
         except paramiko.BadAuthenticationType as e:
             allowed = list(e.allowed_types)
         except paramiko.AuthenticationException as e:

@@ -16,7 +16,7 @@ import threading
 import paramiko
 
 from .base import OutputSink, StreamSink
-from .paramiko_signal import send_signal
+from .paramiko_private import send_signal
 
 __all__ = ["CHUNK", "ChannelReader", "ChannelStream", "end_channel", "feed_stdin"]
 

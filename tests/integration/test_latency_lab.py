@@ -91,3 +91,24 @@ def test_the_round_trip_count_of_plain_ssh(latency_lab):
     assert addr == latency_lab.addresses[0] and conns == 1, counts
     assert 9 <= trips <= 11, counts
     assert t1 - t0 >= trips * RTT  # and the wall time agrees
+
+
+def test_the_paramiko_backend_logs_in_one_round_trip_sooner(latency_lab):
+    """parallax's paramiko backend sends its signed request right behind the service request
+    (parallax.backends.paramiko_private): 8 round trips for a command on a new connection, where a
+    client that waits for the SERVICE_ACCEPT needs 9 against sshd (RESULTS.md, "Round trips").  The
+    fewest of two tries, as a loaded machine can add one (see above)."""
+    import parallax
+
+    from helpers import lab_opts, ok
+
+    fewest = None
+    for _ in range(2):
+        latency_lab.start_capture()
+        t0 = time.monotonic()
+        ok(parallax.call(latency_lab.hosts, "true", **lab_opts(latency_lab, "paramiko", timeout=30)))
+        t1 = time.monotonic()
+        (trips, conns), = per_host(latency_lab.stop_capture(), RTT, t0, t1).values()
+        assert conns == 1
+        fewest = trips if fewest is None else min(fewest, trips)
+    assert fewest == 8, fewest
