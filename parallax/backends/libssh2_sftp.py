@@ -59,6 +59,24 @@ _STATUS_TEXT = {2: "No such file", 3: "Permission denied", 4: "Failure", 10: "No
 _LOST = {6, 7}  # NO_CONNECTION, CONNECTION_LOST
 
 
+#: Passed again, in place of the bytes libssh2 already holds, by a write call that answered short.
+_HELD = bytes(256 * 1024)
+
+
+def _held(left: int) -> bytes:
+    """What a write call passes after one that answered short, *left* bytes of the block unacknowledged.
+
+    libssh2 makes SFTP requests of the whole block at the first call ("write ahead",
+    libssh2 1.2.8 on) and answers as soon as the first is acknowledged; the caller must then
+    call again for the rest, of which libssh2 skips what it already holds, unread: every byte
+    of it, since ``offset_sent - offset + acked`` is exactly *left*.  So the call needs only
+    a length up to *left*, not the rest of the block copied again (``bytes(view[written:])``
+    copied most of a 1 MiB block per call: a fifth of the client's CPU in a copy to 30
+    hosts).  The answer is at most that length, so a shorter one just means more calls.
+    """
+    return _HELD if left >= len(_HELD) else _HELD[:left]
+
+
 def _attrs(a: SFTPAttributes) -> transfer.Attrs:
     return transfer.Attrs(a.permissions or 0, a.filesize, a.atime, a.mtime)
 
@@ -160,14 +178,15 @@ class SFTPFS:
                 data = local.read(BLOCK)
                 if not data:
                     return
-                view = memoryview(data)
-                while view:  # a partial write answers (EAGAIN, bytes written): go on from there
+                buf, left = data, len(data)
+                while left:
                     try:
-                        rc, written = handle.write(bytes(view))
+                        rc, written = handle.write(buf)
                     except (x.SFTPProtocolError, x.SFTPHandleError) as e:
                         raise self._os_error(e) from None
-                    view = view[written:]
-                    if rc == EAGAIN and view:
+                    left -= written
+                    buf = _held(left)
+                    if rc == EAGAIN and left:
                         await self._wire.wait()
 
     @contextlib.asynccontextmanager

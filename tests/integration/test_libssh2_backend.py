@@ -107,3 +107,51 @@ def test_a_closed_session_keeps_its_descriptor_until_libssh2_lets_go(ssh_lab: SS
             os.fstat(fd)
 
     asyncio.run(main())
+
+
+def test_a_large_copy_arrives_whole_when_libssh2_answers_writes_short(ssh_lab: SSHLab, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """put_file passes libssh2 placeholder bytes for what a short write left it holding (it never
+    reads them: libssh2_sftp_write's write-ahead); if a libssh2 release ever read them, the file
+    would arrive with zeros in it.  The wrapper checks that short answers really happened."""
+    import contextlib
+    import hashlib
+    import os
+
+    import parallax
+    from parallax.backends import libssh2_sftp
+
+    short = []
+
+    class Counting:
+        def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+            self._handle = handle
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self._handle, name)
+
+        def write(self, buf: bytes):  # type: ignore[no-untyped-def]
+            rc, written = self._handle.write(buf)
+            if written < len(buf):
+                short.append(written)
+            return rc, written
+
+    original = libssh2_sftp.SFTPFS._open
+
+    @contextlib.asynccontextmanager
+    async def counting_open(self, fn, *args):  # type: ignore[no-untyped-def]
+        async with original(self, fn, *args) as handle:
+            yield Counting(handle)
+
+    monkeypatch.setattr(libssh2_sftp.SFTPFS, "_open", counting_open)
+    data = os.urandom(12 * 1024 * 1024 + 12345)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    lab = ssh_lab
+    opts = dict(ssh_key=lab.client_key, known_hosts=lab.known_hosts, default_user=lab.user, backend="libssh2",
+                timeout=60)
+    remote = f"{lab.scratch_dir}/big.bin"
+    res = parallax.copy(lab.hosts[:1], str(src), remote, **opts)
+    assert not isinstance(res[lab.hosts[0]], parallax.Error), res
+    assert short, "no write answered short: the placeholder path was not exercised"
+    res = parallax.call(lab.hosts[:1], f"sha256sum {remote}; rm -f {remote}", **opts)
+    assert res[lab.hosts[0]].stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
