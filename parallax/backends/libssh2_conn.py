@@ -44,7 +44,7 @@ from ..ssh.tcp import open_tcp
 from . import libssh2_errors as errors
 from .grace import CLOSE_GRACE
 from .libssh2_io import EAGAIN, Wire
-from .libssh2_options import FAST_CIPHERS, Conf, merge_algorithms, recorded_host_key_algs
+from .libssh2_options import FAST_CIPHERS, FAST_MACS, Conf, merge_algorithms, recorded_host_key_algs
 
 __all__ = ["CLOSE_GRACE", "Connection", "open_connection"]
 
@@ -136,7 +136,8 @@ def _wanted(hc: HostConfig) -> list[tuple[MethodType, str, str | None, tuple[str
     return [(LIBSSH2_METHOD_KEX, "KexAlgorithms", hc.kex_algorithms, ()),
               (LIBSSH2_METHOD_CRYPT_CS, "Ciphers", hc.ciphers, FAST_CIPHERS),
               (LIBSSH2_METHOD_CRYPT_SC, "Ciphers", hc.ciphers, FAST_CIPHERS),
-              (LIBSSH2_METHOD_MAC_CS, "MACs", hc.macs, ()), (LIBSSH2_METHOD_MAC_SC, "MACs", hc.macs, ()),
+              (LIBSSH2_METHOD_MAC_CS, "MACs", hc.macs, FAST_MACS),
+              (LIBSSH2_METHOD_MAC_SC, "MACs", hc.macs, FAST_MACS),
               (LIBSSH2_METHOD_HOSTKEY, "HostKeyAlgorithms", hc.host_key_algorithms, ())]
 
 

@@ -16,12 +16,18 @@ from ..ssh.algorithms import assemble
 from ..ssh.resolved import Confs as SharedConfs
 from ..ssh.resolved import Resolved
 
-__all__ = ["FAST_CIPHERS", "Conf", "Confs", "merge_algorithms", "recorded_host_key_algs"]
+__all__ = ["FAST_CIPHERS", "FAST_MACS", "Conf", "Confs", "merge_algorithms", "recorded_host_key_algs"]
 
 #: Signature algorithms of a recorded host key type (one per type, except RSA's).
 _KEY_ALGS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
-#: Ciphers offered first when no Ciphers is configured: AES-GCM/CTR run on AES-NI in OpenSSL.
-FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com", "aes256-ctr")
+#: Ciphers offered first when no Ciphers is configured: AES on AES-NI in OpenSSL.  CTR before
+#: GCM: libssh2 feeds its GCM to OpenSSL a block at a time, so AES-128-CTR with an SHA-2 MAC
+#: costs the client about a fifth less CPU per byte (64 MiB copied: 0.46 vs 0.57 CPU s) and the
+#: server the same (``sshd`` 0.40 vs 0.41 s).
+FAST_CIPHERS = ("aes128-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+#: MACs offered first when no MACs is configured: encrypt-then-MAC (libssh2 lists the
+#: encrypt-and-MAC forms first), as OpenSSH's own defaults order them.
+FAST_MACS = ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com")
 
 
 def merge_algorithms(option: str, spec: str | None, supported: Sequence[str],

@@ -53,6 +53,34 @@ def test_concurrent_channels_on_one_session_all_finish(ssh_lab: SSHLab) -> None:
         assert out == str(n).encode() * 350000, (n, len(out))
 
 
+def test_default_cipher_and_mac_are_ctr_and_encrypt_then_mac_unless_configured(ssh_lab: SSHLab, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With no Ciphers/MACs configured libssh2 negotiates AES-128-CTR with an encrypt-then-MAC
+    SHA-2 MAC (the cheapest pair it has: its GCM goes to OpenSSL a block at a time); a Ciphers
+    or MACs line in the ssh config still decides."""
+    from ssh2.session import LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC, LIBSSH2_METHOD_MAC_CS
+
+    lab = ssh_lab
+    configured = tmp_path / "ssh_config"
+    configured.write_text("Ciphers aes256-ctr\nMACs hmac-sha2-512\n")
+
+    async def negotiated(ssh_config: str) -> tuple[str, str, str]:
+        target = Target(key=lab.hosts[0], host=lab.addresses[0], port=lab.port, user=lab.user,
+                        ssh_key=lab.client_key, known_hosts=lab.known_hosts, ssh_config=ssh_config)
+        backend = Libssh2Backend()
+        try:
+            assert await backend.run(CommandJob(target, "true"), Collect()) == 0
+            conn = backend._pool.pooled(target)
+            assert conn is not None
+            session = conn.wire.session
+            return (session.methods(LIBSSH2_METHOD_CRYPT_CS), session.methods(LIBSSH2_METHOD_CRYPT_SC),
+                    session.methods(LIBSSH2_METHOD_MAC_CS))
+        finally:
+            await backend.close()
+
+    assert asyncio.run(negotiated("/dev/null")) == ("aes128-ctr", "aes128-ctr", "hmac-sha2-256-etm@openssh.com")
+    assert asyncio.run(negotiated(str(configured))) == ("aes256-ctr", "aes256-ctr", "hmac-sha2-512")
+
+
 def test_algorithm_lists_follow_openssh_over_libssh2_names() -> None:
     supported = ["aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes128-ctr"]
     assert merge_algorithms("Ciphers", None, supported, ["aes128-ctr"]) == \
