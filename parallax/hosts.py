@@ -76,8 +76,13 @@ def _bad(entry: object, reason: str, what: str = "host entry") -> ValueError:
     return ValueError(f"invalid {what} {_show(entry)}: {reason}")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: Anything but printable ASCII other than SHELL_CHARS: a name without it passes name_problem at once.
+_SUSPECT = re.compile("[^\x21-\x7e]|[" + re.escape(SHELL_CHARS) + "]")
+
+
 def _control(text: str) -> bool:
-    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def name_problem(text: str, what: str = "host", *, allow: str = "") -> str | None:
@@ -89,6 +94,8 @@ def name_problem(text: str, what: str = "host", *, allow: str = "") -> str | Non
     """
     if text.startswith("-"):
         return f"{what} must not start with '-'"
+    if _SUSPECT.search(text) is None:  # the usual case, without a look at each character
+        return None
     if _control(text):
         return f"{what} must not contain control characters"
     if any(c.isspace() for c in text):

@@ -23,6 +23,7 @@ from .options import Settings
 from .planner import local_source_problem
 from .results import CallResult, CheckResult, CopyResult, SlurpResult
 from .ssh.localdir import prepare_slurp
+from .timeouts import within
 
 log = logging.getLogger("parallax")
 
@@ -131,7 +132,7 @@ class Scheduler:
         self._notify(self.bus.started, job)
         sink = JobSink(job, self.bus)
         try:
-            result = await asyncio.wait_for(self._attempts(job, sink), self.settings.timeout)
+            result = await within(self._attempts(job, sink), self.settings.timeout)
         except asyncio.TimeoutError:
             result = Timeout(f"Timed out after {self.settings.timeout:g} s (the per-host limit; "
                              f"timeout=0 lifts it)", job, host=job.key)

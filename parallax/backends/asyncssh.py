@@ -49,6 +49,7 @@ from ..ssh.pool import ConnectionPool
 from ..ssh.pooled import PooledLifecycle
 from ..ssh.targets import identity_paths
 from ..ssh.tcp import open_tcp
+from ..timeouts import within
 from . import asyncssh_errors as errors
 from .asyncssh_auth import sign_at_once
 from .asyncssh_options import Conf, Confs, recorded_host_key_algs
@@ -182,7 +183,7 @@ async def _close_all(conns: Iterable[asyncssh.SSHClientConnection]) -> None:
         conn.close()
     for conn in conns:
         try:
-            await asyncio.wait_for(conn.wait_closed(), CLOSE_GRACE)
+            await within(conn.wait_closed(), CLOSE_GRACE)
         except (asyncio.TimeoutError, Exception):
             pass
 

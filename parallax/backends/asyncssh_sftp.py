@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 import asyncssh
 
 from ..ssh import transfer
+from ..timeouts import within
 from .grace import CLOSE_GRACE
 
 __all__ = ["SFTPFS", "close_sftp"]
@@ -202,7 +203,7 @@ async def _abandon(tasks: Iterable[asyncio.Future[Any]]) -> None:
 
 async def _close_file(f: asyncssh.SFTPClientFile) -> None:
     try:
-        await asyncio.wait_for(f.close(), CLOSE_GRACE)
+        await within(f.close(), CLOSE_GRACE)
     except (asyncio.TimeoutError, asyncssh.Error, OSError):
         pass  # the transfer's own failure is what the caller sees
 
@@ -212,6 +213,6 @@ async def close_sftp(sftp: asyncssh.SFTPClient, grace: float = CLOSE_GRACE) -> N
     (:data:`~parallax.backends.grace.CANCEL_GRACE` after a cancel)."""
     sftp.exit()
     try:
-        await asyncio.wait_for(sftp.wait_closed(), grace)
+        await within(sftp.wait_closed(), grace)
     except (asyncio.TimeoutError, Exception):
         pass

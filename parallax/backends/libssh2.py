@@ -40,6 +40,7 @@ from ..ssh.keywords import IN_PROCESS_OPTIONS
 from ..ssh.known_hosts_cache import KnownHostsCache
 from ..ssh.pool import ConnectionPool
 from ..ssh.pooled import PooledLifecycle
+from ..timeouts import within
 from . import libssh2_errors as errors
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE
@@ -107,7 +108,7 @@ async def _end(wire: Wire, chan: Channel, term: bool) -> None:
         await wire.call(chan.close)
 
     with contextlib.suppress(Exception, asyncio.TimeoutError, asyncio.CancelledError):
-        await asyncio.wait_for(finish(), CANCEL_GRACE)
+        await within(finish(), CANCEL_GRACE)
 
 
 class _Stream:
@@ -214,7 +215,7 @@ class Libssh2Backend(PooledLifecycle[Connection], Backend):
         if not conf.timeout:
             return await opening
         try:
-            return await asyncio.wait_for(opening, conf.timeout)
+            return await within(opening, conf.timeout)
         except asyncio.TimeoutError:
             raise Timeout.at(conf.target, f"no answer within {conf.timeout:g} s") from None
 

@@ -41,6 +41,7 @@ from ..ssh.hostkeys import KnownHosts
 from ..ssh.keys import KeyUnusable, is_encrypted, permission_denied
 from ..ssh.targets import identity_paths
 from ..ssh.tcp import open_tcp
+from ..timeouts import within
 from . import libssh2_errors as errors
 from .grace import CLOSE_GRACE
 from .libssh2_io import EAGAIN, Wire
@@ -68,7 +69,7 @@ class Connection:
         wire = self.wire
         if not wire.closed:
             with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await asyncio.wait_for(wire.call(wire.session.disconnect), CLOSE_GRACE)
+                await within(wire.call(wire.session.disconnect), CLOSE_GRACE)
             wire.close()
         for task in self.tasks:
             task.cancel()

@@ -41,6 +41,7 @@ from ssh2.sftp import (
 from ssh2.sftp_handle import SFTPAttributes
 
 from ..ssh import transfer
+from ..timeouts import within
 from .grace import CANCEL_GRACE, CLOSE_GRACE
 from .libssh2_io import EAGAIN, Wire
 
@@ -204,4 +205,4 @@ class SFTPFS:
     async def _close(self, handle: Any, grace: float) -> None:
         # the transfer's own failure (or lost session) is what the caller sees
         with contextlib.suppress(x.SSH2Error, ConnectionError, TypeError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._wire.call(handle.close), grace)
+            await within(self._wire.call(handle.close), grace)

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ConnectionFailed, NameResolutionFailed, Timeout
 from ..jobs import Target
+from ..timeouts import within
 from .hostconfig import HostConfig
 
 __all__ = ["FAMILIES", "QuickAckSocket", "ack_now", "open_tcp"]
@@ -92,7 +93,7 @@ async def open_tcp(target: Target, hc: HostConfig, timeout: float | None) -> soc
             sock.setblocking(False)
             if hc.bind_address:
                 sock.bind((hc.bind_address, 0))
-            await asyncio.wait_for(loop.sock_connect(sock, addr), timeout)
+            await within(loop.sock_connect(sock, addr), timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if hc.tcp_keep_alive:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

@@ -198,3 +198,16 @@ def test_parse_ssh_option(text):
         assert "ssh_options" in str(e)
     else:
         assert key and value and not any(ord(c) < 32 for c in key + value)
+
+
+def _name_problem_by_each_character(text: str, allow: str = "") -> bool:
+    """The rule as ``name_problem``'s docstring states it, one character at a time."""
+    return (text.startswith("-") or any(ord(c) < 32 or 127 <= ord(c) < 160 or c.isspace() for c in text)
+            or any(c in SHELL_CHARS and c not in allow for c in text))
+
+
+@FAST
+@given(text=any_text, allow=st.sampled_from(["", "&"]))
+def test_name_problem_refuses_exactly_what_its_rule_says(text, allow):
+    """Its quick path for plain names must agree with the character-by-character rule."""
+    assert (name_problem(text, allow=allow) is not None) == _name_problem_by_each_character(text, allow)
