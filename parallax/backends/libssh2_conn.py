@@ -17,6 +17,7 @@ next libssh2 session handshakes on (libssh2 only talks to a socket).
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 import socket
 from dataclasses import dataclass, field
@@ -133,13 +134,18 @@ async def write_all(wire: Wire, chan: object, data: bytes) -> None:
 _KEX_EXTENSIONS = ("ext-info-c", "kex-strict-c-v00@openssh.com")
 
 
+def _wanted_specs(kex: str | None, ciphers: str | None, macs: str | None,
+                  host_keys: str | None) -> list[tuple[MethodType, str, str | None, tuple[str, ...]]]:
+    return [(LIBSSH2_METHOD_KEX, "KexAlgorithms", kex, ()),
+            (LIBSSH2_METHOD_CRYPT_CS, "Ciphers", ciphers, FAST_CIPHERS),
+            (LIBSSH2_METHOD_CRYPT_SC, "Ciphers", ciphers, FAST_CIPHERS),
+            (LIBSSH2_METHOD_MAC_CS, "MACs", macs, FAST_MACS),
+            (LIBSSH2_METHOD_MAC_SC, "MACs", macs, FAST_MACS),
+            (LIBSSH2_METHOD_HOSTKEY, "HostKeyAlgorithms", host_keys, ())]
+
+
 def _wanted(hc: HostConfig) -> list[tuple[MethodType, str, str | None, tuple[str, ...]]]:
-    return [(LIBSSH2_METHOD_KEX, "KexAlgorithms", hc.kex_algorithms, ()),
-              (LIBSSH2_METHOD_CRYPT_CS, "Ciphers", hc.ciphers, FAST_CIPHERS),
-              (LIBSSH2_METHOD_CRYPT_SC, "Ciphers", hc.ciphers, FAST_CIPHERS),
-              (LIBSSH2_METHOD_MAC_CS, "MACs", hc.macs, FAST_MACS),
-              (LIBSSH2_METHOD_MAC_SC, "MACs", hc.macs, FAST_MACS),
-              (LIBSSH2_METHOD_HOSTKEY, "HostKeyAlgorithms", hc.host_key_algorithms, ())]
+    return _wanted_specs(hc.kex_algorithms, hc.ciphers, hc.macs, hc.host_key_algorithms)
 
 
 def check_algorithms(hc: HostConfig) -> None:
@@ -149,15 +155,25 @@ def check_algorithms(hc: HostConfig) -> None:
         merge_algorithms(option, spec, session.supported_algs(method), first)
 
 
-def _prefer(session: Session, conf: Conf, known: KnownHosts | None) -> None:
-    """Tell libssh2 the algorithms the config asks for (names libssh2 lacks dropped)."""
-    hc = conf.hc
-    for method, option, spec, first in _wanted(hc)[:-1]:
+@functools.lru_cache(maxsize=256)
+def _method_prefs(kex: str | None, ciphers: str | None, macs: str | None) -> tuple[tuple[MethodType, str], ...]:
+    """libssh2's preference strings for these KexAlgorithms/Ciphers/MACs specs: the same for every
+    host that shares them, so worked out once, not once per connection."""
+    session, prefs = Session(), []
+    for method, option, spec, first in _wanted_specs(kex, ciphers, macs, None)[:-1]:
         pref = merge_algorithms(option, spec, session.supported_algs(method), first)
         if pref and method is LIBSSH2_METHOD_KEX:
             pref = ",".join([pref, *(e for e in _KEX_EXTENSIONS if e not in pref.split(","))])
         if pref:
-            session.method_pref(method, pref)
+            prefs.append((method, pref))
+    return tuple(prefs)
+
+
+def _prefer(session: Session, conf: Conf, known: KnownHosts | None) -> None:
+    """Tell libssh2 the algorithms the config asks for (names libssh2 lacks dropped)."""
+    hc = conf.hc
+    for method, chosen in _method_prefs(hc.kex_algorithms, hc.ciphers, hc.macs):
+        session.method_pref(method, chosen)
     supported = session.supported_algs(LIBSSH2_METHOD_HOSTKEY)
     pref = merge_algorithms("HostKeyAlgorithms", hc.host_key_algorithms, supported)
     if pref is None and known is not None:

@@ -33,6 +33,7 @@ Pure Python: no paramiko or asyncssh.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
@@ -43,7 +44,7 @@ from functools import lru_cache
 
 from ..account import local_account
 from .config_eval import EvalState, evaluate, glob_paths
-from .config_parse import ConfigError, Origin, ParsedFile, Setting, UnsupportedConfig, parse_file, parse_line
+from .config_parse import ConfigError, Item, Origin, ParsedFile, Setting, UnsupportedConfig, parse_file, parse_line
 from .hostconfig import HostConfig
 from .jump import JumpHop, format_jump, parse_jump
 from .policy import STRICT_HOST_KEY_CHECKING, HostKeyPolicy, policy_for
@@ -193,7 +194,7 @@ class ConfigResolver:
         for path in ids:
             state.apply(Setting("identityfile", expand_tilde(path, ctx.home), cli), user_provided=True)
         for opt in opts:
-            item = parse_line(*_option_line(opt), cmdline=True)
+            item = _cmdline_item(opt)
             if isinstance(item, Setting):
                 state.apply(item)
             elif item is not None:  # an unknown keyword
@@ -210,6 +211,13 @@ class ConfigResolver:
                 evaluate(self._load(cfg_path, perm), state, user_config=user_config,
                          include_home=ctx.include_home, load=self._load, globber=self._glob)
         return _finish(state, ctx, self.environ, override)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cmdline_item(opt: SshOption) -> Item | None:
+    """An ssh option parsed as a command-line directive: once per distinct option, not once per host
+    (the items are frozen); a bad one raises each time."""
+    return parse_line(*_option_line(opt), cmdline=True)
 
 
 def _option_line(opt: SshOption) -> tuple[str, Origin]:
