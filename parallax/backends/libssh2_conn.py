@@ -17,8 +17,8 @@ next libssh2 session handshakes on (libssh2 only talks to a socket).
 from __future__ import annotations
 
 import asyncio
-import functools
 import contextlib
+import functools
 import socket
 from dataclasses import dataclass, field
 

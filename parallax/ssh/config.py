@@ -33,7 +33,6 @@ Pure Python: no paramiko or asyncssh.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 import socket
@@ -213,7 +212,7 @@ class ConfigResolver:
         return _finish(state, ctx, self.environ, override)
 
 
-@functools.lru_cache(maxsize=1024)
+@lru_cache(maxsize=1024)
 def _cmdline_item(opt: SshOption) -> Item | None:
     """An ssh option parsed as a command-line directive: once per distinct option, not once per host
     (the items are frozen); a bad one raises each time."""
