@@ -134,39 +134,34 @@ async def write_all(wire: Wire, chan: object, data: bytes) -> None:
 _KEX_EXTENSIONS = ("ext-info-c", "kex-strict-c-v00@openssh.com")
 
 
-def _wanted_specs(kex: str | None, ciphers: str | None, macs: str | None,
-                  host_keys: str | None) -> list[tuple[MethodType, str, str | None, tuple[str, ...]]]:
+def _wanted(kex: str | None, ciphers: str | None,
+            macs: str | None) -> list[tuple[MethodType, str, str | None, tuple[str, ...]]]:
     return [(LIBSSH2_METHOD_KEX, "KexAlgorithms", kex, ()),
             (LIBSSH2_METHOD_CRYPT_CS, "Ciphers", ciphers, FAST_CIPHERS),
             (LIBSSH2_METHOD_CRYPT_SC, "Ciphers", ciphers, FAST_CIPHERS),
             (LIBSSH2_METHOD_MAC_CS, "MACs", macs, FAST_MACS),
-            (LIBSSH2_METHOD_MAC_SC, "MACs", macs, FAST_MACS),
-            (LIBSSH2_METHOD_HOSTKEY, "HostKeyAlgorithms", host_keys, ())]
-
-
-def _wanted(hc: HostConfig) -> list[tuple[MethodType, str, str | None, tuple[str, ...]]]:
-    return _wanted_specs(hc.kex_algorithms, hc.ciphers, hc.macs, hc.host_key_algorithms)
-
-
-def check_algorithms(hc: HostConfig) -> None:
-    """``AlgorithmError`` if an algorithm option of *hc* leaves nothing libssh2 can offer (before connecting)."""
-    session = Session()
-    for method, option, spec, first in _wanted(hc):
-        merge_algorithms(option, spec, session.supported_algs(method), first)
+            (LIBSSH2_METHOD_MAC_SC, "MACs", macs, FAST_MACS)]
 
 
 @functools.lru_cache(maxsize=256)
 def _method_prefs(kex: str | None, ciphers: str | None, macs: str | None) -> tuple[tuple[MethodType, str], ...]:
     """libssh2's preference strings for these KexAlgorithms/Ciphers/MACs specs: the same for every
-    host that shares them, so worked out once, not once per connection."""
+    host that shares them, so worked out once, not once per connection (``AlgorithmError`` when
+    a spec leaves nothing libssh2 has)."""
     session, prefs = Session(), []
-    for method, option, spec, first in _wanted_specs(kex, ciphers, macs, None)[:-1]:
+    for method, option, spec, first in _wanted(kex, ciphers, macs):
         pref = merge_algorithms(option, spec, session.supported_algs(method), first)
         if pref and method is LIBSSH2_METHOD_KEX:
             pref = ",".join([pref, *(e for e in _KEX_EXTENSIONS if e not in pref.split(","))])
         if pref:
             prefs.append((method, pref))
     return tuple(prefs)
+
+
+def check_algorithms(hc: HostConfig) -> None:
+    """``AlgorithmError`` if an algorithm option of *hc* leaves nothing libssh2 can offer (before connecting)."""
+    _method_prefs(hc.kex_algorithms, hc.ciphers, hc.macs)
+    merge_algorithms("HostKeyAlgorithms", hc.host_key_algorithms, Session().supported_algs(LIBSSH2_METHOD_HOSTKEY))
 
 
 def _prefer(session: Session, conf: Conf, known: KnownHosts | None) -> None:
