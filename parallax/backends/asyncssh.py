@@ -29,11 +29,12 @@ What is left here is asyncssh-specific:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -121,6 +122,10 @@ class _Session(asyncssh.SSHClientSession[bytes]):
     def __init__(self, sink: OutputSink, done: asyncio.Future[Exception | None] | None = None) -> None:
         self.sink = sink
         self.done = done
+        self.chan: Any = None  # set once the channel is open, before its requests are sent
+
+    def connection_made(self, chan: Any) -> None:
+        self.chan = chan
 
     def data_received(self, data: bytes, datatype: Any) -> None:
         if datatype == asyncssh.EXTENDED_DATA_STDERR:
@@ -140,10 +145,6 @@ class _StreamSession(_Session):
 
     def __init__(self, sink: StreamSink) -> None:
         super().__init__(sink)
-        self.chan: Any = None
-
-    def connection_made(self, chan: Any) -> None:
-        self.chan = chan
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.sink.closed(exc)
@@ -190,6 +191,24 @@ async def _close_all(conns: Iterable[asyncssh.SSHClientConnection]) -> None:
 
 async def _close_pooled(pooled: _Pooled) -> None:
     await _close_all([pooled.conn, *reversed(pooled.client.jumps)])
+
+
+S = TypeVar("S", bound=_Session)
+
+
+async def _start(conn: asyncssh.SSHClientConnection, session: S, command: str, env: Any) -> S:
+    """*session* on a new channel of *conn* running *command*.  Cancelled once the channel is
+    open (its exec request may have left), the command is TERMed and the channel closed: sshd
+    may run it already, and closing the channel alone would leave it running."""
+    try:
+        await conn.create_session(lambda: session, command, env=env, request_pty=False, encoding=None)
+    except asyncio.CancelledError:
+        if session.chan is not None:
+            with contextlib.suppress(Exception):
+                session.chan.send_signal("TERM")
+            session.chan.close()
+        raise
+    return session
 
 
 class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
@@ -291,9 +310,8 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
         done: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
         async def open_(conn: asyncssh.SSHClientConnection) -> Any:
-            chan, _ = await conn.create_session(lambda: _Session(sink, done), job.command, env=env,
-                                                request_pty=False, encoding=None)
-            return chan
+            session = await _start(conn, _Session(sink, done), job.command, env)
+            return session.chan
 
         chan = await self._on_channel(target, open_, errors.session_refused(target))
         try:
@@ -330,9 +348,7 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
         env = self._confs.get(target).env
 
         async def open_(conn: asyncssh.SSHClientConnection) -> _StreamSession:
-            _, session = await conn.create_session(lambda: _StreamSession(sink), command, env=env,
-                                                   request_pty=False, encoding=None)
-            return cast(_StreamSession, session)
+            return await _start(conn, _StreamSession(sink), command, env)
 
         return await self._on_channel(target, open_, errors.session_refused(target))
 

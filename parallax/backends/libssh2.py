@@ -87,13 +87,17 @@ async def _read_until_eof(wire: Wire, chan: Channel, sink: OutputSink) -> None:
 async def _start(wire: Wire, command: str, env: tuple[tuple[str, str], ...]) -> Channel:
     """A session channel running *command* with *env* (variables the server refuses are dropped, as ssh does)."""
     chan: Channel = await wire.call(wire.session.open_session)
+    requested = False
     try:
         for name, value in env:
             with contextlib.suppress(x.ChannelRequestDenied, x.ChannelFailure):
                 await wire.call(chan.setenv, name, value)
+        requested = True
         await wire.call(chan.execute, command)
     except BaseException:
         with contextlib.suppress(Exception):
+            if requested:  # sshd may run it already: closing the channel alone would leave it running
+                chan.signal("TERM")
             chan.close()
         raise
     return chan

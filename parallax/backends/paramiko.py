@@ -229,11 +229,18 @@ class ParamikoBackend(Backend):
     async def _release(self, conn: Conn) -> None:
         self._discard(conn)
 
-    async def _session(self, target: Target, opener: Callable[[Conn], Any]) -> tuple[Conn, Any]:
-        """Connect (or reuse) and run *opener* in a thread; a dead pooled transport is replaced once."""
+    async def _session(self, target: Target, opener: Callable[[Conn], Any],
+                       before_abort: Callable[[], None] | None = None) -> tuple[Conn, Any]:
+        """Connect (or reuse) and run *opener* in a thread; a dead pooled transport is replaced once.
+        Cancelled, the transport is closed (that wakes the thread), after *before_abort*."""
+
+        def abort(conn: Conn) -> None:
+            if before_abort is not None:
+                before_abort()
+            self._discard(conn)
 
         async def operation(conn: Conn) -> tuple[Conn, Any]:
-            return conn, await self._blocking(opener, conn, abort=functools.partial(self._discard, conn))
+            return conn, await self._blocking(opener, conn, abort=functools.partial(abort, conn))
 
         try:
             return await self._pool.use(target, operation,
@@ -246,12 +253,25 @@ class ParamikoBackend(Backend):
             raise map_error(e, target) from None
 
     # --- commands ------------------------------------------------------
+    async def _start(self, target: Target, command: str) -> tuple[Conn, paramiko.Channel]:
+        """A channel running *command*.  Cancelled once the exec request may have left, the
+        command is TERMed before the transport closes: sshd may run it already, and a closed
+        connection alone would leave it running."""
+        requested: list[paramiko.Channel] = []
+
+        def term() -> None:
+            if requested:
+                send_signal(requested[0], "TERM")
+
+        return await self._session(target, lambda c: self._open_exec(c, command, requested), term)
+
     @staticmethod
-    def _open_exec(conn: Conn, command: str) -> paramiko.Channel:
+    def _open_exec(conn: Conn, command: str, requested: list[paramiko.Channel]) -> paramiko.Channel:
         chan = conn.transport.open_session(window_size=CHANNEL_WINDOW)
         try:
             if conn.hc.env:
                 chan.update_environment(conn.hc.env)
+            requested.append(chan)
             chan.exec_command(command)
         except BaseException:
             chan.close()
@@ -260,7 +280,7 @@ class ParamikoBackend(Backend):
 
     async def run(self, job: CommandJob, sink: OutputSink) -> int:
         target = job.target
-        conn, chan = await self._session(target, lambda c: self._open_exec(c, job.command))
+        conn, chan = await self._start(target, job.command)
         reader = ChannelReader(chan, sink, asyncio.get_running_loop())
         feeder: concurrent.futures.Future[Any] | None = None
         try:
@@ -310,7 +330,7 @@ class ParamikoBackend(Backend):
         return conn.auth
 
     async def open_stream(self, target: Target, command: str, sink: StreamSink) -> Stream:
-        conn, chan = await self._session(target, lambda c: self._open_exec(c, command))
+        conn, chan = await self._start(target, command)
         return ChannelStream(chan, conn.transport, sink, asyncio.get_running_loop())
 
     # --- file transfer -------------------------------------------------

@@ -8,6 +8,7 @@ killed mid-command.  Nothing here is skipped: where the lab cannot be built
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
@@ -278,3 +279,48 @@ def test_a_server_failing_mid_transfer_is_an_error_not_a_hang(fault_lab, backend
     gc.collect()  # a future whose failure nobody looked at is reported when it is collected
     unseen = [rec.getMessage() for rec in caplog.records if "never retrieved" in rec.getMessage()]
     assert not unseen, unseen  # issue 9 R11: the error is in the result, not on stderr
+
+
+#: W6-like link for the next test: the server's answer to the exec request is half of it away.
+SLOW_RTT = 0.4
+
+
+@pytest.fixture(scope="module")
+def slow_lab():
+    ok, reason = can_build_link()
+    if not ok:
+        pytest.fail(f"the fault lab cannot be built here: {reason}", pytrace=False)
+    with FaultLab(hosts=1, rtt=SLOW_RTT, seed=11) as lab:
+        yield lab
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_command_cancelled_before_its_start_is_confirmed_is_ended(slow_lab, backend):
+    """Cancelled after the exec request left but before the server's answer arrived: the command
+    sshd already started must be ended as well (closing the channel alone leaves it running)."""
+    command = f"sleep 15.{token()}"
+
+    async def main() -> bool:
+        async with parallax.aio.Session(slow_lab.hosts, **lab_opts(slow_lab, backend)) as s:
+            await s.call("true")  # connected: what follows is the channel, its requests, the command
+            task = asyncio.ensure_future(s.call(command))
+            while not running(command):
+                if task.done():
+                    return False
+                await asyncio.sleep(0.005)
+            # sshd runs it now; its answer to the exec request is still about SLOW_RTT / 2 away
+            pending = not task.done()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return pending
+
+    cancelled_in_time = asyncio.run(main())
+    deadline = time.monotonic() + 3 * SLOW_RTT + 2
+    while running(command) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = running(command)
+    for pid in left:
+        os.kill(pid, 9)
+    assert cancelled_in_time, "the call ended before it could be cancelled mid-start"
+    assert not left, f"the command cancelled before its start was confirmed still runs: {left}"
