@@ -81,6 +81,24 @@ async def _spawn(proto: asyncio.SubprocessProtocol, argv: list[str], stdin_pipe:
     return transport
 
 
+async def _spawn_through_cancel(proto: asyncio.SubprocessProtocol, argv: list[str], stdin_pipe: bool,
+                                env: Mapping[str, str] | None) -> tuple[asyncio.SubprocessTransport, bool]:
+    """:func:`_spawn`, finished even if this task is cancelled meanwhile: ``(transport, cancelled)``.
+
+    asyncio's own answer to a cancelled spawn is to SIGKILL the child, which on a loaded machine
+    may have got as far as starting its remote command, and the caller would never learn of it
+    (no pid to note, no remote kill).  Finished, a cancelled spawn is ended like a cancelled run."""
+    spawning = asyncio.ensure_future(_spawn(proto, argv, stdin_pipe, env))
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(spawning), cancelled
+        except asyncio.CancelledError:
+            if spawning.done():
+                raise
+            cancelled = True
+
+
 def _killpg(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
@@ -105,9 +123,11 @@ async def run_process(
     """
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     proto = _Protocol(sink, done)
-    transport = await _spawn(proto, argv, stdin is not None, env)
+    transport, cancelled = await _spawn_through_cancel(proto, argv, stdin is not None, env)
     pid = transport.get_pid()
     try:
+        if cancelled:
+            raise asyncio.CancelledError
         if stdin is not None:
             pipe = transport.get_pipe_transport(0)
             assert isinstance(pipe, asyncio.WriteTransport)
