@@ -261,7 +261,7 @@ class ParamikoBackend(Backend):
 
         def term() -> None:
             if requested:
-                send_signal(requested[0], "TERM")
+                send_signal(requested[-1], "TERM")  # the last attempt: a dead pooled transport is replaced once
 
         return await self._session(target, lambda c: self._open_exec(c, command, requested), term)
 
