@@ -19,11 +19,11 @@ import time
 import pytest
 
 import parallax
-from parallax.testing.faults import FaultLab, SilentHost, can_build_link, frozen, kill_sessions
+from parallax.testing.faults import FaultLab, SilentHost, frozen, kill_sessions
 
 from parallax.testing.processes import processes_with
 
-from helpers import lab_opts
+from helpers import fault_lab_or_fail, lab_opts
 
 BACKENDS = ["openssh", "paramiko", "asyncssh", "libssh2"]
 RTT = 0.05
@@ -37,11 +37,7 @@ OVERSHOOT = TARGET + 0.5
 
 @pytest.fixture(scope="module")
 def fault_lab():
-    ok, reason = can_build_link()
-    if not ok:
-        pytest.fail(f"the fault lab cannot be built here: {reason}", pytrace=False)
-    with FaultLab(hosts=20, rtt=RTT, loss=LOSS, seed=9) as lab:
-        yield lab
+    yield from fault_lab_or_fail(hosts=20, rtt=RTT, loss=LOSS, seed=9)
 
 
 def only(results):
@@ -287,11 +283,7 @@ SLOW_RTT = 0.4
 
 @pytest.fixture(scope="module")
 def slow_lab():
-    ok, reason = can_build_link()
-    if not ok:
-        pytest.fail(f"the fault lab cannot be built here: {reason}", pytrace=False)
-    with FaultLab(hosts=1, rtt=SLOW_RTT, seed=11) as lab:
-        yield lab
+    yield from fault_lab_or_fail(hosts=1, rtt=SLOW_RTT, seed=11)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -14,22 +14,18 @@ import time
 
 import pytest
 
-from parallax.testing.faults import FaultLab, can_build_link
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
 from rtt_count import per_host
+
+from helpers import fault_lab_or_fail
 
 RTT = 0.2
 
 
 @pytest.fixture(scope="module")
 def latency_lab():
-    ok, reason = can_build_link()
-    if not ok:
-        pytest.fail(f"the latency lab cannot be built here: {reason}", pytrace=False)
-    with FaultLab(hosts=1, rtt=RTT, blackholed=0, offload=True) as lab:
-        yield lab
+    yield from fault_lab_or_fail(hosts=1, rtt=RTT, blackholed=0, offload=True)
 
 
 def test_a_tcp_connect_takes_one_round_trip(latency_lab):
