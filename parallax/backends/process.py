@@ -97,6 +97,10 @@ async def _spawn_through_cancel(proto: asyncio.SubprocessProtocol, argv: list[st
             if spawning.done():
                 raise
             cancelled = True
+        except Exception as e:
+            if cancelled:  # nothing started: the cancellation is what the caller must see
+                raise asyncio.CancelledError from e
+            raise
 
 
 def _killpg(pid: int, sig: int) -> None:

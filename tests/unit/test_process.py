@@ -57,3 +57,14 @@ def test_a_run_cancelled_while_its_child_starts_is_ended_like_a_running_one(afte
         return
     assert len(noted) == 1, noted
     assert not _alive(noted[0])
+
+
+def test_a_cancelled_run_whose_child_cannot_start_is_still_cancelled():
+    async def main() -> None:
+        task = asyncio.ensure_future(run_process(["/nonexistent/ssh"], _Sink()))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
