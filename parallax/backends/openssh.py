@@ -152,7 +152,7 @@ def classify(log: str, target: Target, *, transfer: bool = False) -> Error:
     if "timed out" in text.lower():
         return Timeout.at(target, detail)
     for marker in ("Connection refused", "No route to host", "Network is unreachable", "Connection reset",
-                   "Connection closed by", "kex_exchange_identification", "closed by remote host",
+                   "Connection closed", "kex_exchange_identification", "closed by remote host",
                    "Broken pipe", "Connection to"):
         if marker in text and not (transfer and marker == "Connection to"):
             return ConnectionFailed.at(target, detail)
