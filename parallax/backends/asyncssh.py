@@ -196,6 +196,14 @@ async def _close_pooled(pooled: _Pooled) -> None:
 S = TypeVar("S", bound=_Session)
 
 
+def _end_command(chan: Any) -> None:
+    """Best effort: TERM the channel's command, then close the channel (closing alone leaves a
+    command that writes nothing running on the host)."""
+    with contextlib.suppress(Exception):
+        chan.send_signal("TERM")
+    chan.close()
+
+
 async def _start(conn: asyncssh.SSHClientConnection, session: S, command: str, env: Any) -> S:
     """*session* on a new channel of *conn* running *command*.  Cancelled once the channel is
     open (its exec request may have left), the command is TERMed and the channel closed: sshd
@@ -204,9 +212,7 @@ async def _start(conn: asyncssh.SSHClientConnection, session: S, command: str, e
         await conn.create_session(lambda: session, command, env=env, request_pty=False, encoding=None)
     except asyncio.CancelledError:
         if session.chan is not None:
-            with contextlib.suppress(Exception):
-                session.chan.send_signal("TERM")
-            session.chan.close()
+            _end_command(session.chan)
         raise
     return session
 
@@ -320,11 +326,7 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
             chan.write_eof()
             exc = await asyncio.shield(done)  # cancelling us must not cancel *done*: cleanup waits on it
         except BaseException:
-            try:
-                chan.send_signal("TERM")
-            except Exception:
-                pass
-            chan.close()
+            _end_command(chan)
             try:  # briefly: a frozen server never confirms, and a timeout must end on time
                 await asyncio.wait_for(asyncio.shield(done), CANCEL_GRACE)
             except (asyncio.TimeoutError, asyncio.CancelledError):

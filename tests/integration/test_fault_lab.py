@@ -277,7 +277,7 @@ def test_a_server_failing_mid_transfer_is_an_error_not_a_hang(fault_lab, backend
     assert not unseen, unseen  # issue 9 R11: the error is in the result, not on stderr
 
 
-#: W6-like link for the next test: the server's answer to the exec request is half of it away.
+#: The next test's link: slow enough that sshd's answer to the exec request is 0.2 s away when the command starts.
 SLOW_RTT = 0.4
 
 

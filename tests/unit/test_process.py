@@ -9,6 +9,7 @@ import pytest
 
 from parallax.backends.base import OutputSink
 from parallax.backends.process import run_process
+from parallax.testing.processes import process_table
 
 
 class _Sink(OutputSink):
@@ -23,11 +24,7 @@ class _Sink(OutputSink):
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
+    return process_table().get(pid, (0, "Z"))[1] != "Z"
 
 
 def test_status_and_output():
