@@ -14,15 +14,27 @@ connection code the backend uses; and the same for asyncssh by hand
 (connect = TCP + kex + auth in one call).  The phases add up to less than
 the whole-call figure: the difference is parallax's own per-host work
 (planning, scheduling, results) and the event loop.
+
+Last, the OpenSSH client on its own, with no parallax around it: ``ssh -V``
+(process start: exec, its shared libraries, OpenSSL's start-up) and one
+``ssh host true`` per host in turn, as ``getrusage`` of the children; and,
+when ``perf`` is installed, which of ssh's parts (its own code, libcrypto,
+libc, the kernel) the connections' CPU is spent in.  That is the floor of
+the ``openssh`` backend: it runs one such ``ssh`` per host.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
+import shlex
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -131,6 +143,43 @@ async def asyncssh_phases(lab: Any) -> Phases:
     return ph
 
 
+def children_cpu() -> float:
+    """Seconds of CPU of this process's waited-for children."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
+def openssh_floor(lab: Any) -> None:
+    """The ``ssh`` client's own CPU: its start-up, a whole connection, and (with perf) where it goes."""
+    argvs = [lab.ssh_argv(host.rpartition(":")[0], "true") for host in lab.hosts]
+    for title, runs in (("/bin/true (exec alone)", [["/bin/true"]] * 20), ("ssh -V (start-up)", [["ssh", "-V"]] * 20),
+                        ("ssh host true (a whole connection)", argvs)):
+        before = children_cpu()
+        for argv in runs:
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"  {title}: {1000 * (children_cpu() - before) / len(runs):.2f} ms each")
+    perf = shutil.which("perf")
+    if perf is None:
+        print("  (perf is not installed: no split of ssh's CPU)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        data, script = os.path.join(tmp, "perf.data"), os.path.join(tmp, "connections.sh")
+        with open(script, "w") as f:
+            f.writelines(shlex.join(argv) + "\n" for argv in argvs)
+        subprocess.run([perf, "record", "-q", "-F", "10000", "-o", data, "--", "sh", script], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # by symbol, summed per object below: perf's own "--sort dso" leaves some objects out
+        report = subprocess.run([perf, "report", "-i", data, "--comm", "ssh", "--sort", "dso,sym", "--no-children",
+                                 "-g", "none", "--stdio"], check=True, capture_output=True, text=True).stdout
+    shares: dict[str, float] = {}
+    for ln in report.splitlines():
+        parts = ln.split()
+        if len(parts) >= 2 and parts[0].endswith("%") and not ln.startswith("#"):
+            shares[parts[1]] = shares.get(parts[1], 0.0) + float(parts[0].rstrip("%"))
+    top = sorted(shares.items(), key=lambda item: -item[1])[:6]
+    print("  where ssh's CPU goes (perf, share of its samples): " + ", ".join(f"{d} {v:.0f}%" for d, v in top))
+
+
 def show(title: str, ph: Phases, hosts: int) -> None:
     parts = ", ".join(f"{k} {1000 * v / hosts:.2f}" for k, v in ph.total.items())
     print(f"  {title}: {1000 * sum(ph.total.values()) / hosts:.2f} ms/host ({parts})")
@@ -153,7 +202,9 @@ def main(argv: list[str] | None = None) -> None:
         print("per phase, one host after another (time.process_time):")
         show("libssh2 backend path", asyncio.run(libssh2_phases(lab)), args.hosts)
         show("asyncssh by hand", asyncio.run(asyncssh_phases(lab)), args.hosts)
-
+        if "openssh" in args.backends:
+            print("the OpenSSH client alone, one process after another (getrusage of the children):")
+            openssh_floor(lab)
 
 
 if __name__ == "__main__":
