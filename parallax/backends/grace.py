@@ -50,10 +50,11 @@ CLEANUP_CONNECT_TIMEOUT = 1
 
 #: Seconds the close of a one-call session (``parallax.call`` and friends) that completed
 #: waits for a remote cleanup whose server has not yet sent its banner; after that the
-#: server is taken for frozen or gone and the cleanup is given up (its local ``ssh`` is
-#: ended), so a timeout's result is not held back.  A cleanup whose server answers is
-#: awaited (bounded by :data:`CLEANUP_TIMEOUT`), and so is every cleanup of a call that
-#: was itself cancelled (Ctrl-C: the caller asked for everything to be ended).
+#: cleanup is left to finish on its own (its ``ssh`` is reaped by a thread and ended at
+#: :data:`CLEANUP_TIMEOUT`, see :mod:`.detached`), so a timeout's result is not held back
+#: by a far, loaded, frozen or gone host.  A cleanup whose server answers is awaited
+#: (bounded by :data:`CLEANUP_TIMEOUT`), and so is every cleanup of a call that was itself
+#: cancelled (Ctrl-C: the caller asked for everything to be ended).
 CLEANUP_WAIT = 0.2
 
 #: Seconds an openssh command multiplexed over a ControlMaster that ended without an exit

@@ -16,6 +16,7 @@ failure ("Authenticated to" appears once the session is up).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import re
@@ -47,6 +48,7 @@ from ..ssh import transfer
 from ..ssh.known_hosts_cache import prepare_openssh_record_file
 from .askpass import AskpassServer
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
+from .detached import DetachableProcess
 from .grace import CLEANUP_CONNECT_TIMEOUT, CLEANUP_TIMEOUT, CLEANUP_WAIT, CLOSE_GRACE, MASTER_EXIT_GRACE
 from .process import ProcessStream, close_process, run_process, start_process
 from .sockets import tcp_client_address
@@ -184,8 +186,8 @@ class OpenSSHBackend(Backend):
         self._lock = threading.Lock()
         self._seq = 0
         self._streams: set[_Stream] = set()
-        # remote cleanups running in the background: when each started and its ssh's log
-        self._cleanups: dict[asyncio.Task[None], tuple[float, str | None]] = {}
+        # remote cleanups running in the background
+        self._cleanups: dict[asyncio.Task[None], _Cleanup] = {}
 
     def check_target(self, target: Target) -> None:
         """A named ssh_config that does not exist is refused before anything runs (as on every backend)."""
@@ -371,9 +373,8 @@ class OpenSSHBackend(Backend):
                 # ending it takes another connection, which must not hold up the caller's
                 # timeout or deadline: it runs in the background, awaited by close().
                 if client and client[0] and (control or "Authenticated to " in _read(log_path)):
-                    kill_log = self._next_log()
-                    self._background(self._kill_remote(target, control, client[0], kill_log, job.command),
-                                     None if control else kill_log)
+                    cleanup = _Cleanup(self._next_log(), control is None)
+                    self._background(self._kill_remote(target, control, client[0], cleanup, job.command), cleanup)
                 raise
             if rc == 255:
                 log = _read(log_path)
@@ -401,32 +402,36 @@ class OpenSSHBackend(Backend):
             return True
         return False
 
-    def _background(self, coro: Coroutine[Any, Any, None], log_path: str | None = None) -> None:
-        """Run remote cleanup without making the caller wait; :meth:`close` awaits it
-        (*log_path*: the ``-E`` log of its own connection, which tells whether the server answered)."""
+    def _background(self, coro: Coroutine[Any, Any, None], cleanup: _Cleanup) -> None:
+        """Run remote cleanup without making the caller wait; :meth:`close` awaits it."""
         task = asyncio.ensure_future(coro)
-        self._cleanups[task] = (time.monotonic(), log_path)
+        self._cleanups[task] = cleanup
         task.add_done_callback(lambda t: self._cleanups.pop(t, None))
 
     async def _await_cleanups(self) -> None:
         """Wait for the remote cleanups of cancelled jobs (each bounded by CLEANUP_TIMEOUT).
 
         The close of a one-call session that completed (its hosts' timeouts or the deadline
-        cancelled those jobs) gives up a cleanup whose server has not sent its banner
-        CLEANUP_WAIT after it started: the host froze or is gone, and waiting would only
-        hold the call's results back.  A Session, or a call that is itself being cancelled
-        (Ctrl-C), waits for every cleanup.
+        cancelled those jobs) does not wait for a cleanup whose server has not sent its
+        banner CLEANUP_WAIT after it started: the host is far, loaded, frozen or gone, and
+        waiting would hold the call's results back.  Such a cleanup is left to finish on its
+        own (its ``ssh`` goes on, reaped by a thread, ended at CLEANUP_TIMEOUT; see
+        :mod:`.detached`).  A Session, or a call that is itself being cancelled (Ctrl-C),
+        waits for every cleanup.
         """
         while self._cleanups:
             cleanups = dict(self._cleanups)
             if not (self.keep_connections or _being_cancelled()):
-                for task, (started, log_path) in sorted(cleanups.items(), key=lambda item: item[1][0]):
-                    left = started + CLEANUP_WAIT - time.monotonic()
+                for task, cleanup in sorted(cleanups.items(), key=lambda item: item[1].started):
+                    left = cleanup.started + CLEANUP_WAIT - time.monotonic()
                     if left > 0 and not task.done():
                         await asyncio.wait([task], timeout=left)
-                    if not task.done() and log_path is not None and _BANNER not in _read(log_path):
-                        log.debug("giving up a remote cleanup: the server sent no banner within %g s", CLEANUP_WAIT)
-                        task.cancel()  # its ssh is ended; nothing stays behind locally
+                    if not task.done() and cleanup.detachable and _BANNER not in _read(cleanup.log_path):
+                        log.debug("leaving a remote cleanup to finish after the call: the server sent no "
+                                  "banner within %g s", CLEANUP_WAIT)
+                        if cleanup.proc is not None:
+                            cleanup.proc.detach()
+                        task.cancel()
             await asyncio.gather(*cleanups, return_exceptions=True)
 
     async def check(self, job: CheckJob, sink: OutputSink) -> str:
@@ -442,7 +447,7 @@ class OpenSSHBackend(Backend):
         self._streams.add(stream)
         return stream
 
-    async def _kill_remote(self, target: Target, control: str | None, client: tuple[str, int], log_path: str,
+    async def _kill_remote(self, target: Target, control: str | None, client: tuple[str, int], cleanup: _Cleanup,
                            job_command: str | None = None) -> None:
         """End a cancelled command on the host: the OpenSSH client cannot signal it.
 
@@ -451,6 +456,7 @@ class OpenSSHBackend(Backend):
         Best effort and bounded in time (it runs in the background, see
         :meth:`_background`); failures are only logged.
         """
+        log_path = cleanup.log_path
         ip, port = client
         lines = [ln for ln in (job_command or "").splitlines() if ln.strip()] if control else []
         command = (f"sh -c {shlex.quote(_KILL_SCRIPT)} parallax-kill {shlex.quote(ip)} {port} "
@@ -460,7 +466,8 @@ class OpenSSHBackend(Backend):
             # A host that accepted the session and then froze must not hold a call's close up
             # for long: the first -o wins over the caller's ConnectTimeout (which ends with the banner).
             argv[3:3] = ["-o", f"ConnectTimeout={CLEANUP_CONNECT_TIMEOUT}"]
-            await asyncio.wait_for(run_process(argv, _Collect(), None, self._env(target)), CLEANUP_TIMEOUT)
+            cleanup.proc = DetachableProcess(argv, self._env(target), CLEANUP_TIMEOUT)
+            await cleanup.proc.wait()
         except Exception as e:  # a timeout, ssh missing, no password: the call's results are in already
             log.debug("%s: could not end the remote command: %s", target.key, e)
         finally:
@@ -531,6 +538,18 @@ class OpenSSHBackend(Backend):
     def __del__(self) -> None:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@dataclasses.dataclass
+class _Cleanup:
+    """A remote cleanup running in the background: its ``ssh``'s ``-E`` log (which tells
+    whether the server answered), whether a one-call close may leave it to finish on its own
+    (not through a ControlMaster, which the close ends), when it started, its process."""
+
+    log_path: str
+    detachable: bool
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    proc: DetachableProcess | None = None
 
 
 class _Master:

@@ -19,6 +19,7 @@ import time
 import pytest
 
 import parallax
+from parallax.backends.grace import CLEANUP_TIMEOUT, CLEANUP_WAIT
 from parallax.testing.faults import FaultLab, SilentHost, frozen, kill_sessions
 
 from parallax.testing.processes import processes_with
@@ -54,6 +55,18 @@ def running(command: str) -> list[int]:
     """Processes whose whole command line is *command* (``sleep 2.5``): the remote command
     itself, not the local ``ssh`` that carries it in its arguments."""
     return [pid for pid, cmd in processes_with(command).items() if cmd == command]
+
+
+def ended_soon(command: str, limit: float = CLEANUP_TIMEOUT) -> list[int]:
+    """Wait up to *limit* for the remote process *command* to end; those still running are
+    killed and returned (an empty list: it ended)."""
+    deadline = time.monotonic() + limit
+    while running(command) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = running(command)
+    for pid in left:
+        os.kill(pid, 9)
+    return left
 
 
 def wait_started(command: str, limit: float = 20.0) -> None:
@@ -145,9 +158,7 @@ def test_a_live_hosts_timeout_ends_on_time_and_its_command(ssh_lab, backend):
     t0 = time.monotonic()
     r = only(parallax.call(ssh_lab.hosts[:1], command, **lab_opts(ssh_lab, backend, timeout=1)))
     elapsed = time.monotonic() - t0
-    left = running(command)  # the remote kill landed before the call returned (openssh: a second connection)
-    for pid in left:
-        os.kill(pid, 9)
+    left = ended_soon(command)  # openssh: a second connection, done before or (loaded sshd) after the return
     assert isinstance(r, parallax.Timeout), repr(r)
     assert elapsed < 1 + OVERSHOOT, elapsed
     assert not left, f"the timed-out command still runs: {left}"
@@ -316,3 +327,34 @@ def test_a_command_cancelled_before_its_start_is_confirmed_is_ended(slow_lab, ba
         os.kill(pid, 9)
     assert cancelled_in_time, "the call ended before it could be cancelled mid-start"
     assert not left, f"the command cancelled before its start was confirmed still runs: {left}"
+
+
+def test_a_timed_out_command_behind_a_slow_link_is_ended_after_the_call(slow_lab):
+    """A module-level call does not wait for a server that is slow to answer before it
+    returns its Timeout; the command must be ended all the same.  Behind this link the
+    openssh backend's second connection sees no banner within CLEANUP_WAIT, so it finishes
+    after the call has returned (it used to be given up, and the command ran on).  The
+    in-process backends end the command over its own channel before they return, as
+    test_a_live_hosts_timeout_ends_on_time_and_its_command shows."""
+    assert 1.5 * SLOW_RTT > CLEANUP_WAIT  # the TCP handshake and the banner take longer
+    backend = "openssh"
+    command = f"sleep 15.{token()}"
+    timeout = 1 + 12 * SLOW_RTT  # time to log in behind the link (11 round trips), then the command runs
+    started: list[bool] = []
+
+    def watch() -> None:
+        with contextlib.suppress(AssertionError):
+            wait_started(command, timeout + 1)
+            started.append(True)
+
+    seen = threading.Thread(target=watch)
+    seen.start()
+    t0 = time.monotonic()
+    r = only(parallax.call(slow_lab.hosts, command, **lab_opts(slow_lab, backend, timeout=timeout)))
+    elapsed = time.monotonic() - t0
+    seen.join()
+    left = ended_soon(command)
+    assert started, "the command never ran: there was nothing to end"
+    assert isinstance(r, parallax.Timeout), repr(r)
+    assert elapsed < timeout + OVERSHOOT, elapsed
+    assert not left, f"the timed-out command still runs: {left}"
