@@ -1,6 +1,6 @@
 """``sudo=True`` on every built-in backend, against a real sshd and a real sudo (issue 11).
 
-The module creates an account ``parallaxsudo`` with a password and a sudoers
+The module creates an account ``parallaxsudo`` (one per test worker) with a password and a sudoers
 rule that needs it (``ALL=(root) ALL``) plus one that does not
 (``(nobody) NOPASSWD: ALL``); root only, as CI runs.  Checked: the command
 runs as the sudo user, input follows the password intact, a wrong or missing
@@ -29,7 +29,8 @@ from parallax.planner import plan_commands, plan_targets
 from parallax.testing.processes import process_table, processes_with
 from parallax.testing.sshd import _ensure_test_account
 
-ACCOUNT = "parallaxsudo"
+#: One account per pytest-xdist worker (``gw0``, ``gw1``, ...): each worker sets its own password.
+ACCOUNT = "parallaxsudo" + os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
 SUDO_PASSWORD = "sudo-" + uuid.uuid4().hex[:12] + " 'x\"$y"
 SUDOERS = f"/etc/sudoers.d/{ACCOUNT}-test"
 BACKENDS = ["openssh", "paramiko", "asyncssh"]
