@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterable
@@ -57,6 +58,7 @@ from .asyncssh_options import Conf, Confs, recorded_host_key_algs
 from .asyncssh_sftp import SFTPFS, close_sftp
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE, CLOSE_GRACE
+from .terminate import terminate, wait_future
 
 T = TypeVar("T")
 
@@ -196,12 +198,21 @@ async def _close_pooled(pooled: _Pooled) -> None:
 S = TypeVar("S", bound=_Session)
 
 
-def _end_command(chan: Any) -> None:
-    """Best effort: TERM the channel's command, then close the channel (closing alone leaves a
-    command that writes nothing running on the host)."""
+def _send_term(chan: Any) -> None:
     with contextlib.suppress(Exception):
         chan.send_signal("TERM")
-    chan.close()
+
+
+async def end_command(chan: Any) -> None:
+    """TERM the command of *chan* (an asyncssh channel or process) until the channel closes (at
+    most CANCEL_GRACE: a TERM that lands as the command starts is lost, see :mod:`.terminate`),
+    then close the channel (closing alone leaves a command that writes nothing running on the host)."""
+    closed = asyncio.ensure_future(chan.wait_closed())
+    try:
+        await terminate(functools.partial(_send_term, chan), wait_future(closed))
+    finally:
+        closed.cancel()
+        chan.close()
 
 
 async def _start(conn: asyncssh.SSHClientConnection, session: S, command: str, env: Any) -> S:
@@ -212,7 +223,7 @@ async def _start(conn: asyncssh.SSHClientConnection, session: S, command: str, e
         await conn.create_session(lambda: session, command, env=env, request_pty=False, encoding=None)
     except asyncio.CancelledError:
         if session.chan is not None:
-            _end_command(session.chan)
+            await end_command(session.chan)
         raise
     return session
 
@@ -326,11 +337,7 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
             chan.write_eof()
             exc = await asyncio.shield(done)  # cancelling us must not cancel *done*: cleanup waits on it
         except BaseException:
-            _end_command(chan)
-            try:  # briefly: a frozen server never confirms, and a timeout must end on time
-                await asyncio.wait_for(asyncio.shield(done), CANCEL_GRACE)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
+            await end_command(chan)
             raise
         if exc is not None:
             errors.lost(target, exc)
@@ -380,4 +387,4 @@ class AsyncSSHBackend(PooledLifecycle[_Pooled], Backend):
         await self._transfer(job.target, job_walk(job))
 
 
-__all__ = ["SUPPORTED_OPTIONS", "AsyncSSHBackend"]
+__all__ = ["SUPPORTED_OPTIONS", "AsyncSSHBackend", "end_command"]

@@ -19,7 +19,14 @@ __all__ = [
     "CLEANUP_WAIT",
     "CLOSE_GRACE",
     "MASTER_EXIT_GRACE",
+    "TERM_REPEAT",
 ]
+
+#: Seconds between the TERMs a cancelled command is sent until its end is seen (within
+#: :data:`CANCEL_GRACE`): sshd signals a command's process group, which the command's
+#: process creates only once it runs after sshd's fork, so a TERM handled in between is
+#: lost (``killpg: No such process`` in sshd's log; see :mod:`.terminate`).
+TERM_REPEAT = 0.02
 
 #: Seconds a cancelled command or transfer gets, once told to end, before parallax forces
 #: the end: the remote command's end confirmed over its channel after TERM (asyncssh,

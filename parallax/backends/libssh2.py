@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from ssh2 import exceptions as x
@@ -44,6 +44,7 @@ from ..timeouts import within
 from . import libssh2_errors as errors
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE
+from .terminate import terminate, wait_future
 from .libssh2_conn import Connection, check_algorithms, open_connection, write_all
 from .libssh2_io import Wire, release_closed
 from .libssh2_options import Conf, Confs
@@ -84,6 +85,19 @@ async def _read_until_eof(wire: Wire, chan: Channel, sink: OutputSink) -> None:
         fresh = False
 
 
+class _Dropped:
+    """The sink of a cancelled command's last output."""
+
+    def stdout(self, data: bytes) -> None:
+        pass
+
+    def stderr(self, data: bytes) -> None:
+        pass
+
+
+_DROPPED = _Dropped()
+
+
 async def _start(wire: Wire, command: str, env: tuple[tuple[str, str], ...]) -> Channel:
     """A session channel running *command* with *env* (variables the server refuses are dropped, as ssh does)."""
     chan: Channel = await wire.call(wire.session.open_session)
@@ -94,25 +108,62 @@ async def _start(wire: Wire, command: str, env: tuple[tuple[str, str], ...]) -> 
                 await wire.call(chan.setenv, name, value)
         requested = True
         await wire.call(chan.execute, command)
+    except asyncio.CancelledError:
+        if not requested:
+            with contextlib.suppress(Exception):
+                chan.close()
+            raise
+        # sshd may run it already (closing the channel alone would leave it running): TERMed
+        # while the exec request (libssh2 goes on with a request it began) is finished.
+        async def exec_then_closed() -> None:
+            await wire.call(chan.execute, command)
+            await wire.call(chan.send_eof)
+            await _until_closed(wire, chan, _DROPPED)
+
+        await _end(wire, chan, True, exec_then_closed())
+        raise
     except BaseException:
         with contextlib.suppress(Exception):
-            if requested:  # sshd may run it already: closing the channel alone would leave it running
-                chan.signal("TERM")
             chan.close()
         raise
     return chan
 
 
-async def _end(wire: Wire, chan: Channel, term: bool) -> None:
-    """Best effort, briefly: TERM the remote command (if *term*) and close the channel."""
+async def _until_closed(wire: Wire, chan: Channel, sink: OutputSink) -> None:
+    """Read the channel's output into *sink* until the server closes the channel: a command
+    may close its output and run on, and only its end closes the channel."""
+    await _read_until_eof(wire, chan, sink)
+    await wire.call(chan.wait_closed)
+
+
+async def _end(wire: Wire, chan: Channel, term: bool, closing: Coroutine[Any, Any, None] | None = None) -> None:
+    """Best effort, briefly: TERM the remote command (if *term*: again until the server closes
+    the channel, which *closing* awaits; see :mod:`.terminate`), then close the channel."""
+    async def send() -> None:
+        with contextlib.suppress(x.SSH2Error, OSError):
+            await wire.call(chan.signal, "TERM")
+
     async def finish() -> None:
-        if term:
-            with contextlib.suppress(x.SSH2Error):
-                await wire.call(chan.signal, "TERM")
+        if term:  # the channel's remaining output is dropped (without *closing*, our EOF is sent already)
+            closed = asyncio.ensure_future(closing or _until_closed(wire, chan, _DROPPED))
+            closed.add_done_callback(_retrieve)
+            try:
+                await terminate(send, wait_future(closed))
+            finally:
+                closed.cancel()
         await wire.call(chan.close)
 
-    with contextlib.suppress(Exception, asyncio.TimeoutError, asyncio.CancelledError):
+    try:
         await within(finish(), CANCEL_GRACE)
+    except (Exception, asyncio.TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(Exception):
+            chan.close()  # once, without waiting for the server's answer
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """A failure while a cancelled command ends is expected: marked as seen."""
+    if not future.cancelled():
+        future.exception()
 
 
 class _Stream:
@@ -270,7 +321,7 @@ class Libssh2Backend(PooledLifecycle[Connection], Backend):
                     if job.stdin:
                         await write_all(wire, chan, job.stdin)
                     await wire.call(chan.send_eof)
-                    await _read_until_eof(wire, chan, sink)
+                    await _until_closed(wire, chan, sink)
                     await wire.call(chan.close)
                 except (x.SSH2Error, ConnectionError) as e:
                     raise errors.lost(target, e) from e

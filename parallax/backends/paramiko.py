@@ -41,7 +41,8 @@ from ..ssh.tcp import open_tcp
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE
 from .paramiko_auth import KeyStore, authenticate
-from .paramiko_channel import ChannelReader, ChannelStream, end_channel, feed_stdin
+from .paramiko_channel import (ChannelReader, ChannelStream, ExecStart, end_channel, feed_stdin, run_into,
+                               wait_status)
 from .paramiko_errors import map_error, why
 from .paramiko_sftp import SFTPFS, open_sftp
 from .paramiko_private import send_signal
@@ -61,14 +62,12 @@ from .sshconfig import (
     HostConfig,
     logger_for,
 )
+from .terminate import terminate_blocking
 
 log = logging.getLogger("parallax.paramiko")
 
 CHUNK = 256 * 1024  # bytes read from a channel buffer at once
 TUNNEL_TIMEOUT = 30.0  # seconds to open a direct-tcpip channel when no ConnectTimeout is set
-# Bytes a command may send ahead of what parallax has read (paramiko's default is 2 MiB): with
-# output going to files, memory grows with limit x this window, not with the output's size.
-CHANNEL_WINDOW = 256 * 1024
 DEFAULT_WORKERS = 64
 
 
@@ -135,11 +134,13 @@ class ParamikoBackend(Backend):
             return await asyncio.wrap_future(cf)
         except asyncio.CancelledError:
             if abort is not None and last_resort is not None:
-                threading.Thread(target=abort, name="parallax-paramiko-abort", daemon=True).start()
+                aborted: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                threading.Thread(target=run_into, args=(abort, aborted), name="parallax-paramiko-abort",
+                                 daemon=True).start()
                 waiter = asyncio.wrap_future(cf)
                 waiter.add_done_callback(_retrieve)  # the worker's failure after the abort is expected
-                await asyncio.wait({waiter}, timeout=CANCEL_GRACE)
-                if not cf.done():
+                await asyncio.wait({waiter, asyncio.wrap_future(aborted)}, timeout=CANCEL_GRACE)
+                if not (cf.done() and aborted.done()):
                     last_resort()
             elif abort is not None:
                 abort()
@@ -230,17 +231,17 @@ class ParamikoBackend(Backend):
         self._discard(conn)
 
     async def _session(self, target: Target, opener: Callable[[Conn], Any],
-                       before_abort: Callable[[], None] | None = None) -> tuple[Conn, Any]:
+                       abort: Callable[[], None] | None = None) -> tuple[Conn, Any]:
         """Connect (or reuse) and run *opener* in a thread; a dead pooled transport is replaced once.
-        Cancelled, the transport is closed (that wakes the thread), after *before_abort*."""
-
-        def abort(conn: Conn) -> None:
-            if before_abort is not None:
-                before_abort()
-            self._discard(conn)
+        Cancelled, *abort* runs in a thread of its own (it ends what the opener began), and the
+        transport is closed (that wakes the thread) unless both are done within CANCEL_GRACE;
+        without *abort*, the transport is closed at once."""
 
         async def operation(conn: Conn) -> tuple[Conn, Any]:
-            return conn, await self._blocking(opener, conn, abort=functools.partial(abort, conn))
+            discard = functools.partial(self._discard, conn)
+            if abort is None:
+                return conn, await self._blocking(opener, conn, abort=discard)
+            return conn, await self._blocking(opener, conn, abort=abort, last_resort=discard)
 
         try:
             return await self._pool.use(target, operation,
@@ -255,28 +256,10 @@ class ParamikoBackend(Backend):
     # --- commands ------------------------------------------------------
     async def _start(self, target: Target, command: str) -> tuple[Conn, paramiko.Channel]:
         """A channel running *command*.  Cancelled once the exec request may have left, the
-        command is TERMed before the transport closes: sshd may run it already, and a closed
-        connection alone would leave it running."""
-        requested: list[paramiko.Channel] = []
-
-        def term() -> None:
-            if requested:
-                send_signal(requested[-1], "TERM")  # the last attempt: a dead pooled transport is replaced once
-
-        return await self._session(target, lambda c: self._open_exec(c, command, requested), term)
-
-    @staticmethod
-    def _open_exec(conn: Conn, command: str, requested: list[paramiko.Channel]) -> paramiko.Channel:
-        chan = conn.transport.open_session(window_size=CHANNEL_WINDOW)
-        try:
-            if conn.hc.env:
-                chan.update_environment(conn.hc.env)
-            requested.append(chan)
-            chan.exec_command(command)
-        except BaseException:
-            chan.close()
-            raise
-        return chan
+        command is TERMed until it ends (see :mod:`.terminate`) and its channel closed: sshd
+        may run it already, and a closed channel alone would leave it running."""
+        start = ExecStart(command)
+        return await self._session(target, start.open, start.abort)
 
     async def run(self, job: CommandJob, sink: OutputSink) -> int:
         target = job.target
@@ -290,7 +273,8 @@ class ParamikoBackend(Backend):
                 feed_stdin(chan, b"")
             await reader.done
             if not chan.exit_status_ready():
-                await self._blocking(chan.status_event.wait, abort=lambda: end_channel(chan))
+                stop = threading.Event()  # cancelled, the command is ended below (it may still run)
+                await self._blocking(wait_status, chan, stop, abort=stop.set)
             rc = chan.exit_status
             if feeder is not None:
                 await _settle(feeder)
@@ -316,13 +300,12 @@ class ParamikoBackend(Backend):
                 chan.close()
 
     async def _terminate_remote(self, chan: paramiko.Channel) -> None:
-        """Ask sshd to send TERM to the cancelled command, and give it a moment to land
-        (the short wait lets the request reach the server before the connection is torn down)."""
+        """Ask sshd to send TERM to the cancelled command until its exit status arrives (see
+        :mod:`.terminate`), before the channel and maybe the connection are torn down."""
         if chan.closed or chan.exit_status_ready():
             return
-        if send_signal(chan, "TERM"):
-            cf = self._submit(chan.status_event.wait, CANCEL_GRACE)
-            await _settle(cf)
+        await _settle(self._submit(terminate_blocking, functools.partial(send_signal, chan, "TERM"),
+                                   chan.status_event.wait))
 
     async def check(self, job: CheckJob, sink: OutputSink) -> str:
         """Connect and authenticate (the pooled transport), opening no channel."""

@@ -9,20 +9,83 @@ channel and no lost wake-ups.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import logging
 import os
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import paramiko
 
 from .base import OutputSink, StreamSink
 from .paramiko_private import send_signal
+from .grace import TERM_REPEAT
+from .terminate import terminate_blocking
 
-__all__ = ["CHUNK", "ChannelReader", "ChannelStream", "end_channel", "feed_stdin"]
+__all__ = ["CHANNEL_WINDOW", "CHUNK", "ChannelReader", "ChannelStream", "ExecStart", "end_channel", "feed_stdin",
+           "run_into", "wait_status"]
 
 log = logging.getLogger("parallax.paramiko")
 
 CHUNK = 256 * 1024  # bytes read from a channel buffer at once
+# Bytes a command may send ahead of what parallax has read (paramiko's default is 2 MiB): with
+# output going to files, memory grows with limit x this window, not with the output's size.
+CHANNEL_WINDOW = 256 * 1024
+
+
+class ExecStart:
+    """Opens a channel and runs a command in it (:meth:`open`, in a worker thread), and ends
+    what it began when the start is cancelled (:meth:`abort`, in a thread of its own).
+
+    Once the exec request may have left, sshd may run the command already: it is TERMed
+    until its exit status arrives (see :mod:`.terminate`), then its channel closed.  A
+    lock orders the two, so an open that has not yet sent its request sends none.
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._requested: paramiko.Channel | None = None
+
+    def open(self, conn: Any) -> paramiko.Channel:
+        """The channel running the command on *conn* (a pooled paramiko connection)."""
+        chan: paramiko.Channel = conn.transport.open_session(window_size=CHANNEL_WINDOW)
+        try:
+            if conn.hc.env:
+                chan.update_environment(conn.hc.env)
+            with self._lock:
+                if self._cancelled:
+                    raise EOFError("the start was cancelled")
+                self._requested = chan  # the last attempt's: a dead pooled transport is replaced once
+            chan.exec_command(self.command)
+        except BaseException:
+            chan.close()
+            raise
+        return chan
+
+    def abort(self) -> None:
+        """TERM the command the cancelled start may have begun, then close its channel."""
+        with self._lock:
+            self._cancelled = True
+            chan = self._requested
+        if chan is None:
+            return
+        terminate_blocking(functools.partial(send_signal, chan, "TERM"), chan.status_event.wait)
+        try:
+            chan.close()  # also wakes an open still waiting for the exec's answer
+        except Exception:
+            log.debug("closing a cancelled channel failed", exc_info=True)
+
+
+def run_into(fn: Callable[[], Any], future: concurrent.futures.Future[Any]) -> None:
+    """Run *fn* (a thread's target) and put its outcome into *future*."""
+    try:
+        future.set_result(fn())
+    except BaseException as e:
+        future.set_exception(e)
 
 
 class _Wakeup:
@@ -186,6 +249,14 @@ def end_channel(chan: paramiko.Channel) -> None:
             chan.close()
         except Exception:  # a transport that died meanwhile
             log.debug("closing a cancelled channel failed", exc_info=True)
+
+
+def wait_status(chan: paramiko.Channel, stop: threading.Event) -> None:
+    """Wait (in a worker thread) for *chan*'s exit status, or until *stop* is set: a command
+    that closed its output may run on, and a cancel must leave its channel open to TERM it."""
+    while not chan.status_event.wait(TERM_REPEAT):
+        if stop.is_set():
+            return
 
 
 def feed_stdin(chan: paramiko.Channel, data: bytes) -> None:

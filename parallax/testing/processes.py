@@ -58,4 +58,19 @@ def processes_with(text: str) -> dict[int, str]:
     return found
 
 
-__all__ = ["children_of", "command_line", "process_table", "processes_with"]
+def shells_running(command: str) -> set[int]:
+    """Shells running *command* as sshd starts one (``<shell> -c <command>``): the remote
+    command itself, not a local ``ssh`` carrying it in its arguments."""
+    return {pid for pid, cmd in processes_with(command).items() if cmd.endswith(f"-c {command}")}
+
+
+def survives_one_term(token: str) -> str:
+    """A remote command that outlives its first TERM and ends on the second, as a command does
+    whose TERM sshd lost (see :mod:`parallax.backends.terminate`); :func:`shells_running`
+    finds it.  The login shell runs it itself (a kill may look for the command line), and its
+    output goes nowhere: a shell that reports its child's death on a closed pipe dies of
+    SIGPIPE instead.  *token* (no quotes) makes it unique."""
+    return f'trap "trap - TERM" TERM; exec >/dev/null 2>&1; while :; do sleep 1; done; : {token}'
+
+
+__all__ = ["children_of", "command_line", "process_table", "processes_with", "shells_running", "survives_one_term"]

@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Collection
 
 import pytest
 
@@ -22,7 +23,7 @@ import parallax
 from parallax.backends.grace import CLEANUP_TIMEOUT, CLEANUP_WAIT
 from parallax.testing.faults import FaultLab, SilentHost, frozen, kill_sessions
 
-from parallax.testing.processes import processes_with
+from parallax.testing.processes import processes_with, shells_running, survives_one_term
 
 from helpers import fault_lab_or_fail, lab_opts
 
@@ -57,13 +58,14 @@ def running(command: str) -> list[int]:
     return [pid for pid, cmd in processes_with(command).items() if cmd == command]
 
 
-def ended_soon(command: str, limit: float = CLEANUP_TIMEOUT) -> list[int]:
-    """Wait up to *limit* for the remote process *command* to end; those still running are
-    killed and returned (an empty list: it ended)."""
+def ended_soon(command: str, limit: float = CLEANUP_TIMEOUT,
+               find: Callable[[str], Collection[int]] = running) -> list[int]:
+    """Wait up to *limit* for the remote process *command* (as *find* finds it) to end; those
+    still running are killed and returned (an empty list: it ended)."""
     deadline = time.monotonic() + limit
-    while running(command) and time.monotonic() < deadline:
+    while find(command) and time.monotonic() < deadline:
         time.sleep(0.02)
-    left = running(command)
+    left = sorted(find(command))
     for pid in left:
         os.kill(pid, 9)
     return left
@@ -288,8 +290,9 @@ def test_a_server_failing_mid_transfer_is_an_error_not_a_hang(fault_lab, backend
     assert not unseen, unseen  # issue 9 R11: the error is in the result, not on stderr
 
 
-#: The next test's link: slow enough that sshd's answer to the exec request is 0.2 s away when the command starts.
-SLOW_RTT = 0.4
+#: The next tests' link: sshd's answer to the exec request is 0.125 s away when the command
+#: starts, and a second connection's banner (1.5 round trips) comes after CLEANUP_WAIT.
+SLOW_RTT = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -300,14 +303,16 @@ def slow_lab():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_command_cancelled_before_its_start_is_confirmed_is_ended(slow_lab, backend):
     """Cancelled after the exec request left but before the server's answer arrived: the command
-    sshd already started must be ended as well (closing the channel alone leaves it running)."""
-    command = f"sleep 15.{token()}"
+    sshd already started must be ended as well (closing the channel alone leaves it running),
+    and TERMed until it ends: this one outlives its first TERM, as one whose TERM sshd lost
+    (it came before the command's process group existed) does."""
+    command = survives_one_term(f"parallax-slow-{token()}")
 
     async def main() -> bool:
         async with parallax.aio.Session(slow_lab.hosts, **lab_opts(slow_lab, backend)) as s:
             await s.call("true")  # connected: what follows is the channel, its requests, the command
             task = asyncio.ensure_future(s.call(command))
-            while not running(command):
+            while not shells_running(command):
                 if task.done():
                     return False
                 await asyncio.sleep(0.005)
@@ -319,12 +324,7 @@ def test_a_command_cancelled_before_its_start_is_confirmed_is_ended(slow_lab, ba
             return pending
 
     cancelled_in_time = asyncio.run(main())
-    deadline = time.monotonic() + 3 * SLOW_RTT + 2
-    while running(command) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    left = running(command)
-    for pid in left:
-        os.kill(pid, 9)
+    left = ended_soon(command, 3 * SLOW_RTT + 2, shells_running)
     assert cancelled_in_time, "the call ended before it could be cancelled mid-start"
     assert not left, f"the command cancelled before its start was confirmed still runs: {left}"
 

@@ -12,6 +12,7 @@ from typing import Any
 import asyncssh
 
 from parallax.backends import asyncssh_errors as errors
+from parallax.backends.asyncssh import end_command
 from parallax.backends.asyncssh_options import connect_kwargs, recorded_host_key_algs
 from parallax.backends.asyncssh_sftp import SFTPFS
 from parallax.backends.base import Backend, BackendInfo, BackendSetup, OutputSink
@@ -129,9 +130,7 @@ class ExampleBackend(Backend):
             proc.close()
             errors.lost(job.target, e)
         except BaseException:  # cancelled or timed out: end the remote command too
-            with contextlib.suppress(Exception):
-                proc.send_signal("TERM")
-            proc.close()
+            await end_command(proc)
             raise
         rc = proc.returncode
         return 255 if rc is None else rc if rc >= 0 else 128 - rc

@@ -33,6 +33,7 @@ from parallax.testing.conformance.fixtures import __all__ as _fixture_names
 from parallax.testing.conformance.fixtures import give_to_lab_user
 from parallax.testing.processes import children_of
 from parallax.testing.processes import processes_with as _processes_with
+from parallax.testing.processes import shells_running, survives_one_term
 
 ALL_BYTES = bytes(range(256))
 MIB = 1024 * 1024
@@ -423,6 +424,39 @@ def test_cancellation_leaves_no_thread_or_process(
             assert remote_killed, f"backend claims remote-kill but the remote sleep survived: {processes_with(token)}"
     finally:
         for pid in processes_with(token):  # backends without remote-kill leave the sleep behind
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+
+
+def test_a_cancelled_command_gets_term_until_it_ends(
+        backend_name: Any, lab: Any, opts: Any, backend_capabilities: Any
+) -> None:
+    """sshd can lose a TERM that follows the exec closely (see parallax.backends.terminate): a
+    backend must send TERM again until the command is seen to end.  This command outlives its
+    first TERM as a command whose TERM was lost does."""
+    if "remote-kill" not in backend_capabilities:
+        pytest.skip("the backend does not claim remote-kill")
+    command = survives_one_term(f"parallax-term-{uuid.uuid4().hex[:12]}")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(parallax.aio.run(lab.hosts[:1], command, **opts))
+        deadline = time.monotonic() + 10
+        while not shells_running(command) and not task.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # its trap is set
+        assert shells_running(command) and not task.done(), "the remote command never started"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+        assert wait_until(lambda: not shells_running(command), 3), (
+            f"the cancelled command outlived its first TERM: {shells_running(command)}")
+    finally:
+        for pid in shells_running(command):
             try:
                 os.kill(pid, 9)
             except OSError:
