@@ -141,6 +141,15 @@ def processes_with(token: str) -> set[int]:
     return set(_processes_with(token))
 
 
+def kill_all(pids: Any) -> None:
+    """SIGKILL what a failed test left running (gone already is fine)."""
+    for pid in pids:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
 def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
     """Poll *predicate* until true or *timeout* seconds pass; returns its last value."""
     deadline = time.monotonic() + timeout
@@ -423,11 +432,7 @@ def test_cancellation_leaves_no_thread_or_process(
         if claimed:
             assert remote_killed, f"backend claims remote-kill but the remote sleep survived: {processes_with(token)}"
     finally:
-        for pid in processes_with(token):  # backends without remote-kill leave the sleep behind
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
+        kill_all(processes_with(token))  # backends without remote-kill leave the sleep behind
 
 
 def test_a_cancelled_command_gets_term_until_it_ends(
@@ -456,11 +461,7 @@ def test_a_cancelled_command_gets_term_until_it_ends(
         assert wait_until(lambda: not shells_running(command), 3), (
             f"the cancelled command outlived its first TERM: {shells_running(command)}")
     finally:
-        for pid in shells_running(command):
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
+        kill_all(shells_running(command))
 
 
 # --- persistent shells (the "stream" capability) ------------------------------------------
@@ -491,11 +492,7 @@ def test_persistent_shell_matches_one_channel_per_command_and_survives_a_timeout
         if "remote-kill" in backend_capabilities:
             assert wait_until(lambda: not processes_with(token), 5), "the timed-out command survived"
         assert ok(shell.run("echo again")[host]).stdout == b"again\n"
-    for pid in processes_with(token):
-        try:
-            os.kill(pid, 9)
-        except OSError:
-            pass
+    kill_all(processes_with(token))
 
 
 # --- copy and slurp ----------------------------------------------------------------------
@@ -842,11 +839,7 @@ def test_a_timeout_in_a_session_ends_only_its_own_command(
             assert ok(again).stdout == b"again\n", (where, again)
             assert new_connections == 0, f"{where}: the timeout replaced the host's connection"
     finally:
-        for pid in processes_with(token):
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
+        kill_all(processes_with(token))
 
 
 def test_check_authenticates_without_opening_a_session(
