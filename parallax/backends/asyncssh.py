@@ -58,7 +58,7 @@ from .asyncssh_options import Conf, Confs, recorded_host_key_algs
 from .asyncssh_sftp import SFTPFS, close_sftp
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE, CLOSE_GRACE
-from .terminate import terminate, wait_future
+from .terminate import terminate
 
 T = TypeVar("T")
 
@@ -207,11 +207,9 @@ async def end_command(chan: Any) -> None:
     """TERM the command of *chan* (an asyncssh channel or process) until the channel closes (at
     most CANCEL_GRACE: a TERM that lands as the command starts is lost, see :mod:`.terminate`),
     then close the channel (closing alone leaves a command that writes nothing running on the host)."""
-    closed = asyncio.ensure_future(chan.wait_closed())
     try:
-        await terminate(functools.partial(_send_term, chan), wait_future(closed))
+        await terminate(functools.partial(_send_term, chan), chan.wait_closed())
     finally:
-        closed.cancel()
         chan.close()
 
 

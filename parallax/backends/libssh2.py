@@ -44,7 +44,7 @@ from ..timeouts import within
 from . import libssh2_errors as errors
 from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, StreamSink
 from .grace import CANCEL_GRACE
-from .terminate import terminate, wait_future
+from .terminate import terminate
 from .libssh2_conn import Connection, check_algorithms, open_connection, write_all
 from .libssh2_io import Wire, release_closed
 from .libssh2_options import Conf, Confs
@@ -145,12 +145,7 @@ async def _end(wire: Wire, chan: Channel, term: bool, closing: Coroutine[Any, An
 
     async def finish() -> None:
         if term:  # the channel's remaining output is dropped (without *closing*, our EOF is sent already)
-            closed = asyncio.ensure_future(closing or _until_closed(wire, chan, _DROPPED))
-            closed.add_done_callback(_retrieve)
-            try:
-                await terminate(send, wait_future(closed))
-            finally:
-                closed.cancel()
+            await terminate(send, closing or _until_closed(wire, chan, _DROPPED))
         await wire.call(chan.close)
 
     try:
@@ -158,12 +153,6 @@ async def _end(wire: Wire, chan: Channel, term: bool, closing: Coroutine[Any, An
     except (Exception, asyncio.TimeoutError, asyncio.CancelledError):
         with contextlib.suppress(Exception):
             chan.close()  # once, without waiting for the server's answer
-
-
-def _retrieve(future: asyncio.Future[None]) -> None:
-    """A failure while a cancelled command ends is expected: marked as seen."""
-    if not future.cancelled():
-        future.exception()
 
 
 class _Stream:

@@ -42,10 +42,9 @@ from .base import Backend, BackendInfo, BackendSetup, OutputSink, Stream, Stream
 from .grace import CANCEL_GRACE
 from .paramiko_auth import KeyStore, authenticate
 from .paramiko_channel import (ChannelReader, ChannelStream, ExecStart, end_channel, feed_stdin, run_into,
-                               wait_status)
+                               term_until_exit, wait_status)
 from .paramiko_errors import map_error, why
 from .paramiko_sftp import SFTPFS, open_sftp
-from .paramiko_private import send_signal
 from .paramiko_transport import (
     SETTLE_TIMEOUT,
     Conn,
@@ -62,7 +61,6 @@ from .sshconfig import (
     HostConfig,
     logger_for,
 )
-from .terminate import terminate_blocking
 
 log = logging.getLogger("parallax.paramiko")
 
@@ -304,8 +302,7 @@ class ParamikoBackend(Backend):
         :mod:`.terminate`), before the channel and maybe the connection are torn down."""
         if chan.closed or chan.exit_status_ready():
             return
-        await _settle(self._submit(terminate_blocking, functools.partial(send_signal, chan, "TERM"),
-                                   chan.status_event.wait))
+        await _settle(self._submit(term_until_exit, chan))
 
     async def check(self, job: CheckJob, sink: OutputSink) -> str:
         """Connect and authenticate (the pooled transport), opening no channel."""

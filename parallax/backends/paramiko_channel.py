@@ -20,12 +20,12 @@ from typing import Any
 import paramiko
 
 from .base import OutputSink, StreamSink
-from .paramiko_private import send_signal
 from .grace import TERM_REPEAT
+from .paramiko_private import send_signal
 from .terminate import terminate_blocking
 
 __all__ = ["CHANNEL_WINDOW", "CHUNK", "ChannelReader", "ChannelStream", "ExecStart", "end_channel", "feed_stdin",
-           "run_into", "wait_status"]
+           "run_into", "term_until_exit", "wait_status"]
 
 log = logging.getLogger("parallax.paramiko")
 
@@ -73,11 +73,17 @@ class ExecStart:
             chan = self._requested
         if chan is None:
             return
-        terminate_blocking(functools.partial(send_signal, chan, "TERM"), chan.status_event.wait)
+        term_until_exit(chan)
         try:
             chan.close()  # also wakes an open still waiting for the exec's answer
         except Exception:
             log.debug("closing a cancelled channel failed", exc_info=True)
+
+
+def term_until_exit(chan: paramiko.Channel) -> bool:
+    """TERM *chan*'s command until its exit status arrives, within CANCEL_GRACE (see
+    :mod:`.terminate`); blocks, so it runs in a worker thread.  True if it exited."""
+    return terminate_blocking(functools.partial(send_signal, chan, "TERM"), chan.status_event.wait)
 
 
 def run_into(fn: Callable[[], Any], future: concurrent.futures.Future[Any]) -> None:

@@ -15,48 +15,62 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
 
 from .grace import CANCEL_GRACE, TERM_REPEAT
 
-__all__ = ["terminate", "terminate_blocking", "wait_future"]
+__all__ = ["terminate", "terminate_blocking"]
 
 
-async def terminate(send: Callable[[], object], ended: Callable[[float], Awaitable[bool]],
-                    grace: float = CANCEL_GRACE) -> bool:
-    """Call *send* (one TERM, or a coroutine sending one; it must not raise) until
-    ``await ended(t)`` (wait up to *t* seconds for the command's end) says it ended, for at
-    most *grace*.  True if it ended."""
+def _waits(grace: float) -> Iterator[float]:
+    """How long to wait for the end after each TERM: TERM_REPEAT, the rest of *grace* last."""
     deadline = time.monotonic() + grace
-    while True:
-        sent = send()
-        if inspect.isawaitable(sent):
-            await sent
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        if await ended(min(TERM_REPEAT, left)):
-            return True
+    while (left := deadline - time.monotonic()) > 0:
+        yield min(TERM_REPEAT, left)
+
+
+async def terminate(send: Callable[[], object], ended: Awaitable[object], grace: float = CANCEL_GRACE) -> bool:
+    """Call *send* (one TERM, or a coroutine sending one; it must not raise) until *ended*
+    (the command's end) is done, for at most *grace*.  True if it ended.
+
+    A coroutine *ended* runs as a task of its own, cancelled once this returns (its failure
+    counts as the end); a future is only waited on, never cancelled: others may wait on it."""
+    waiter = asyncio.ensure_future(ended)
+    owned = waiter is not ended
+    if owned:
+        waiter.add_done_callback(_seen)
+    try:
+        await _send(send)
+        for wait in _waits(grace):
+            await asyncio.wait({waiter}, timeout=wait)
+            if waiter.done():
+                return True
+            await _send(send)
+        return False
+    finally:
+        if owned:
+            waiter.cancel()
 
 
 def terminate_blocking(send: Callable[[], object], ended: Callable[[float], bool],
                        grace: float = CANCEL_GRACE) -> bool:
-    """:func:`terminate` for a worker thread: *ended* blocks up to its argument."""
-    deadline = time.monotonic() + grace
-    while True:
-        send()
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        if ended(min(TERM_REPEAT, left)):
+    """:func:`terminate` for a worker thread: ``ended(t)`` blocks up to *t* seconds and says
+    whether the command ended."""
+    send()
+    for wait in _waits(grace):
+        if ended(wait):
             return True
+        send()
+    return False
 
 
-def wait_future(future: asyncio.Future[Any]) -> Callable[[float], Awaitable[bool]]:
-    """An *ended* for :func:`terminate`: whether *future* is done within the given time
-    (the future itself is never cancelled: others may wait on it)."""
-    async def ended(seconds: float) -> bool:
-        await asyncio.wait({future}, timeout=seconds)
-        return future.done()
-    return ended
+async def _send(send: Callable[[], object]) -> None:
+    sent = send()
+    if inspect.isawaitable(sent):
+        await sent
+
+
+def _seen(task: asyncio.Future[object]) -> None:
+    """A failure of the wait for a cancelled command's end is expected: marked as retrieved."""
+    if not task.cancelled():
+        task.exception()

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from parallax.backends.terminate import terminate, terminate_blocking, wait_future
+from parallax.backends.terminate import terminate, terminate_blocking
 
 
 def test_term_is_sent_again_until_the_end_is_seen() -> None:
@@ -19,7 +19,7 @@ def test_term_is_sent_again_until_the_end_is_seen() -> None:
             if len(sent) == 3:  # the third TERM lands
                 asyncio.get_running_loop().call_later(0.001, ended.set_result, None)
 
-        return await terminate(send, wait_future(ended)), len(sent)
+        return await terminate(send, ended), len(sent)
 
     ended, sent = asyncio.run(main())
     assert ended and sent == 3
@@ -35,7 +35,7 @@ def test_an_end_that_never_comes_costs_the_grace_and_no_more() -> None:
             sent.append(1)
 
         t0 = time.monotonic()
-        ended = await terminate(send, wait_future(never), grace=0.1)
+        ended = await terminate(send, never, grace=0.1)
         return ended, len(sent), time.monotonic() - t0, never.cancelled()
 
     ended, sent, took, cancelled = asyncio.run(main())
