@@ -949,7 +949,9 @@ def test_ciphers_restricts_what_is_offered(backend_name: Any, lab: Any, opts: An
     assert isinstance(refused, parallax.TransportError), f"Ciphers=aes256-cbc was not what got offered: {refused!r}"
     named = "cipher" in str(refused).lower() or "encryption" in str(refused).lower()
     if isinstance(lab, SSHLab):  # OpenSSH's sshd logs the offer
-        assert named, refused
+        # sshd drops a failed key exchange at once; the reset can discard its KEXINIT before
+        # the client reads it (seen once, under load): then only sshd's log names the cipher.
+        assert named or isinstance(refused, parallax.ConnectionFailed), refused
         assert wait_until(lambda: "Their offer: aes256-cbc" in lab.log_text()[since:], 5), \
             lab.log_text()[since:][-800:]
     elif not named:
