@@ -32,6 +32,7 @@ import signal
 import socket
 import tempfile
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -91,6 +92,8 @@ class _State:
         self.servers: list[Any] = []
         self.conns: set[Any] = set()
         self.pids: set[int] = set()
+        #: asyncio's child-watcher threads of our commands (Python < 3.12 waits for each child in one).
+        self.reapers: list[threading.Thread] = []
         self.workdir: str | None = None
         self.lock = threading.Lock()
         self.connections = 0
@@ -117,10 +120,13 @@ async def _shutdown(state: _State) -> None:
     state.servers = []
     current = asyncio.current_task()
     rest = [t for t in asyncio.all_tasks() if t is not current]
+    if rest:  # the sessions of killed commands end by themselves once their exit is reported
+        _, rest = await asyncio.wait(rest, timeout=_KILL_GRACE)
     for t in rest:
         t.cancel()
     if rest:
         await asyncio.wait(rest, timeout=5)
+    await asyncio.get_running_loop().shutdown_default_executor()
 
 
 def _cleanup(state: _State) -> None:
@@ -132,6 +138,10 @@ def _cleanup(state: _State) -> None:
             pass
         loop.call_soon_threadsafe(loop.stop)
         thread.join(15)
+    deadline = time.monotonic() + _KILL_GRACE
+    for reaper in state.reapers:  # each ends right after reporting its (killed) command's exit
+        reaper.join(max(0.0, deadline - time.monotonic()))
+    state.reapers = []
     if loop is not None and not loop.is_running() and not loop.is_closed():
         loop.close()
     state.loop = state.thread = None
@@ -409,11 +419,14 @@ class EmbeddedSSHHost:
         """Run one exec (or shell) request as ``/bin/sh -c`` with the channel's streams."""
         st = self._state
         argv = ["/bin/sh", "-c", command] if command is not None else ["/bin/sh"]
+        before = set(threading.enumerate())
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=self._environment(process), cwd=self.home,
                 start_new_session=True)
+            st.reapers = [t for t in st.reapers if t.is_alive()]
+            st.reapers.extend(t for t in set(threading.enumerate()) - before if t.name.startswith("asyncio-waitpid-"))
         except OSError as e:
             process.stderr.write(f"cannot run {argv[0]}: {e}\n".encode())
             process.exit(127)
