@@ -84,22 +84,32 @@ def test_commands_do_not_share_state(ssh_lab, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_timeout_ends_the_remote_command_and_keeps_the_shell(ssh_lab, backend):
     host = ssh_lab.hosts[0]
-    marker = f"sleep 3{os.getpid() % 1000}.{BACKENDS.index(backend) + 1}"  # unique on this machine
+    # The shell is kept if it answers within CANCEL_GRACE of its TERM, else closed (by design:
+    # the grace is spent inside the caller's limit).  openssh's TERM is a new ssh through the
+    # master (one more session), which a loaded machine was seen to take past the grace; so
+    # the command must end every time and the shell be kept in at least one of three tries.
+    extra_sessions = []
     with parallax.Session([host], persistent_shell=True, **lab_opts(ssh_lab, backend)) as s:
         ok(s.run("true"))
-        sessions = sessions_started(ssh_lab)
-        started = time.monotonic()
-        res = s.run(marker, timeout=1)[host]
-        assert isinstance(res, parallax.Timeout)
-        assert time.monotonic() - started < 5
-        deadline = time.monotonic() + 5
-        while processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not processes_with(marker), "the timed-out command still runs on the host"
-        again = ok(s.run("echo still here"))[host]
-        assert again.stdout == b"still here\n"
-        # the same shell answered: openssh spends one extra session on its kill command
-        assert sessions_started(ssh_lab) - sessions <= (1 if backend == "openssh" else 0)
+        for attempt in range(3):
+            marker = f"sleep 3{os.getpid() % 1000}.{BACKENDS.index(backend) + 1}{attempt}"  # unique here
+            sessions = sessions_started(ssh_lab)
+            started = time.monotonic()
+            res = s.run(marker, timeout=1)[host]
+            assert isinstance(res, parallax.Timeout)
+            assert time.monotonic() - started < 5
+            deadline = time.monotonic() + 5
+            while processes_with(marker) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not processes_with(marker), "the timed-out command still runs on the host"
+            again = ok(s.run("echo still here"))[host]
+            assert again.stdout == b"still here\n"
+            extra_sessions.append(sessions_started(ssh_lab) - sessions)
+            # the same shell answered: openssh spends one extra session on its kill command
+            if extra_sessions[-1] <= (1 if backend == "openssh" else 0):
+                break
+        else:
+            pytest.fail(f"every timeout cost a new shell (sessions started per try: {extra_sessions})")
 
 
 def open_with_shells(lab, backend, n):
