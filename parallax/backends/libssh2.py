@@ -67,8 +67,15 @@ def _signal_status(name: bytes | str | None) -> int:
 
 
 async def _read_until_eof(wire: Wire, chan: Channel, sink: OutputSink) -> None:
-    """Stream the channel's stdout and stderr into *sink* until the remote end's EOF."""
+    """Stream the channel's stdout and stderr into *sink* until the remote end's EOF.
+
+    Each read drains the socket into libssh2's queue, whichever stream the packets are for:
+    the stderr read may queue stdout that arrived after the stdout read, and leave the socket
+    silent (once the window is full, for good).  So before waiting for the socket, libssh2's
+    queue is asked (without reading the socket) whether either stream has data.
+    """
     fresh = True
+    queued = False
     while True:
         rc, data = chan.read(READ_SIZE)
         if rc > 0:
@@ -77,12 +84,15 @@ async def _read_until_eof(wire: Wire, chan: Channel, sink: OutputSink) -> None:
         if rc2 > 0:
             sink.stderr(data2)
         if rc > 0 or rc2 > 0:
-            fresh = True
+            fresh, queued = True, False
             continue
         if chan.eof():
             return
+        if not queued and chan.poll_channel_read(1):  # 1: stdout or stderr
+            queued = True  # read again once (a read still blocked, e.g. on its window adjust, waits)
+            continue
         await wire.wait(kick=fresh)
-        fresh = False
+        fresh = queued = False
 
 
 class _Dropped:

@@ -183,3 +183,45 @@ def test_a_large_copy_arrives_whole_when_libssh2_answers_writes_short(ssh_lab: S
     assert short, "no write answered short: the placeholder path was not exercised"
     res = parallax.call(lab.hosts[:1], f"sha256sum {remote}; rm -f {remote}", **opts)
     assert res[lab.hosts[0]].stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+
+
+def test_stdout_queued_by_the_stderr_read_is_not_waited_for(ssh_lab: SSHLab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """libssh2's stderr read drains the socket, queueing the stdout that came after the stdout
+    read; the socket then stays silent once the window is full.  A pause before every stderr
+    read makes that the usual case (a CI run hung on it for 30 s, about 1 call in 70): the
+    output must still arrive whole, at once."""
+    import time
+
+    import parallax
+    from parallax.backends import libssh2
+
+    pulled = []
+
+    class LateStderr:
+        def __init__(self, chan) -> None:  # type: ignore[no-untyped-def]
+            self._chan = chan
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self._chan, name)
+
+        def read_stderr(self, size: int):  # type: ignore[no-untyped-def]
+            time.sleep(0.005)  # sshd fills the socket with stdout meanwhile
+            answer = self._chan.read_stderr(size)
+            if answer[0] < 0 and self._chan.poll_channel_read(0):
+                pulled.append(1)  # this read queued stdout and answered EAGAIN: the case at issue
+            return answer
+
+    original = libssh2._start
+
+    async def start(*args):  # type: ignore[no-untyped-def]
+        return LateStderr(await original(*args))
+
+    monkeypatch.setattr(libssh2, "_start", start)
+    lab = ssh_lab
+    size = 8 * 1024 * 1024
+    res = parallax.call(lab.hosts[:1], f"head -c {size} /dev/zero", ssh_key=lab.client_key,
+                        known_hosts=lab.known_hosts, default_user=lab.user, backend="libssh2", timeout=20)
+    result = res[lab.hosts[0]]
+    assert not isinstance(result, parallax.Error), result
+    assert len(result.stdout) == size
+    assert pulled, "no stderr read queued stdout: the case was not exercised"
