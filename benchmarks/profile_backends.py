@@ -104,6 +104,7 @@ async def libssh2_phases(lab: Any) -> Phases:
                         known_hosts=lab.known_hosts, host_key_policy="strict")
         conf = confs.get(target)
         known = cache.for_host(target, conf.hc)
+        assert known is not None  # a strict policy always has a known_hosts to check against
         sock = await ph.time("connect", open_tcp(target, conf.hc, conf.timeout))
         session = Session()
         session.set_blocking(False)
