@@ -40,7 +40,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
                 out[lo] = min(r[lo] for r in ok if r.get(lo) is not None)
     if failed:
         out["error"] = failed[0].get("error", "unknown error")
-    versions = {r.get("version") for r in records if r.get("version")}
+    versions = {str(r["version"]) for r in records if r.get("version")}
     if versions:
         out["version"] = min(versions)
     leftovers = [p for r in records for p in r.get("leftover_processes", [])]

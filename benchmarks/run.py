@@ -128,7 +128,7 @@ class Runner:
     def __init__(self, workdir: str) -> None:
         self.workdir = workdir
         self.seq = 0
-        self.current: subprocess.Popen | None = None
+        self.current: subprocess.Popen[bytes] | None = None
         self.killed = False
         self.local_file = os.path.join(workdir, "w4.bin")
         payload = w4_payload()
@@ -246,7 +246,7 @@ class Runner:
             lab.w4_clean()
         return rec
 
-    def _kill(self, proc: subprocess.Popen) -> None:
+    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         self.killed = True
         log(f"!! driver {proc.pid} still running after {RUN_TIMEOUT:.0f} s: killing it and its children")
         for p in reversed(tree(proc.pid)):

@@ -116,7 +116,7 @@ def main() -> None:
     procs, address = start_cluster(args.port, 2)
     lab = None
     try:
-        client = Client(address, timeout=60)
+        client = Client(address, timeout=60)  # type: ignore[no-untyped-call]  # distributed is unannotated
         client.wait_for_workers(2, timeout=60)
         if args.mock:
             from parallax.backends.mock import MockHosts, MockResponse
@@ -147,7 +147,7 @@ def main() -> None:
             print(f"| {label} | {statistics.median(wall):.2f} ({min(wall):.2f}-{max(wall):.2f}) "
                   f"| {statistics.median(used):.2f} | {statistics.median(used) * per:.3f} "
                   f"| {statistics.median(work) * per:.3f} | {statistics.median(served) * per:.2f} |")
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]
     finally:
         if lab is not None:
             lab.stop()
