@@ -51,6 +51,15 @@ def marks_dir(lab, what):
     return marks
 
 
+def settled(client, prefix: str, timeout: float = 10) -> None:
+    """Wait until no task whose key starts with *prefix* is still processing: a shard's results
+    come back on a stream before its task ends, and the task stream records a task at its end."""
+    deadline = time.monotonic() + timeout
+    while any(str(k).startswith(prefix) for keys in client.processing().values() for k in keys):
+        assert time.monotonic() < deadline, f"a {prefix} task still runs {timeout} s after its call"
+        time.sleep(0.05)
+
+
 def test_limit_shares_never_add_up_past_limit():
     for limit in (1, 2, 3, 7, 32, 200):
         for sizes in ([5], [3, 3], [1, 100], [10, 10, 10], [1] * min(limit, 9)):
@@ -269,6 +278,8 @@ def test_a_sharded_session_and_shard_by_placement(ssh_lab, cluster):
             ssh_lab.hosts, cluster=cluster, shard_by=group.__getitem__, **lab_opts(ssh_lab)) as s:
         first = ok(s.run("echo $SSH_CONNECTION"))
         second = ok(s.run("echo again"))
+        s.close()
+        settled(cluster, "parallax-holder-")
     assert list(first) == ssh_lab.hosts
     for host, r in first.items():
         assert r.stdout.split()[2].decode() == host.split(":")[0]  # each host reached its own address
@@ -286,6 +297,7 @@ def test_parallax_cluster_in_the_environment_shards_every_call(ssh_lab, cluster,
     monkeypatch.setenv("PARALLAX_CLUSTER", cluster.scheduler.address)
     with get_task_stream(cluster) as ts:
         res = ok(parallax.run(ssh_lab.hosts, "echo hi", **lab_opts(ssh_lab)))
+        settled(cluster, "parallax-shard-")
     assert [r.stdout for r in res.values()] == [b"hi\n"] * len(ssh_lab.hosts)
     assert any(str(t["key"]).startswith("parallax-shard-") for t in ts.data)
 
@@ -297,6 +309,7 @@ def test_a_group_placed_by_a_worker_resource(ssh_lab):
             Client(local) as client, get_task_stream(client) as ts:
         res = ok(parallax.run(ssh_lab.hosts, "echo $SSH_CONNECTION", cluster=client,
                               shard_by=lambda h: "site-x", **lab_opts(ssh_lab)))
+        settled(client, "parallax-shard-")
     assert [r.stdout.split()[2].decode() for r in res.values()] == ssh_lab.addresses
     shards = [t for t in ts.data if str(t["key"]).startswith("parallax-shard-site-x-")]
     assert len(shards) == 1  # four hosts: one shard (MIN_SHARD), on the worker with the resource
