@@ -62,7 +62,11 @@ POLICY_OPTIONS = {
             ("GlobalKnownHostsFile", "/dev/null")),
 }
 
-# $1 $2: the cancelled session's client address and port, as sshd wrote them in SSH_CONNECTION;
+# $1 $2: the cancelled session's client address and port, as the client's socket has them.
+# The server's half of SSH_CONNECTION (its address and port) is taken from this script's own
+# SSH_CONNECTION: it came the same way, so it reads the same even behind a port forward, and
+# the whole four fields must match (the same client port in a connection to another address
+# or port of the host, or to another sshd on it, is someone else's session).
 # $3 (when not empty): a line of the cancelled command, for sessions multiplexed over one
 # ControlMaster, which all share its SSH_CONNECTION: only processes whose command line holds
 # it are ours.  Each match's process group (sshd makes every session one) gets TERM, except
@@ -70,8 +74,9 @@ POLICY_OPTIONS = {
 # its way when the client was killed may start a moment after the first scan.  The second
 # scan runs detached (its output to /dev/null), so the connection ends right after the first.
 _KILL_SCRIPT = (
+    '[ -n "$SSH_CONNECTION" ] || exit 0; s=${SSH_CONNECTION#* * }; '
     'me=$(cut -d" " -f5 /proc/$$/stat); scan() { '
-    'for f in $(grep -l -a -F -e "SSH_CONNECTION=$1 $2 " /proc/[0-9]*/environ 2>/dev/null); do '
+    'for f in $(grep -l -a -z -x -F -e "SSH_CONNECTION=$1 $2 $s" /proc/[0-9]*/environ 2>/dev/null); do '
     'd=${f%/environ}; '
     '[ -z "$3" ] || grep -q -a -z -F -e "$3" "$d/cmdline" 2>/dev/null || continue; '
     'g=$(cut -d" " -f5 "$d/stat" 2>/dev/null) || continue; '

@@ -8,7 +8,9 @@ process behind, askpass, outdir/errdir/print_out and the local shortcut.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -224,6 +226,49 @@ def test_timeout_kills_local_ssh_and_the_remote_command(ssh_lab):
         time.sleep(0.05)
     assert not _processes_with(marker)  # neither the local ssh nor the remote shell
     assert not _processes_with(f"sleep {token}")
+
+
+def test_the_remote_kill_spares_a_session_with_the_same_client_port_to_another_server(ssh_lab):
+    """The kill matches all four fields of SSH_CONNECTION: the same client address and port in a
+    connection to another address or port (another sshd on the host, or one of the lab's other
+    hosts) is someone else's session (a CI run lost a command of another test to it)."""
+    token = f"30.{uuid.uuid4().int % 10**6:06d}"
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(res=parallax.call(
+        ssh_lab.hosts[:1], f"sleep {token}", **lab_opts(ssh_lab, timeout=2))))
+    thread.start()
+    decoy = None
+    try:
+        def remote_connection() -> str | None:  # the remote command's SSH_CONNECTION, once it runs
+            for p in processes_with(f"sleep {token}"):
+                with contextlib.suppress(OSError), open(f"/proc/{p}/environ", "rb") as f:
+                    for entry in f.read().split(b"\0"):
+                        if entry.startswith(b"SSH_CONNECTION="):
+                            return entry.split(b"=", 1)[1].decode()
+            return None
+
+        deadline = time.monotonic() + 10
+        while (connection := remote_connection()) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert connection, "the remote command never started"
+        client_ip, client_port, _, server_port = connection.split()
+        decoy_token = f"31.{uuid.uuid4().int % 10**6:06d}"
+        decoy = subprocess.Popen(["sleep", decoy_token], start_new_session=True, user=ssh_lab.user,
+                                 group=pwd.getpwnam(ssh_lab.user).pw_gid, extra_groups=[], env={
+            "SSH_CONNECTION": f"{client_ip} {client_port} 127.0.0.9 {int(server_port) + 1}"})
+        thread.join(15)
+        assert isinstance(box["res"][ssh_lab.hosts[0]], parallax.Timeout)
+        deadline = time.monotonic() + 3
+        while _processes_with(f"sleep {token}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _processes_with(f"sleep {token}"), "the cancelled command still runs"
+        time.sleep(0.5)  # past the kill's second scan
+        assert decoy.poll() is None, "the kill ended another connection's process"
+    finally:
+        thread.join(15)
+        if decoy is not None:
+            decoy.kill()
+            decoy.wait()
 
 
 def test_keyboard_interrupt_leaves_no_ssh_process(ssh_lab, tmp_path):
