@@ -198,13 +198,22 @@ def test_a_timeout_mid_download_ends_that_host_only(server, backend, tmp_path):
 
 @pytest.mark.parametrize("backend", IN_PROCESS)
 def test_in_a_session_a_timed_out_download_leaves_the_connection_usable(server, backend, tmp_path):
+    # The connection is kept if the cancelled transfer lets go of it within CANCEL_GRACE, else
+    # closed (by design: the grace is spent inside the caller's limit; a loaded CI machine was
+    # seen to pass it once on paramiko, whose transfer runs in a thread).  So the connection
+    # must work after every timeout, and be the same one after 3 of at most 4.  This catches a
+    # fallback taken always or often, not a rare one: with a grace of 0.1 ms paramiko still
+    # kept it 2 times in 10, and this failed in 1 of 2 runs of that.
+    new_logins: list[int] = []
     with parallax.Session(server.hosts[:1], localdir=str(tmp_path / "L"), **lab_opts(server, backend)) as s:
-        first = s.slurp("/huge", "got", timeout=2)[server.hosts[0]]
-        assert isinstance(first, parallax.Timeout), first
-        logins = server.login_count()
-        again = s.run("echo still here")[server.hosts[0]]
-        assert again.stdout == b"still here\n", again
-        assert server.login_count() == logins  # the same connection, not a new one
+        while new_logins.count(0) < 3 and len(new_logins) < 4:
+            first = s.slurp("/huge", "got", timeout=2)[server.hosts[0]]
+            assert isinstance(first, parallax.Timeout), first
+            logins = server.login_count()
+            again = s.run("echo still here")[server.hosts[0]]
+            assert again.stdout == b"still here\n", again
+            new_logins.append(server.login_count() - logins)  # 0: the same connection
+    assert new_logins.count(0) >= 3, f"timed-out downloads cost the connection (new logins per try: {new_logins})"
 
 
 CLIENT = textwrap.dedent("""
