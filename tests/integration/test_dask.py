@@ -22,6 +22,7 @@ import uuid
 
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
+from distributed.core import Status
 from distributed.exceptions import WorkerStartTimeoutError
 from helpers import lab_opts, ok
 
@@ -188,7 +189,11 @@ def cluster(dask_cluster):
     affair, not parallax's: the cluster is then started again for the tests that follow."""
     try:
         dask_cluster["client"].wait_for_workers(WORKERS, timeout=30)
+        # a nanny whose restart ran late closes the worker it started (seen at three pytest workers)
+        healthy = all(n.status == Status.running for n in dask_cluster["cluster"].workers.values())
     except WorkerStartTimeoutError:
+        healthy = False
+    if not healthy:
         dask_cluster["client"].close()
         dask_cluster["cluster"].close()
         dask_cluster.update(zip(("cluster", "client"), _start_cluster()))
